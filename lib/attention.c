@@ -1,0 +1,71 @@
+/* attention.c -- rotary position embedding and causal attention over the KV cache (spec §3). */
+#include "attention.h"
+
+#include <math.h>
+#include <string.h>
+#ifdef VWN_OPENMP
+#include <omp.h>
+#endif
+
+void vwn_rope_table(float *cos_t, float *sin_t, int32_t n_pos, int32_t head_dim, float theta) {
+    const int32_t half = head_dim / 2;
+    for (int32_t i = 0; i < half; i++) {
+        /* computed in double so long contexts keep their accuracy */
+        const double inv_freq = pow((double)theta, -2.0 * i / head_dim);
+        for (int32_t p = 0; p < n_pos; p++) {
+            const double a = p * inv_freq;
+            cos_t[(size_t)p * half + i] = (float)cos(a);
+            sin_t[(size_t)p * half + i] = (float)sin(a);
+        }
+    }
+}
+
+void vwn_rope_apply(float *v, int32_t n_heads, int32_t hd, const float *cos_p, const float *sin_p) {
+    const int32_t half = hd / 2;
+    for (int32_t h = 0; h < n_heads; h++) {
+        float *x = v + (size_t)h * hd;
+        for (int32_t i = 0; i < half; i++) {
+            const float a = x[i], b = x[i + half];
+            x[i] = a * cos_p[i] - b * sin_p[i];
+            x[i + half] = a * sin_p[i] + b * cos_p[i];
+        }
+    }
+}
+
+void vwn_attention(const vwn_ops *ops, const float *q, const float *k_cache, const float *v_cache,
+                   int32_t p0, int32_t T, int32_t n_head, int32_t n_head_kv, int32_t hd,
+                   float *out, float *scores, int32_t n_ctx, int n_threads) {
+    const int32_t kv_dim = n_head_kv * hd;
+    const int32_t group = n_head / n_head_kv;
+    const float inv_sqrt_hd = 1.0f / sqrtf((float)hd);
+    const int64_t n_items = (int64_t)T * n_head;
+#ifdef VWN_OPENMP
+#pragma omp parallel for num_threads(n_threads) schedule(dynamic, 1) if (n_items > 1)
+#endif
+    for (int64_t it = 0; it < n_items; it++) {
+        const int32_t t = (int32_t)(it / n_head), h = (int32_t)(it % n_head);
+#ifdef VWN_OPENMP
+        float *sc = scores + (size_t)omp_get_thread_num() * n_ctx;
+#else
+        float *sc = scores;
+#endif
+        const int32_t kvh = h / group;
+        const int32_t n_keys = p0 + t + 1; /* causal: positions 0..p0+t */
+        const float *qh = q + (size_t)t * n_head * hd + (size_t)h * hd;
+        float mx = -INFINITY;
+        for (int32_t p = 0; p < n_keys; p++) {
+            sc[p] = ops->dot(qh, k_cache + (size_t)p * kv_dim + (size_t)kvh * hd, hd) * inv_sqrt_hd;
+            if (sc[p] > mx) mx = sc[p];
+        }
+        double sum = 0.0;
+        for (int32_t p = 0; p < n_keys; p++) {
+            sc[p] = expf(sc[p] - mx);
+            sum += sc[p];
+        }
+        const float inv_sum = (float)(1.0 / sum);
+        float *oh = out + (size_t)t * n_head * hd + (size_t)h * hd;
+        memset(oh, 0, (size_t)hd * sizeof(float));
+        for (int32_t p = 0; p < n_keys; p++)
+            ops->axpy(oh, sc[p] * inv_sum, v_cache + (size_t)p * kv_dim + (size_t)kvh * hd, hd);
+    }
+}

@@ -1,0 +1,122 @@
+/* common.c -- last-error message, status names, handle checks, allocation, clock. */
+#include "common.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#ifdef VWN_USE_MIMALLOC
+#include <mimalloc.h>
+#endif
+
+/* ---- the last error, one per thread ---- */
+
+static _Thread_local char last_error[1024];
+
+vwn_status vwn_fail(vwn_status status, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+void vwn_clear_error(void) { last_error[0] = '\0'; }
+
+const char *vwn_last_error(void) { return last_error; }
+
+const char *vwn_status_string(vwn_status status) {
+    switch (status) {
+    case VWN_OK: return "VWN_OK: success";
+    case VWN_ERR_INVALID_ARG: return "VWN_ERR_INVALID_ARG: invalid argument";
+    case VWN_ERR_BAD_HANDLE: return "VWN_ERR_BAD_HANDLE: invalid or freed handle";
+    case VWN_ERR_IO: return "VWN_ERR_IO: input/output error";
+    case VWN_ERR_BAD_MAGIC: return "VWN_ERR_BAD_MAGIC: not a GGUF file";
+    case VWN_ERR_BAD_VERSION: return "VWN_ERR_BAD_VERSION: unsupported version";
+    case VWN_ERR_TRUNCATED: return "VWN_ERR_TRUNCATED: file truncated";
+    case VWN_ERR_BAD_FORMAT: return "VWN_ERR_BAD_FORMAT: malformed file";
+    case VWN_ERR_UNSUPPORTED: return "VWN_ERR_UNSUPPORTED: unsupported feature";
+    case VWN_ERR_BAD_MODEL: return "VWN_ERR_BAD_MODEL: inconsistent model";
+    case VWN_ERR_OUT_OF_MEMORY: return "VWN_ERR_OUT_OF_MEMORY: out of memory";
+    case VWN_ERR_TOKEN_OUT_OF_RANGE: return "VWN_ERR_TOKEN_OUT_OF_RANGE: token id out of range";
+    case VWN_ERR_CONTEXT_FULL: return "VWN_ERR_CONTEXT_FULL: context is full";
+    case VWN_ERR_BATCH_TOO_LARGE: return "VWN_ERR_BATCH_TOO_LARGE: batch too large";
+    case VWN_ERR_NOT_KEPT: return "VWN_ERR_NOT_KEPT: output not computed or not kept";
+    case VWN_ERR_BUFFER_TOO_SMALL: return "VWN_ERR_BUFFER_TOO_SMALL: buffer too small";
+    case VWN_ERR_NO_MTP: return "VWN_ERR_NO_MTP: no MTP modules";
+    case VWN_ERR_NO_DRAFT: return "VWN_ERR_NO_DRAFT: no pending draft";
+    case VWN_ERR_STATE_MISMATCH: return "VWN_ERR_STATE_MISMATCH: state does not fit this context";
+    case VWN_ERR_CHECKSUM: return "VWN_ERR_CHECKSUM: checksum mismatch";
+    case VWN_ERR_ABORTED: return "VWN_ERR_ABORTED: aborted by callback";
+    case VWN_ERR_INTERNAL: return "VWN_ERR_INTERNAL: internal error";
+    default: return "VWN_ERR_?: unknown status";
+    }
+}
+
+const char *vwn_version(void) { return VWN_VERSION_STRING; }
+
+uint32_t vwn_version_number(void) {
+    return ((uint32_t)VWN_VERSION_MAJOR << 16) | ((uint32_t)VWN_VERSION_MINOR << 8) |
+           (uint32_t)VWN_VERSION_PATCH;
+}
+
+const char *vwn_type_name(int32_t type) {
+    switch (type) {
+    case VWN_TYPE_F32: return "f32";
+    case VWN_TYPE_F16: return "f16";
+    case VWN_TYPE_Q8_0: return "q8_0";
+    case VWN_TYPE_BF16: return "bf16";
+    default: return "?";
+    }
+}
+
+/* ---- handles ---- */
+
+vwn_status vwn_check_handle(const void *handle, uint64_t magic, const char *what) {
+    if (handle == NULL) return vwn_fail(VWN_ERR_INVALID_ARG, "%s is NULL", what);
+    uint64_t tag;
+    memcpy(&tag, handle, sizeof tag);
+    if (tag == magic) return VWN_OK;
+    if (tag == VWN_MAGIC_DEAD)
+        return vwn_fail(VWN_ERR_BAD_HANDLE, "%s was already freed (use after free)", what);
+    return vwn_fail(VWN_ERR_BAD_HANDLE, "%s is not a valid %s handle (bad magic tag)", what, what);
+}
+
+/* ---- allocation ---- */
+
+#ifdef VWN_USE_MIMALLOC
+void *vwn_malloc(size_t size) { return mi_malloc(size ? size : 1); }
+void *vwn_calloc(size_t count, size_t size) { return mi_calloc(count ? count : 1, size ? size : 1); }
+void *vwn_realloc(void *ptr, size_t size) { return mi_realloc(ptr, size ? size : 1); }
+void vwn_free(void *ptr) { mi_free(ptr); }
+void *vwn_aligned_alloc(size_t size) { return mi_zalloc_aligned(size ? size : 1, 64); }
+void vwn_aligned_free(void *ptr) { mi_free(ptr); }
+#else
+void *vwn_malloc(size_t size) { return malloc(size ? size : 1); }
+void *vwn_calloc(size_t count, size_t size) { return calloc(count ? count : 1, size ? size : 1); }
+void *vwn_realloc(void *ptr, size_t size) { return realloc(ptr, size ? size : 1); }
+void vwn_free(void *ptr) { free(ptr); }
+void *vwn_aligned_alloc(size_t size) {
+    size_t rounded = (size + 63) / 64 * 64;
+    if (rounded < size) return NULL;
+    void *p = aligned_alloc(64, rounded ? rounded : 64);
+    if (p) memset(p, 0, rounded ? rounded : 64);
+    return p;
+}
+void vwn_aligned_free(void *ptr) { free(ptr); }
+#endif
+
+char *vwn_strdup(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *d = vwn_malloc(n);
+    if (d) memcpy(d, s, n);
+    return d;
+}
+
+double vwn_time_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}

@@ -1,0 +1,482 @@
+/* context.c -- the public context API: parameters, memory plan, creation, vwn_decode, outputs,
+ * truncation. The maths lives in forward.c; this file owns argument checks and bookkeeping. */
+#include "context.h"
+#include "common.h"
+#include "attention.h"
+
+#include <limits.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_CTX (1 << 20)
+#define MAX_THREADS 256
+
+/* ---- parameters ----------------------------------------------------------------------------- */
+
+vwn_context_params vwn_context_default_params(void) {
+    vwn_context_params p;
+    memset(&p, 0, sizeof p);
+    p.n_ctx = 0;      /* 0 = the model's max_seq_len */
+    p.n_batch = 512;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    p.n_threads = cores < 1 ? 1 : cores > 8 ? 8 : (int32_t)cores;
+    p.logits_all = false;
+    p.mtp = true;
+    p.simd = VWN_SIMD_AUTO;
+    p.memory_limit = 0;
+    return p;
+}
+
+/* Applies defaults and checks ranges; fills *out. */
+static vwn_status resolve_params(const vwn_model *m, const vwn_context_params *in, vwn_context_params *out) {
+    *out = in ? *in : vwn_context_default_params();
+    if (out->n_ctx == 0) out->n_ctx = m->hp.max_seq_len > 0 ? m->hp.max_seq_len : 2048;
+    if (out->n_ctx < 1 || out->n_ctx > MAX_CTX)
+        return vwn_fail(VWN_ERR_INVALID_ARG, "n_ctx = %d is outside 1..%d", out->n_ctx, MAX_CTX);
+    if (out->n_batch == 0) out->n_batch = 512;
+    if (out->n_batch < 1) return vwn_fail(VWN_ERR_INVALID_ARG, "n_batch = %d must be positive", out->n_batch);
+    if (out->n_batch > out->n_ctx) out->n_batch = out->n_ctx;
+    if (out->n_threads == 0) out->n_threads = vwn_context_default_params().n_threads;
+    if (out->n_threads < 1 || out->n_threads > MAX_THREADS)
+        return vwn_fail(VWN_ERR_INVALID_ARG, "n_threads = %d is outside 1..%d", out->n_threads, MAX_THREADS);
+    if (out->simd < VWN_SIMD_AUTO || out->simd > VWN_SIMD_NEON)
+        return vwn_fail(VWN_ERR_INVALID_ARG, "simd = %d is not a vwn_simd value", out->simd);
+    if (out->simd != VWN_SIMD_AUTO && !vwn_simd_supported((vwn_simd)out->simd))
+        return vwn_fail(VWN_ERR_UNSUPPORTED, "SIMD level %s is not supported by this CPU or build",
+                        vwn_simd_name((vwn_simd)out->simd));
+    if (m->hp.mtp_depth == 0) out->mtp = false;
+    if (m->hp.seg > 4096)
+        return vwn_fail(VWN_ERR_UNSUPPORTED, "segment width s = %d exceeds 4096", m->hp.seg);
+    return VWN_OK;
+}
+
+/* ---- memory plan: every buffer of a context, in floats unless noted ------------------------- */
+
+typedef struct plan {
+    size_t kv, rope, tokens, states, state_pos, logits, mtp_logits, mtp_kv;
+    size_t wide, coef, x, xn, y, q, kvb, ff, att, emb, mtp_in, head, xq, prow, draft;
+    size_t total_bytes;
+    int32_t n_out, ring, n_mtp;
+} plan;
+
+static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
+
+static vwn_status make_plan(const vwn_model *m, const vwn_context_params *p, plan *pl) {
+    const vwn_hparams *hp = &m->hp;
+    memset(pl, 0, sizeof *pl);
+    const size_t ctx = (size_t)p->n_ctx, nb = (size_t)p->n_batch;
+    const size_t kv_dim = (size_t)hp->n_head_kv * hp->head_dim, qd = (size_t)hp->n_head * hp->head_dim;
+    const size_t Dw = (size_t)hp->n_wide, D = (size_t)hp->n_embd, V = (size_t)hp->n_vocab;
+    pl->n_mtp = p->mtp ? hp->mtp_depth : 0;
+    pl->n_out = p->logits_all ? p->n_batch : 1;
+    pl->ring = p->n_batch + pl->n_mtp + 1;
+
+    pl->kv = 2 * (size_t)hp->n_layer * ctx * kv_dim;
+    pl->mtp_kv = 2 * (size_t)pl->n_mtp * ctx * kv_dim;
+    pl->rope = 2 * ctx * (size_t)(hp->head_dim / 2);
+    pl->tokens = ctx; /* int32 */
+    pl->states = (size_t)pl->n_mtp * pl->ring * Dw;
+    pl->state_pos = (size_t)pl->n_mtp * pl->ring; /* int32 */
+    pl->logits = (size_t)pl->n_out * V;
+    pl->mtp_logits = (size_t)pl->n_mtp * pl->n_out * V;
+    pl->draft = pl->n_mtp ? (size_t)pl->n_mtp * V + (size_t)(pl->n_mtp + 1) * V +
+                            (size_t)pl->n_mtp * pl->n_mtp * Dw : 0;
+
+    pl->wide = nb * Dw;
+    pl->coef = nb * (size_t)hp->ghc_n * hp->n_coef;
+    pl->x = nb * D;
+    pl->xn = nb * max_sz(D, qd);
+    pl->y = nb * D;
+    pl->q = nb * qd;
+    pl->kvb = nb * kv_dim;
+    pl->ff = nb * (size_t)hp->n_ff;
+    pl->att = (size_t)p->n_threads * ctx;
+    pl->emb = nb * max_sz(Dw, D);
+    pl->mtp_in = pl->n_mtp ? nb * Dw * 2 : 0;
+    pl->head = nb * D;
+    pl->prow = nb; /* pointers */
+
+    /* Q8_0 activations: the largest input of any matmul (rows of T tokens) */
+    size_t xq = 0;
+    const vwn_mat *mats[] = {&m->embed_expand, &m->reduce, &m->lm_head};
+    for (size_t i = 0; i < 3; i++)
+        if (mats[i]->data) xq = max_sz(xq, vwn_matmul_scratch_size(mats[i], (int64_t)nb));
+    for (int32_t l = 0; l < hp->n_layer + pl->n_mtp; l++) {
+        const vwn_layer_weights *lw = l < hp->n_layer ? &m->layers[l] : &m->mtp[l - hp->n_layer].layer;
+        const vwn_mat *lm[] = {&lw->wq, &lw->wk, &lw->wv, &lw->wo, &lw->w_gate, &lw->w_up, &lw->w_down};
+        for (size_t i = 0; i < 7; i++) xq = max_sz(xq, vwn_matmul_scratch_size(lm[i], (int64_t)nb));
+        if (l >= hp->n_layer)
+            xq = max_sz(xq, vwn_matmul_scratch_size(&m->mtp[l - hp->n_layer].proj, (int64_t)nb * hp->ghc_n));
+    }
+    pl->xq = xq; /* bytes */
+
+    /* total, overflow-checked (every count above is bounded by validated model sizes and
+     * n_ctx <= 2^20, n_batch <= n_ctx, so the products fit in 64 bits; the sum is checked). */
+    size_t floats = pl->kv + pl->mtp_kv + pl->rope + pl->states + pl->logits + pl->mtp_logits + pl->draft +
+                    pl->wide * 2 + pl->coef + pl->x + pl->xn + pl->y + pl->q + pl->kvb * 2 + pl->ff * 2 +
+                    pl->att + pl->emb + pl->mtp_in + pl->head;
+    size_t bytes = 0;
+    if (!vwn_mul_size(floats, sizeof(float), &bytes) ||
+        !vwn_add_size(bytes, (pl->tokens + pl->state_pos + 3 * (size_t)pl->n_mtp + (size_t)pl->n_mtp) * 4, &bytes) ||
+        !vwn_add_size(bytes, pl->xq + pl->prow * sizeof(void *) + sizeof(vwn_context) + 64 * 40, &bytes))
+        return vwn_fail(VWN_ERR_OUT_OF_MEMORY, "context size overflows");
+    pl->total_bytes = bytes;
+    return VWN_OK;
+}
+
+vwn_status vwn_context_estimate(const vwn_model *model, const vwn_context_params *params, uint64_t *out_bytes) {
+    vwn_clear_error();
+    vwn_status st = vwn_check_handle(model, VWN_MAGIC_MODEL, "model");
+    if (st) return st;
+    if (!out_bytes) return vwn_fail(VWN_ERR_INVALID_ARG, "out_bytes is NULL");
+    vwn_context_params p;
+    if ((st = resolve_params(model, params, &p))) return st;
+    plan pl;
+    if ((st = make_plan(model, &p, &pl))) return st;
+    *out_bytes = pl.total_bytes;
+    return VWN_OK;
+}
+
+/* ---- creation and destruction --------------------------------------------------------------- */
+
+static void context_release(vwn_context *ctx) {
+    void *aligned[] = {ctx->k_cache, ctx->v_cache, ctx->mtp_k, ctx->mtp_v, ctx->rope_cos, ctx->rope_sin,
+                       ctx->states, ctx->logits, ctx->mtp_logits, ctx->draft_probs,
+                       ctx->verify_logits, ctx->draft_states,
+                       ctx->s.wide, ctx->s.carry, ctx->s.coef, ctx->s.x, ctx->s.xn, ctx->s.y, ctx->s.q,
+                       ctx->s.k, ctx->s.v, ctx->s.ff1, ctx->s.ff2, ctx->s.att, ctx->s.emb, ctx->s.mtp_in,
+                       ctx->s.head, ctx->s.xq};
+    for (size_t i = 0; i < sizeof aligned / sizeof aligned[0]; i++) vwn_aligned_free(aligned[i]);
+    vwn_free(ctx->tokens);
+    vwn_free(ctx->state_pos);
+    vwn_free(ctx->mtp_len);
+    vwn_free(ctx->mtp_first);
+    vwn_free(ctx->mtp_count);
+    vwn_free(ctx->draft_tokens);
+    vwn_free((void *)ctx->s.prow);
+}
+
+static float *falloc(size_t n, bool *ok) {
+    if (n == 0) return NULL;
+    float *p = vwn_aligned_alloc(n * sizeof(float));
+    if (!p) *ok = false;
+    return p;
+}
+
+vwn_status vwn_context_new(const vwn_model *model, const vwn_context_params *params, vwn_context **out_ctx) {
+    vwn_clear_error();
+    if (out_ctx) *out_ctx = NULL;
+    vwn_status st = vwn_check_handle(model, VWN_MAGIC_MODEL, "model");
+    if (st) return st;
+    if (!out_ctx) return vwn_fail(VWN_ERR_INVALID_ARG, "out_ctx is NULL");
+    vwn_context_params p;
+    if ((st = resolve_params(model, params, &p))) return st;
+    plan pl;
+    if ((st = make_plan(model, &p, &pl))) return st;
+    if (p.memory_limit && pl.total_bytes > p.memory_limit)
+        return vwn_fail(VWN_ERR_OUT_OF_MEMORY, "the context needs %llu bytes, more than memory_limit = %llu",
+                        (unsigned long long)pl.total_bytes, (unsigned long long)p.memory_limit);
+
+    vwn_context *ctx = vwn_calloc(1, sizeof *ctx);
+    if (!ctx) return vwn_fail(VWN_ERR_OUT_OF_MEMORY, "cannot allocate a context");
+    ctx->model = model;
+    ctx->params = p;
+    ctx->n_threads = p.n_threads;
+    ctx->ops = p.simd == VWN_SIMD_AUTO ? vwn_ops_best() : vwn_ops_get(p.simd);
+    ctx->n_mtp = pl.n_mtp;
+    ctx->n_out = pl.n_out;
+    ctx->ring = pl.ring;
+    ctx->bytes = pl.total_bytes;
+
+    bool ok = ctx->ops != NULL;
+    const size_t kv_half = pl.kv / 2, mtp_half = pl.mtp_kv / 2;
+    ctx->k_cache = falloc(kv_half, &ok);
+    ctx->v_cache = falloc(kv_half, &ok);
+    ctx->mtp_k = falloc(mtp_half, &ok);
+    ctx->mtp_v = falloc(mtp_half, &ok);
+    ctx->rope_cos = falloc(pl.rope / 2, &ok);
+    ctx->rope_sin = falloc(pl.rope / 2, &ok);
+    ctx->states = falloc(pl.states, &ok);
+    ctx->logits = falloc(pl.logits, &ok);
+    ctx->mtp_logits = falloc(pl.mtp_logits, &ok);
+    ctx->draft_probs = falloc(pl.n_mtp ? (size_t)pl.n_mtp * model->hp.n_vocab : 0, &ok);
+    ctx->verify_logits = falloc(pl.n_mtp ? (size_t)(pl.n_mtp + 1) * model->hp.n_vocab : 0, &ok);
+    ctx->draft_states = falloc((size_t)pl.n_mtp * pl.n_mtp * model->hp.n_wide, &ok);
+    ctx->s.wide = falloc(pl.wide, &ok);
+    ctx->s.carry = falloc(pl.wide, &ok);
+    ctx->s.coef = falloc(pl.coef, &ok);
+    ctx->s.x = falloc(pl.x, &ok);
+    ctx->s.xn = falloc(pl.xn, &ok);
+    ctx->s.y = falloc(pl.y, &ok);
+    ctx->s.q = falloc(pl.q, &ok);
+    ctx->s.k = falloc(pl.kvb, &ok);
+    ctx->s.v = falloc(pl.kvb, &ok);
+    ctx->s.ff1 = falloc(pl.ff, &ok);
+    ctx->s.ff2 = falloc(pl.ff, &ok);
+    ctx->s.att = falloc(pl.att, &ok);
+    ctx->s.emb = falloc(pl.emb, &ok);
+    ctx->s.mtp_in = falloc(pl.mtp_in, &ok);
+    ctx->s.head = falloc(pl.head, &ok);
+    if (pl.xq) {
+        ctx->s.xq = vwn_aligned_alloc(pl.xq);
+        if (!ctx->s.xq) ok = false;
+    }
+    ctx->s.prow = vwn_calloc(pl.prow, sizeof(float *));
+    ctx->tokens = vwn_calloc((size_t)p.n_ctx, sizeof(int32_t));
+    ctx->state_pos = vwn_calloc(pl.state_pos ? pl.state_pos : 1, sizeof(int32_t));
+    ctx->mtp_len = vwn_calloc((size_t)pl.n_mtp + 1, sizeof(int32_t));
+    ctx->mtp_first = vwn_calloc((size_t)pl.n_mtp + 1, sizeof(int32_t));
+    ctx->mtp_count = vwn_calloc((size_t)pl.n_mtp + 1, sizeof(int32_t));
+    ctx->draft_tokens = vwn_calloc((size_t)pl.n_mtp + 1, sizeof(int32_t));
+    if (!ctx->s.prow || !ctx->tokens || !ctx->state_pos || !ctx->mtp_len || !ctx->mtp_first ||
+        !ctx->mtp_count || !ctx->draft_tokens)
+        ok = false;
+    if (!ok) {
+        st = ctx->ops ? vwn_fail(VWN_ERR_OUT_OF_MEMORY, "cannot allocate the context's %llu bytes",
+                                 (unsigned long long)pl.total_bytes)
+                      : vwn_fail(VWN_ERR_UNSUPPORTED, "no kernels for the requested SIMD level");
+        context_release(ctx);
+        vwn_free(ctx);
+        return st;
+    }
+    for (size_t i = 0; i < pl.state_pos; i++) ctx->state_pos[i] = -1;
+    vwn_rope_table(ctx->rope_cos, ctx->rope_sin, p.n_ctx, model->hp.head_dim, model->hp.rope_theta);
+    ctx->magic = VWN_MAGIC_CONTEXT;
+    *out_ctx = ctx;
+    return VWN_OK;
+}
+
+void vwn_context_free(vwn_context *ctx) {
+    if (!ctx || ctx->magic != VWN_MAGIC_CONTEXT) return;
+    context_release(ctx);
+    ctx->magic = VWN_MAGIC_DEAD;
+    vwn_free(ctx);
+}
+
+const vwn_model *vwn_context_model(const vwn_context *ctx) {
+    vwn_clear_error();
+    if (vwn_check_handle(ctx, VWN_MAGIC_CONTEXT, "context")) return NULL;
+    return ctx->model;
+}
+
+vwn_context_params vwn_context_get_params(const vwn_context *ctx) {
+    vwn_clear_error();
+    if (vwn_check_handle(ctx, VWN_MAGIC_CONTEXT, "context")) return vwn_context_default_params();
+    return ctx->params;
+}
+
+/* ---- decode --------------------------------------------------------------------------------- */
+
+vwn_status vwn_decode(vwn_context *ctx, const int32_t *tokens, int32_t n_tokens) {
+    vwn_clear_error();
+    vwn_status st = vwn_check_handle(ctx, VWN_MAGIC_CONTEXT, "context");
+    if (st) return st;
+    if (n_tokens < 1) return vwn_fail(VWN_ERR_INVALID_ARG, "n_tokens = %d, at least 1 token is needed", n_tokens);
+    if (!tokens) return vwn_fail(VWN_ERR_INVALID_ARG, "tokens is NULL");
+    const int32_t V = ctx->model->hp.n_vocab;
+    for (int32_t i = 0; i < n_tokens; i++)
+        if (tokens[i] < 0 || tokens[i] >= V)
+            return vwn_fail(VWN_ERR_TOKEN_OUT_OF_RANGE, "token %d at index %d is outside the vocabulary [0, %d)",
+                            tokens[i], i, V);
+    if (n_tokens > ctx->params.n_ctx - ctx->n_past)
+        return vwn_fail(VWN_ERR_CONTEXT_FULL, "%d tokens do not fit: the context holds %d of %d positions",
+                        n_tokens, ctx->n_past, ctx->params.n_ctx);
+    if (ctx->params.logits_all && n_tokens > ctx->params.n_batch)
+        return vwn_fail(VWN_ERR_BATCH_TOO_LARGE,
+                        "%d tokens exceed n_batch = %d, the most whose logits_all outputs can be kept",
+                        n_tokens, ctx->params.n_batch);
+
+    const double t0 = vwn_time_us();
+    const int32_t n_before = ctx->n_past;
+    ctx->draft_n = 0;
+    ctx->logits_count = 0;
+    for (int32_t j = 0; j < ctx->n_mtp; j++) ctx->mtp_count[j] = 0;
+
+    for (int32_t done = 0; done < n_tokens;) {
+        int32_t n = n_tokens - done;
+        if (n > ctx->params.n_batch) n = ctx->params.n_batch;
+        const bool last_chunk = done + n == n_tokens;
+        const int32_t keep_from = !last_chunk ? INT32_MAX
+                                  : ctx->params.logits_all ? ctx->n_past : ctx->n_past + n - 1;
+        st = vwn_forward_main(ctx, tokens + done, n, keep_from, NULL);
+        if (!st && ctx->n_mtp > 0)
+            st = vwn_forward_mtp_catchup(ctx, !last_chunk ? 0 : ctx->params.logits_all ? 2 : 1);
+        if (st) {
+            char msg[1024];
+            strncpy(msg, vwn_last_error(), sizeof msg - 1);
+            msg[sizeof msg - 1] = '\0';
+            vwn_context_truncate_internal(ctx, n_before);
+            ctx->logits_count = 0;
+            for (int32_t j = 0; j < ctx->n_mtp; j++) ctx->mtp_count[j] = 0;
+            return vwn_fail(st, "%s (the context was rolled back to %d tokens)", msg, n_before);
+        }
+        done += n;
+    }
+    ctx->perf.n_eval_tokens += (uint64_t)n_tokens;
+    ctx->perf.n_eval_calls++;
+    ctx->perf.t_eval_us += vwn_time_us() - t0;
+    return VWN_OK;
+}
+
+/* ---- outputs -------------------------------------------------------------------------------- */
+
+vwn_status vwn_get_logits(vwn_context *ctx, int32_t pos, const float **out_logits) {
+    vwn_clear_error();
+    vwn_status st = vwn_check_handle(ctx, VWN_MAGIC_CONTEXT, "context");
+    if (st) return st;
+    if (!out_logits) return vwn_fail(VWN_ERR_INVALID_ARG, "out_logits is NULL");
+    *out_logits = NULL;
+    if (ctx->logits_count == 0) return vwn_fail(VWN_ERR_NOT_KEPT, "no logits: the latest call computed none");
+    if (pos == -1) pos = ctx->logits_first + ctx->logits_count - 1;
+    if (pos < ctx->logits_first || pos >= ctx->logits_first + ctx->logits_count)
+        return vwn_fail(VWN_ERR_NOT_KEPT,
+                        "logits of position %d were not kept (the latest call kept positions %d..%d; "
+                        "set logits_all to keep every position)",
+                        pos, ctx->logits_first, ctx->logits_first + ctx->logits_count - 1);
+    *out_logits = ctx->logits + (size_t)(pos - ctx->logits_first) * ctx->model->hp.n_vocab;
+    return VWN_OK;
+}
+
+vwn_status vwn_get_mtp_logits(vwn_context *ctx, int32_t j, int32_t pos, const float **out_logits) {
+    vwn_clear_error();
+    vwn_status st = vwn_check_handle(ctx, VWN_MAGIC_CONTEXT, "context");
+    if (st) return st;
+    if (!out_logits) return vwn_fail(VWN_ERR_INVALID_ARG, "out_logits is NULL");
+    *out_logits = NULL;
+    if (ctx->model->hp.mtp_depth == 0) return vwn_fail(VWN_ERR_NO_MTP, "the model has no MTP modules");
+    if (ctx->n_mtp == 0) return vwn_fail(VWN_ERR_NO_MTP, "MTP is disabled in this context (params.mtp)");
+    if (j < 1 || j > ctx->n_mtp)
+        return vwn_fail(VWN_ERR_INVALID_ARG, "MTP module %d is outside 1..%d", j, ctx->n_mtp);
+    const int32_t first = ctx->mtp_first[j - 1], count = ctx->mtp_count[j - 1];
+    if (count == 0) return vwn_fail(VWN_ERR_NOT_KEPT, "MTP module %d computed no logits in the latest call", j);
+    if (pos == -1) pos = first + count - 1;
+    if (pos < first || pos >= first + count)
+        return vwn_fail(VWN_ERR_NOT_KEPT, "MTP module %d logits of position %d were not kept (kept %d..%d)",
+                        j, pos, first, first + count - 1);
+    *out_logits = ctx->mtp_logits + ((size_t)(j - 1) * ctx->n_out + (size_t)(pos - first)) * ctx->model->hp.n_vocab;
+    return VWN_OK;
+}
+
+int32_t vwn_context_length(const vwn_context *ctx) {
+    vwn_clear_error();
+    if (vwn_check_handle(ctx, VWN_MAGIC_CONTEXT, "context")) return -1;
+    return ctx->n_past;
+}
+
+int32_t vwn_context_mtp_length(const vwn_context *ctx, int32_t j) {
+    vwn_clear_error();
+    if (vwn_check_handle(ctx, VWN_MAGIC_CONTEXT, "context")) return -1;
+    if (j < 1 || j > ctx->n_mtp) {
+        vwn_fail(VWN_ERR_INVALID_ARG, "MTP module %d is outside 1..%d", j, ctx->n_mtp);
+        return -1;
+    }
+    return ctx->mtp_len[j - 1];
+}
+
+const int32_t *vwn_context_tokens(const vwn_context *ctx) {
+    vwn_clear_error();
+    if (vwn_check_handle(ctx, VWN_MAGIC_CONTEXT, "context")) return NULL;
+    return ctx->tokens;
+}
+
+/* ---- truncation ----------------------------------------------------------------------------- */
+
+/* True if the ring holds stage at every position of [from, to). */
+static bool ring_has(vwn_context *ctx, int32_t stage, int32_t from, int32_t to) {
+    for (int32_t p = from; p < to; p++)
+        if (!vwn_ring_get(ctx, stage, p)) return false;
+    return true;
+}
+
+static void ring_drop_from(vwn_context *ctx, int32_t stage, int32_t from) {
+    int32_t *tags = ctx->state_pos + (size_t)stage * ctx->ring;
+    for (int32_t i = 0; i < ctx->ring; i++)
+        if (tags[i] >= from) tags[i] = -1;
+}
+
+vwn_status vwn_context_truncate_internal(vwn_context *ctx, int32_t n_keep) {
+    ctx->draft_n = 0;
+    ctx->n_past = n_keep;
+    if (ctx->n_mtp == 0) return VWN_OK;
+
+    /* module j keeps positions whose input token t[i+j] is still in the cache */
+    for (int32_t j = 1; j <= ctx->n_mtp; j++) {
+        const int32_t lim = n_keep - j > 0 ? n_keep - j : 0;
+        if (ctx->mtp_len[j - 1] > lim) ctx->mtp_len[j - 1] = lim;
+    }
+    ring_drop_from(ctx, 0, n_keep);
+    for (int32_t j = 1; j < ctx->n_mtp; j++) ring_drop_from(ctx, j, ctx->mtp_len[j - 1]);
+
+    /* The next catch-up of module j reads stage j-1 at [mtp_len[j], ...); what it does not
+     * recompute in the same pass must still be in the ring. */
+    bool ok = ring_has(ctx, 0, ctx->mtp_len[0], n_keep);
+    for (int32_t j = 2; j <= ctx->n_mtp && ok; j++)
+        ok = ring_has(ctx, j - 1, ctx->mtp_len[j - 1], ctx->mtp_len[j - 2]);
+    if (ok) return VWN_OK;
+
+    /* A far rewind: the states were overwritten. Recompute them: every module restarts at the
+     * earliest position any of them needs and the main model re-evaluates from there (its KV
+     * entries are rewritten with the same values). */
+    int32_t r = n_keep;
+    for (int32_t j = 0; j < ctx->n_mtp; j++) if (ctx->mtp_len[j] < r) r = ctx->mtp_len[j];
+    for (int32_t j = 0; j < ctx->n_mtp; j++) {
+        ctx->mtp_len[j] = r;
+        ring_drop_from(ctx, j, r);
+    }
+    ctx->n_past = r;
+    int32_t redo[64];
+    for (int32_t p = r; p < n_keep;) {
+        int32_t n = n_keep - p;
+        if (n > ctx->params.n_batch) n = ctx->params.n_batch;
+        if (n > 64) n = 64;
+        memcpy(redo, ctx->tokens + p, (size_t)n * sizeof(int32_t));
+        vwn_status st = vwn_forward_main(ctx, redo, n, INT32_MAX, NULL);
+        if (st) return st;
+        p += n;
+    }
+    return VWN_OK;
+}
+
+vwn_status vwn_context_truncate(vwn_context *ctx, int32_t n_keep) {
+    vwn_clear_error();
+    vwn_status st = vwn_check_handle(ctx, VWN_MAGIC_CONTEXT, "context");
+    if (st) return st;
+    if (n_keep < 0 || n_keep > ctx->n_past)
+        return vwn_fail(VWN_ERR_INVALID_ARG, "n_keep = %d is outside 0..%d (the context length)", n_keep, ctx->n_past);
+    ctx->logits_count = 0;
+    for (int32_t j = 0; j < ctx->n_mtp; j++) ctx->mtp_count[j] = 0;
+    return vwn_context_truncate_internal(ctx, n_keep);
+}
+
+vwn_status vwn_context_clear(vwn_context *ctx) { return vwn_context_truncate(ctx, 0); }
+
+vwn_status vwn_context_set_threads(vwn_context *ctx, int32_t n_threads) {
+    vwn_clear_error();
+    vwn_status st = vwn_check_handle(ctx, VWN_MAGIC_CONTEXT, "context");
+    if (st) return st;
+    if (n_threads < 1 || n_threads > MAX_THREADS)
+        return vwn_fail(VWN_ERR_INVALID_ARG, "n_threads = %d is outside 1..%d", n_threads, MAX_THREADS);
+    if (n_threads > ctx->params.n_threads)
+        return vwn_fail(VWN_ERR_INVALID_ARG,
+                        "n_threads = %d exceeds the %d the context was created with (its scratch is sized for those)",
+                        n_threads, ctx->params.n_threads);
+    ctx->n_threads = n_threads;
+    return VWN_OK;
+}
+
+vwn_status vwn_context_get_perf(const vwn_context *ctx, vwn_perf *out) {
+    vwn_clear_error();
+    vwn_status st = vwn_check_handle(ctx, VWN_MAGIC_CONTEXT, "context");
+    if (st) return st;
+    if (!out) return vwn_fail(VWN_ERR_INVALID_ARG, "out is NULL");
+    *out = ctx->perf;
+    return VWN_OK;
+}
+
+vwn_status vwn_context_reset_perf(vwn_context *ctx) {
+    vwn_clear_error();
+    vwn_status st = vwn_check_handle(ctx, VWN_MAGIC_CONTEXT, "context");
+    if (st) return st;
+    memset(&ctx->perf, 0, sizeof ctx->perf);
+    return VWN_OK;
+}

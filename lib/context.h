@@ -1,0 +1,96 @@
+/* context.h -- a context: the mutable half of inference. KV caches of the main model and of each
+ * MTP module, the ring of recent wide states the MTP modules consume, scratch, and outputs.
+ * One thread at a time uses a context; the model it points to is shared and read-only. */
+#ifndef VWN_CONTEXT_H
+#define VWN_CONTEXT_H
+
+#include "model.h"
+
+/* Scratch for one batch of up to n_batch tokens (sizes in floats, per token unless noted). */
+typedef struct vwn_scratch {
+    float *wide;      /* [nb][D']  wide state H being updated                         */
+    float *carry;     /* [nb][D']  carried state G                                    */
+    float *coef;      /* [nb][n*K] GHC coefficients C                                 */
+    float *x;         /* [nb][D]   sublayer input (read)                              */
+    float *xn;        /* [nb][max(D, Hq*hd)] normalised input / attention output      */
+    float *y;         /* [nb][D]   sublayer output                                    */
+    float *q;         /* [nb][Hq*hd]                                                   */
+    float *k, *v;     /* [nb][Hkv*hd]                                                  */
+    float *ff1, *ff2; /* [nb][F]                                                       */
+    float *att;       /* [n_threads][n_ctx] attention scores                          */
+    float *emb;       /* [nb][max(D', D)] embedding rows / MTP inputs                  */
+    float *mtp_in;    /* [nb][n][2s] MTP projection inputs                             */
+    float *head;      /* [nb][D] output head vectors                                   */
+    void *xq;         /* Q8_0-quantized activations for the largest matmul             */
+    const float **prow; /* [nb] row pointers to the MTP input states                   */
+} vwn_scratch;
+
+struct vwn_context {
+    uint64_t magic;                /* VWN_MAGIC_CONTEXT */
+    const vwn_model *model;
+    vwn_context_params params;     /* after defaults */
+    const vwn_ops *ops;
+    int32_t n_threads;
+
+    /* main model */
+    int32_t n_past;                /* tokens in the cache                               */
+    int32_t *tokens;               /* [n_ctx] the tokens in the cache                  */
+    float *k_cache, *v_cache;      /* [L][n_ctx][Hkv*hd]                               */
+    float *rope_cos, *rope_sin;    /* [n_ctx][hd/2]                                    */
+
+    /* MTP modules (k = mtp_depth when params.mtp, else 0) */
+    int32_t n_mtp;
+    int32_t *mtp_len;              /* [k] positions in module j's cache (j from 0)     */
+    float *mtp_k, *mtp_v;          /* [k][n_ctx][Hkv*hd]                               */
+    /* Ring of wide states: stage 0 = main final state h'_L (before group norm), stage j = output
+     * U of module j; stages 0..k-1 are kept. Slot of position p is p % ring. */
+    int32_t ring;
+    float *states;                 /* [k][ring][D']                                    */
+    int32_t *state_pos;            /* [k][ring] position held by the slot, -1 if none  */
+
+    /* outputs of the latest decode */
+    float *logits;                 /* [n_out][V]                                       */
+    int32_t n_out;                 /* capacity in rows (n_batch if logits_all else 1)  */
+    int32_t logits_first, logits_count;  /* absolute positions held                   */
+    float *mtp_logits;             /* [k][n_out][V]                                    */
+    int32_t *mtp_first, *mtp_count;
+
+    /* pending draft (speculative decoding) */
+    int32_t draft_n;
+    int32_t draft_next;            /* the token the draft was made after              */
+    int32_t *draft_tokens;         /* [k]                                              */
+    float *draft_probs;            /* [k][V] draft distributions (sampled drafting)    */
+    float *verify_logits;          /* [k+1][V] target logits of a verification          */
+    float *draft_states;           /* [k][k][D'] module outputs computed while drafting */
+    bool draft_sampled;
+
+    vwn_scratch s;
+    uint64_t bytes;                /* allocated bytes */
+    vwn_perf perf;
+};
+
+/* forward.c: evaluate the main model on tokens at positions n_past.. (n <= n_batch), writing the
+ * final states into the ring (when MTP is on) and logits for positions from keep_from on (absolute
+ * position; pass n_past + n - 1 for the last only, or n_past for all) into ctx->logits. Appends to
+ * the cache. logits_out NULL: ctx->logits (and logits_first/count are set); else that buffer.
+ * Returns VWN_OK or VWN_ERR_ABORTED (cache then as before the call). */
+vwn_status vwn_forward_main(vwn_context *ctx, const int32_t *tokens, int32_t n, int32_t keep_from,
+                            float *logits_out);
+
+/* forward.c: bring every MTP module up to date: module j (1-based) runs at positions
+ * [mtp_len, n_past - j). want_logits: 0 none, 1 last position only, 2 every position. */
+vwn_status vwn_forward_mtp_catchup(vwn_context *ctx, int want_logits);
+
+/* forward.c: run module j (1-based) at position pos with input state P (D') and input token tok,
+ * writing its KV cache at pos (entries past mtp_len are scratch), the output state to U_out (D')
+ * and, if logits_out is not NULL, its logits. Used by drafting. */
+vwn_status vwn_forward_mtp_step(vwn_context *ctx, int32_t j, int32_t pos, const float *P,
+                                int32_t tok, float *U_out, float *logits_out);
+
+/* Pointer to the ring slot of stage at position pos, or NULL if the ring does not hold it. */
+float *vwn_ring_get(vwn_context *ctx, int32_t stage, int32_t pos);
+
+/* Internal truncation (no handle checks); the public vwn_context_truncate wraps it. */
+vwn_status vwn_context_truncate_internal(vwn_context *ctx, int32_t n_keep);
+
+#endif

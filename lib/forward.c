@@ -1,0 +1,306 @@
+/* forward.c -- the VWN forward pass, top to bottom (spec §2-6):
+ *
+ *   embed -> for each layer: GHC(attention), GHC(FFN) -> output head (group norm, reduce, head)
+ *   MTP module j: (state of stage j-1, embedding of t[i+j]) -> one VWN layer -> shared head
+ *
+ * Every function works on a batch of T consecutive positions. Heavy products go through
+ * vwn_matmul_mt (lib/ops), the GHC maths through ghc.c, attention through attention.c.
+ * Activations are fp32 whatever the weight type. */
+#include "context.h"
+#include "common.h"
+#include "ghc.h"
+#include "attention.h"
+
+#include <math.h>
+#include <string.h>
+
+/* ---- small helpers -------------------------------------------------------------------------- */
+
+/* out = x / sqrt(mean(x^2) + eps) * w (w may be NULL for no gain); out may equal x. */
+static void rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps) {
+    double ss = 0.0;
+    for (int64_t i = 0; i < n; i++) ss += (double)x[i] * x[i];
+    const float inv = (float)(1.0 / sqrt(ss / (double)n + (double)eps));
+    for (int64_t i = 0; i < n; i++) out[i] = x[i] * inv * (w ? w[i] : 1.0f);
+}
+
+/* torch.nn.GroupNorm over r = n/m groups of D contiguous channels, then the affine weight/bias. */
+static void groupnorm(float *out, const float *x, const vwn_hparams *hp, const float *w,
+                      const float *b) {
+    const int64_t groups = hp->ghc_n / hp->ghc_m, width = hp->n_embd;
+    for (int64_t g = 0; g < groups; g++) {
+        const float *xg = x + g * width;
+        float *og = out + g * width;
+        double mean = 0.0, var = 0.0;
+        for (int64_t c = 0; c < width; c++) mean += xg[c];
+        mean /= (double)width;
+        for (int64_t c = 0; c < width; c++) {
+            const double d = xg[c] - mean;
+            var += d * d;
+        }
+        var /= (double)width; /* biased, as torch */
+        const double inv = 1.0 / sqrt(var + (double)hp->gn_eps);
+        for (int64_t c = 0; c < width; c++) {
+            const int64_t ch = g * width + c;
+            og[c] = (float)((xg[c] - mean) * inv) * w[ch] + b[ch];
+        }
+    }
+}
+
+static inline void linear(vwn_context *ctx, const vwn_mat *W, const float *X, int64_t T, float *Y) {
+    vwn_matmul_mt(ctx->ops, W, X, T, Y, ctx->s.xq, ctx->n_threads);
+}
+
+static inline float silu(float x) { return x / (1.0f + expf(-x)); }
+
+/* ---- input embedding (spec §4) -------------------------------------------------------------- */
+
+/* h'_0 of T tokens into out [T][D']. Uses ctx->s.x as row scratch for the factorized kind. */
+static void embed(vwn_context *ctx, const int32_t *tokens, int32_t T, float *out) {
+    const vwn_model *m = ctx->model;
+    const vwn_hparams *hp = &m->hp;
+    const bool expand = !hp->wide_embedding && m->embed_expand.data != NULL;
+    float *rows = expand ? ctx->s.x : out;
+    const int64_t width = m->embed.cols; /* D' (wide) or D (factorized) */
+    for (int32_t t = 0; t < T; t++)
+        vwn_dequant_row(m->embed.type, (const char *)m->embed.data + (size_t)tokens[t] * m->embed.row_bytes,
+                        rows + (size_t)t * width, width);
+    if (expand) linear(ctx, &m->embed_expand, rows, T, out);
+}
+
+/* ---- the two sublayers (spec §3) ------------------------------------------------------------ */
+
+/* y = Wo · attention(RoPE(Wq a), RoPE(Wk a), Wv a), a = rmsnorm(x) ⊙ attn_norm; T tokens from p0. */
+static void attention_sublayer(vwn_context *ctx, const vwn_layer_weights *lw, const float *x,
+                               int32_t T, int32_t p0, float *k_cache, float *v_cache, float *y) {
+    const vwn_hparams *hp = &ctx->model->hp;
+    vwn_scratch *s = &ctx->s;
+    const int32_t D = hp->n_embd, hd = hp->head_dim, kv_dim = hp->n_head_kv * hd;
+    for (int32_t t = 0; t < T; t++)
+        rmsnorm(s->xn + (size_t)t * D, x + (size_t)t * D, lw->attn_norm, D, hp->rms_eps);
+    linear(ctx, &lw->wq, s->xn, T, s->q);
+    linear(ctx, &lw->wk, s->xn, T, s->k);
+    linear(ctx, &lw->wv, s->xn, T, s->v);
+    const int32_t half = hd / 2;
+    for (int32_t t = 0; t < T; t++) {
+        const int32_t pos = p0 + t;
+        const float *c = ctx->rope_cos + (size_t)pos * half, *sn = ctx->rope_sin + (size_t)pos * half;
+        vwn_rope_apply(s->q + (size_t)t * hp->n_head * hd, hp->n_head, hd, c, sn);
+        vwn_rope_apply(s->k + (size_t)t * kv_dim, hp->n_head_kv, hd, c, sn);
+        memcpy(k_cache + (size_t)pos * kv_dim, s->k + (size_t)t * kv_dim, (size_t)kv_dim * sizeof(float));
+        memcpy(v_cache + (size_t)pos * kv_dim, s->v + (size_t)t * kv_dim, (size_t)kv_dim * sizeof(float));
+    }
+    vwn_attention(ctx->ops, s->q, k_cache, v_cache, p0, T, hp->n_head, hp->n_head_kv, hd, s->xn,
+                  s->att, ctx->params.n_ctx, ctx->n_threads);
+    linear(ctx, &lw->wo, s->xn, T, y);
+}
+
+/* y = Wdown · (silu(Wgate f) ⊙ Wup f), f = rmsnorm(x) ⊙ ffn_norm. */
+static void ffn_sublayer(vwn_context *ctx, const vwn_layer_weights *lw, const float *x, int32_t T,
+                         float *y) {
+    const vwn_hparams *hp = &ctx->model->hp;
+    vwn_scratch *s = &ctx->s;
+    const int32_t D = hp->n_embd, F = hp->n_ff;
+    for (int32_t t = 0; t < T; t++)
+        rmsnorm(s->xn + (size_t)t * D, x + (size_t)t * D, lw->ffn_norm, D, hp->rms_eps);
+    linear(ctx, &lw->w_gate, s->xn, T, s->ff1);
+    linear(ctx, &lw->w_up, s->xn, T, s->ff2);
+    for (size_t i = 0; i < (size_t)T * F; i++) s->ff1[i] = silu(s->ff1[i]) * s->ff2[i];
+    linear(ctx, &lw->w_down, s->ff1, T, y);
+}
+
+/* ---- one VWN layer: each sublayer wrapped by its GHC (spec §2) ------------------------------ */
+
+static void layer_forward(vwn_context *ctx, const vwn_layer_weights *lw, float *H, int32_t T,
+                          int32_t p0, float *k_cache, float *v_cache) {
+    const vwn_hparams *hp = &ctx->model->hp;
+    vwn_scratch *s = &ctx->s;
+    double t0 = vwn_time_us();
+
+    /* attention, wrapped */
+    vwn_ghc_coefficients(hp, &lw->attn_ghc, H, T, s->coef, ctx->n_threads);
+    vwn_ghc_read_carry(hp, s->coef, H, T, s->x, s->carry, ctx->n_threads);
+    double t1 = vwn_time_us();
+    attention_sublayer(ctx, lw, s->x, T, p0, k_cache, v_cache, s->y);
+    double t2 = vwn_time_us();
+    vwn_ghc_write(hp, s->coef, s->carry, s->y, T, H, ctx->n_threads);
+
+    /* FFN, wrapped */
+    vwn_ghc_coefficients(hp, &lw->ffn_ghc, H, T, s->coef, ctx->n_threads);
+    vwn_ghc_read_carry(hp, s->coef, H, T, s->x, s->carry, ctx->n_threads);
+    double t3 = vwn_time_us();
+    ffn_sublayer(ctx, lw, s->x, T, s->y);
+    double t4 = vwn_time_us();
+    vwn_ghc_write(hp, s->coef, s->carry, s->y, T, H, ctx->n_threads);
+    double t5 = vwn_time_us();
+
+    ctx->perf.t_ghc_us += (t1 - t0) + (t3 - t2) + (t5 - t4);
+}
+
+/* ---- output head (spec §5): group norm, reduce, final RMSNorm, LM head ---------------------- */
+
+/* logits [T][V] of T wide states H [T][D'], with the given group-norm affine and final norm. */
+static void output_head(vwn_context *ctx, const float *H, int32_t T, const float *gn_w,
+                        const float *gn_b, const float *final_norm, float *logits) {
+    const vwn_model *m = ctx->model;
+    const vwn_hparams *hp = &m->hp;
+    vwn_scratch *s = &ctx->s;
+    const int32_t Dw = hp->n_wide, D = hp->n_embd;
+    const float *z = H;
+    if (hp->output_group_norm) {
+        for (int32_t t = 0; t < T; t++)
+            groupnorm(s->carry + (size_t)t * Dw, H + (size_t)t * Dw, hp, gn_w, gn_b);
+        z = s->carry;
+    }
+    if (m->reduce.data) linear(ctx, &m->reduce, z, T, s->head);
+    else memcpy(s->head, z, (size_t)T * D * sizeof(float)); /* n == m: D' == D */
+    for (int32_t t = 0; t < T; t++)
+        rmsnorm(s->head + (size_t)t * D, s->head + (size_t)t * D, final_norm, D, hp->rms_eps);
+    linear(ctx, &m->lm_head, s->head, T, logits);
+}
+
+/* ---- the main model ------------------------------------------------------------------------- */
+
+float *vwn_ring_get(vwn_context *ctx, int32_t stage, int32_t pos) {
+    if (stage < 0 || stage >= ctx->n_mtp || pos < 0) return NULL;
+    const int32_t slot = pos % ctx->ring;
+    if (ctx->state_pos[(size_t)stage * ctx->ring + slot] != pos) return NULL;
+    return ctx->states + ((size_t)stage * ctx->ring + slot) * ctx->model->hp.n_wide;
+}
+
+static float *ring_put(vwn_context *ctx, int32_t stage, int32_t pos) {
+    const int32_t slot = pos % ctx->ring;
+    ctx->state_pos[(size_t)stage * ctx->ring + slot] = pos;
+    return ctx->states + ((size_t)stage * ctx->ring + slot) * ctx->model->hp.n_wide;
+}
+
+static bool aborted(vwn_context *ctx) {
+    return ctx->params.abort_callback && ctx->params.abort_callback(ctx->params.abort_user_data);
+}
+
+vwn_status vwn_forward_main(vwn_context *ctx, const int32_t *tokens, int32_t n, int32_t keep_from,
+                            float *logits_out) {
+    const vwn_model *m = ctx->model;
+    const vwn_hparams *hp = &m->hp;
+    const int32_t p0 = ctx->n_past, Dw = hp->n_wide;
+    const size_t kv_layer = (size_t)ctx->params.n_ctx * hp->n_head_kv * hp->head_dim;
+    float *H = ctx->s.wide;
+
+    embed(ctx, tokens, n, H);
+    for (int32_t l = 0; l < hp->n_layer; l++) {
+        if (aborted(ctx)) return vwn_fail(VWN_ERR_ABORTED, "decode aborted by the callback at layer %d", l);
+        layer_forward(ctx, &m->layers[l], H, n, p0, ctx->k_cache + l * kv_layer, ctx->v_cache + l * kv_layer);
+    }
+
+    /* the final states feed MTP module 1 */
+    if (ctx->n_mtp > 0)
+        for (int32_t t = 0; t < n; t++)
+            memcpy(ring_put(ctx, 0, p0 + t), H + (size_t)t * Dw, (size_t)Dw * sizeof(float));
+
+    const int32_t first = keep_from > p0 ? keep_from : p0;
+    const int32_t count = p0 + n - first;
+    if (count > 0)
+        output_head(ctx, H + (size_t)(first - p0) * Dw, count, m->out_norm_w, m->out_norm_b,
+                    m->final_norm, logits_out ? logits_out : ctx->logits);
+    if (!logits_out) {
+        ctx->logits_first = first;
+        ctx->logits_count = count > 0 ? count : 0;
+    }
+
+    memcpy(ctx->tokens + p0, tokens, (size_t)n * sizeof(int32_t));
+    ctx->n_past += n;
+    return VWN_OK;
+}
+
+/* ---- MTP modules (spec §6) ------------------------------------------------------------------ */
+
+/* Runs module j (1-based) at T consecutive positions from pos0. P[t] is the previous stage's wide
+ * state at pos0+t, toks[t] the input token t[pos0+t+j]. The output states U are left in s.wide. */
+static void mtp_run(vwn_context *ctx, int32_t j, int32_t pos0, int32_t T, const float *const *P,
+                    const int32_t *toks) {
+    const vwn_model *m = ctx->model;
+    const vwn_hparams *hp = &m->hp;
+    const vwn_mtp_weights *mw = &m->mtp[j - 1];
+    vwn_scratch *s = &ctx->s;
+    const int32_t Dw = hp->n_wide, n = hp->ghc_n, sg = hp->seg;
+    const size_t kv_mod = (size_t)ctx->params.n_ctx * hp->n_head_kv * hp->head_dim;
+
+    /* e = rmsnorm_{D'}(h'_0(tok)) ⊙ enorm, p = rmsnorm_{D'}(P) ⊙ hnorm, rows interleaved [e_c ; p_c] */
+    embed(ctx, toks, T, s->emb);
+    for (int32_t t = 0; t < T; t++) {
+        float *e = s->emb + (size_t)t * Dw;
+        rmsnorm(e, e, mw->enorm, Dw, hp->rms_eps);
+        float *p = s->carry + (size_t)t * Dw;
+        rmsnorm(p, P[t], mw->hnorm, Dw, hp->rms_eps);
+        for (int32_t c = 0; c < n; c++) {
+            float *dst = s->mtp_in + ((size_t)t * n + c) * 2 * sg;
+            memcpy(dst, e + (size_t)c * sg, (size_t)sg * sizeof(float));
+            memcpy(dst + sg, p + (size_t)c * sg, (size_t)sg * sizeof(float));
+        }
+    }
+    /* U_row_c = proj · [e_c ; p_c]: one product over all T*n rows */
+    linear(ctx, &mw->proj, s->mtp_in, (int64_t)T * n, s->wide);
+    layer_forward(ctx, &mw->layer, s->wide, T, pos0, ctx->mtp_k + (size_t)(j - 1) * kv_mod,
+                  ctx->mtp_v + (size_t)(j - 1) * kv_mod);
+}
+
+vwn_status vwn_forward_mtp_catchup(vwn_context *ctx, int want_logits) {
+    const vwn_model *m = ctx->model;
+    const vwn_hparams *hp = &m->hp;
+    const int32_t Dw = hp->n_wide, V = hp->n_vocab;
+    const float **P = ctx->s.prow;
+    double t_start = vwn_time_us();
+
+    for (int32_t j = 1; j <= ctx->n_mtp; j++) {
+        const int32_t end = ctx->n_past - j;
+        while (ctx->mtp_len[j - 1] < end) {
+            if (aborted(ctx)) return vwn_fail(VWN_ERR_ABORTED, "MTP catch-up aborted by the callback");
+            const int32_t c0 = ctx->mtp_len[j - 1];
+            int32_t T = end - c0;
+            if (T > ctx->params.n_batch) T = ctx->params.n_batch;
+            for (int32_t t = 0; t < T; t++) {
+                P[t] = vwn_ring_get(ctx, j - 1, c0 + t);
+                if (!P[t])
+                    return vwn_fail(VWN_ERR_INTERNAL, "MTP module %d: state of stage %d at position %d is gone",
+                                    j, j - 1, c0 + t);
+            }
+            mtp_run(ctx, j, c0, T, P, ctx->tokens + c0 + j);
+            const float *U = ctx->s.wide;
+            if (j < ctx->n_mtp)
+                for (int32_t t = 0; t < T; t++)
+                    memcpy(ring_put(ctx, j, c0 + t), U + (size_t)t * Dw, (size_t)Dw * sizeof(float));
+            /* logits: every position (want 2) or the last one of the module (want 1) */
+            int32_t lf = -1, lc = 0;
+            if (want_logits == 2) { lf = c0; lc = T; }
+            else if (want_logits == 1 && c0 + T == end) { lf = end - 1; lc = 1; }
+            if (lc > 0) {
+                int32_t *first = &ctx->mtp_first[j - 1], *count = &ctx->mtp_count[j - 1];
+                if (*count == 0 || want_logits == 1) { *first = lf; *count = 0; }
+                if (*count + lc > ctx->n_out)
+                    return vwn_fail(VWN_ERR_INTERNAL, "MTP logits overflow the output buffer");
+                const vwn_mtp_weights *mw = &m->mtp[j - 1];
+                output_head(ctx, U + (size_t)(lf - c0) * Dw, lc, mw->out_norm_w, mw->out_norm_b,
+                            mw->final_norm,
+                            ctx->mtp_logits + ((size_t)(j - 1) * ctx->n_out + *count) * V);
+                *count += lc;
+            }
+            ctx->mtp_len[j - 1] = c0 + T;
+        }
+    }
+    ctx->perf.t_mtp_us += vwn_time_us() - t_start;
+    return VWN_OK;
+}
+
+vwn_status vwn_forward_mtp_step(vwn_context *ctx, int32_t j, int32_t pos, const float *P,
+                                int32_t tok, float *U_out, float *logits_out) {
+    const vwn_model *m = ctx->model;
+    const vwn_hparams *hp = &m->hp;
+    const float *Pr[1] = {P};
+    mtp_run(ctx, j, pos, 1, Pr, &tok);
+    memcpy(U_out, ctx->s.wide, (size_t)hp->n_wide * sizeof(float));
+    if (logits_out) {
+        const vwn_mtp_weights *mw = &m->mtp[j - 1];
+        output_head(ctx, U_out, 1, mw->out_norm_w, mw->out_norm_b, mw->final_norm, logits_out);
+    }
+    return VWN_OK;
+}

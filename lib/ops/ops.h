@@ -1,0 +1,89 @@
+/* ops.h -- the numeric kernels. Knows tensors and vectors, nothing about models.
+ *
+ * Every kernel exists as a plain scalar version (ops_scalar.c, the reference) and, where it pays,
+ * SIMD versions (ops_avx2.c, ops_avx512.c, ops_neon.c) with the same signature, collected in a
+ * vwn_ops table per SIMD level. ops.c detects the CPU and hands out the table. */
+#ifndef VWN_OPS_H
+#define VWN_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+/* A weight matrix as stored in the file: `rows` rows of `cols` elements of `type`, row-major,
+ * row r at (const char *)data + r * row_bytes. Linear layers compute y = W x (torch [out, in]). */
+typedef struct vwn_mat {
+    const void *data;
+    int32_t type;        /* vwn_type */
+    int64_t rows, cols;
+    size_t row_bytes;
+} vwn_mat;
+
+/* Q8_0 block, ggml layout: 32 values = d * qs[i]. */
+#define VWN_QK8_0 32
+typedef struct {
+    uint16_t d;          /* fp16 scale */
+    int8_t qs[VWN_QK8_0];
+} vwn_block_q8_0;
+
+/* fp16 / bf16 <-> fp32, exact (round to nearest even when narrowing). */
+float vwn_fp16_to_fp32(uint16_t h);
+uint16_t vwn_fp32_to_fp16(float f);
+float vwn_bf16_to_fp32(uint16_t h);
+uint16_t vwn_fp32_to_bf16(float f);
+
+/* Bytes of one row of `cols` elements of type (0 if cols is not valid for the type). */
+size_t vwn_row_bytes(int32_t type, int64_t cols);
+/* Dequantizes one row of `cols` elements to fp32. */
+void vwn_dequant_row(int32_t type, const void *src, float *dst, int64_t cols);
+
+typedef struct vwn_ops {
+    const char *name;    /* "scalar", "avx2", ... */
+    int level;           /* vwn_simd */
+
+    /* Y[t][r] = sum_c W[r][c] * X[t][c] for t < T and rows r0 <= r < r1.
+     * X: T rows of W->cols fp32 (ldx floats apart); Y: ldy floats apart. For Q8_0 weights, xq holds
+     * X quantized to Q8_0 blocks by quantize_q8_0 (T rows of cols/32 blocks); else xq is unused. */
+    void (*matmul)(const vwn_mat *W, const float *X, int64_t ldx, const void *xq, int64_t T,
+                   float *Y, int64_t ldy, int64_t r0, int64_t r1);
+    /* Quantizes n floats (n % 32 == 0) to Q8_0 blocks (the activation side of Q8_0 dots). */
+    void (*quantize_q8_0)(const float *x, vwn_block_q8_0 *out, int64_t n);
+
+    /* Vector helpers. */
+    float (*dot)(const float *a, const float *b, int64_t n);
+    void (*axpy)(float *y, float a, const float *x, int64_t n);      /* y += a x       */
+    void (*scale)(float *y, float a, int64_t n);                     /* y *= a         */
+    float (*sum_sq)(const float *x, int64_t n);                      /* sum x^2        */
+
+    /* Fused helpers of the forward pass (all fp32; out may alias x / gate).
+     * rmsnorm:     out[i] = x[i] / sqrt(mean(x^2) + eps) * gain[i]   (gain NULL means 1)
+     * silu_mul:    out[i] = silu(gate[i]) * up[i],  silu(g) = g / (1 + exp(-g))
+     * attn_scores: out[j] = scale * dot(q, K + j*ldk, head_dim)       for j < n_kv
+     * attn_values: out[i] = sum_j p[j] * V[j*ldv + i]                 for i < head_dim (overwrites) */
+    void (*rmsnorm)(float *out, const float *x, const float *gain, int64_t n, float eps);
+    void (*silu_mul)(float *out, const float *gate, const float *up, int64_t n);
+    void (*attn_scores)(float *out, const float *q, const float *K, int64_t ldk, int64_t n_kv,
+                        int64_t head_dim, float scale);
+    void (*attn_values)(float *out, const float *p, const float *V, int64_t ldv, int64_t n_kv,
+                        int64_t head_dim);
+} vwn_ops;
+
+/* The table for a level (NULL if not compiled in or not supported by this CPU). */
+const vwn_ops *vwn_ops_get(int level);
+/* The best supported table, honouring the VWN_SIMD environment variable (an unknown or
+ * unsupported name there is ignored). Never NULL. */
+const vwn_ops *vwn_ops_best(void);
+
+/* ---- the threaded matmul driver (matmul.c) ----
+ * Y = X W^T for T tokens: X is T x W->cols floats, contiguous; Y is T x W->rows floats, contiguous.
+ * For Q8_0 weights X is first quantized into xq_scratch, which must hold
+ * vwn_matmul_scratch_size(W, T) bytes (0 for other types: scratch may then be NULL). Rows are split
+ * over n_threads OpenMP threads in chunks of 16 rows (serial without OpenMP or if n_threads <= 1). */
+size_t vwn_matmul_scratch_size(const vwn_mat *W, int64_t T);
+void vwn_matmul_mt(const vwn_ops *ops, const vwn_mat *W, const float *X, int64_t T, float *Y,
+                   void *xq_scratch, int n_threads);
+
+/* ---- the tables of each level (internal: use vwn_ops_get) ---- */
+extern const vwn_ops vwn_ops_scalar;
+
+#endif

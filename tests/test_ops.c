@@ -1,0 +1,511 @@
+/* test_ops.c -- the numeric kernels (lib/ops): exact fp16/bf16 conversions, row sizes and
+ * dequantization, Q8_0 quantization error, the scalar matmul against a double-precision reference,
+ * every SIMD level this CPU supports against the scalar level (levels it cannot run are skipped and
+ * named), and the threaded driver vwn_matmul_mt against a serial run.
+ *
+ * Tolerances. fp32 dots summed in different orders differ by rounding only: the error of a sum of n
+ * products is at most ~n * 2^-24 * sum|w x| in the worst case and ~sqrt(n) * 2^-24 * sum|w x| in
+ * practice, so two orders are compared with |a - b| <= 1e-5 * sqrt(n) * sum|w x| -- about 170x the
+ * typical bound, yet far below any real kernel bug (a wrong or missing term moves the result by a
+ * whole |w x|). Q8_0 block sums are int32 and must be exact: with power-of-two scales and small
+ * quants every partial sum is exactly representable, so any correct kernel gives the identical
+ * float, which the test demands bit for bit. */
+#define _POSIX_C_SOURCE 200809L
+#include "vt.h"
+#include "ops/ops.h"
+#include "vwn.h"
+
+#include <stdint.h>
+#include <string.h>
+
+/* ---- helpers -------------------------------------------------------------------------------- */
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
+
+static uint32_t rnd_u32(void) {
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (uint32_t)(rng_state >> 16);
+}
+
+static float rnd_unit(void) { /* uniform in [-1, 1) */
+    return (float)((double)rnd_u32() / 2147483648.0 - 1.0);
+}
+
+static uint32_t fbits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+static float bitsf(uint32_t u) {
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+static const int levels[] = {VWN_SIMD_SCALAR, VWN_SIMD_AVX2, VWN_SIMD_AVX512, VWN_SIMD_NEON};
+#define N_LEVELS (int)(sizeof levels / sizeof levels[0])
+
+/* ---- conversions ---------------------------------------------------------------------------- */
+
+static void test_fp16(void) {
+    int bad_trip = 0, bad_value = 0, bad_tie = 0;
+    for (uint32_t h = 0; h < 65536; h++) {
+        float f = vwn_fp16_to_fp32((uint16_t)h);
+        if (vwn_fp32_to_fp16(f) != h) bad_trip++;
+        /* value check against the definition */
+        uint32_t e = (h >> 10) & 31, m = h & 1023;
+        double v = e == 0 ? ldexp((double)m, -24) : ldexp(1024.0 + m, (int)e - 25);
+        if (h & 0x8000) v = -v;
+        if (e != 31 && (double)f != v) bad_value++;
+        if (e == 31 && (m == 0 ? !isinf(f) : !isnan(f))) bad_value++;
+        /* round to nearest even: the midpoint to the next magnitude (exact in fp32) goes to the
+         * even neighbour, and one fp32 ulp either side goes to the nearer one */
+        if ((h & 0x7fff) < 0x7c00) {
+            uint16_t lo = (uint16_t)h, hi = (uint16_t)(h + 1);
+            float fhi = (hi & 0x7fff) == 0x7c00 ? (h & 0x8000 ? -65536.0f : 65536.0f)
+                                                : vwn_fp16_to_fp32(hi);
+            float mid = (f + fhi) * 0.5f;            /* exact: 12 significant bits */
+            uint16_t even = (lo & 1) ? hi : lo;
+            if (vwn_fp32_to_fp16(mid) != even) bad_tie++;
+            uint32_t mb = fbits(mid);
+            if (vwn_fp32_to_fp16(bitsf(mb - 1)) != lo) bad_tie++;
+            if (vwn_fp32_to_fp16(bitsf(mb + 1)) != hi) bad_tie++;
+        }
+    }
+    CHECK_MSG(bad_trip == 0, "%d fp16 values do not round-trip", bad_trip);
+    CHECK_MSG(bad_value == 0, "%d fp16 values decode wrong", bad_value);
+    CHECK_MSG(bad_tie == 0, "%d fp16 roundings are not nearest-even", bad_tie);
+    CHECK(vwn_fp32_to_fp16(65519.0f) == 0x7bff);
+    CHECK(vwn_fp32_to_fp16(65520.0f) == 0x7c00);
+    CHECK(vwn_fp32_to_fp16(-1e10f) == 0xfc00);
+    CHECK(vwn_fp32_to_fp16(INFINITY) == 0x7c00);
+    CHECK((vwn_fp32_to_fp16(NAN) & 0x7fff) > 0x7c00);
+    CHECK(vwn_fp32_to_fp16(ldexpf(1.0f, -25)) == 0x0000);         /* tie -> even (0)   */
+    CHECK(vwn_fp32_to_fp16(ldexpf(3.0f, -25)) == 0x0002);         /* tie -> even (2)   */
+    CHECK(vwn_fp32_to_fp16(ldexpf(1.0f, -26)) == 0x0000);
+    CHECK(vwn_fp32_to_fp16(1e-30f) == 0x0000);
+    CHECK(vwn_fp32_to_fp16(-0.0f) == 0x8000);
+    CHECK(vwn_fp32_to_fp16(1.0f + ldexpf(1.0f, -11)) == 0x3c00);  /* tie -> even (1.0) */
+}
+
+static void test_bf16(void) {
+    int bad_trip = 0, bad_tie = 0;
+    for (uint32_t h = 0; h < 65536; h++) {
+        float f = vwn_bf16_to_fp32((uint16_t)h);
+        if (fbits(f) != h << 16) bad_trip++;
+        if (vwn_fp32_to_bf16(f) != h) bad_trip++;
+        if ((h & 0x7fff) < 0x7f80) {               /* finite: the tie and its neighbours */
+            uint32_t mid = (h << 16) | 0x8000u;
+            uint16_t even = (h & 1) ? (uint16_t)(h + 1) : (uint16_t)h;
+            if (vwn_fp32_to_bf16(bitsf(mid)) != even) bad_tie++;
+            if (vwn_fp32_to_bf16(bitsf(mid - 1)) != h) bad_tie++;
+            if (vwn_fp32_to_bf16(bitsf(mid + 1)) != (uint16_t)(h + 1)) bad_tie++;
+        }
+    }
+    CHECK_MSG(bad_trip == 0, "%d bf16 values do not round-trip", bad_trip);
+    CHECK_MSG(bad_tie == 0, "%d bf16 roundings are not nearest-even", bad_tie);
+    CHECK((vwn_fp32_to_bf16(NAN) & 0x7fff) > 0x7f80);
+    CHECK(vwn_fp32_to_bf16(bitsf(0x7f800001u)) != 0x7f80);      /* NaN never becomes Inf */
+    CHECK(vwn_fp32_to_bf16(3.4e38f) == 0x7f80);                   /* rounds up to Inf */
+}
+
+static void test_rows(void) {
+    CHECK(vwn_row_bytes(VWN_TYPE_F32, 7) == 28);
+    CHECK(vwn_row_bytes(VWN_TYPE_F16, 7) == 14);
+    CHECK(vwn_row_bytes(VWN_TYPE_BF16, 7) == 14);
+    CHECK(vwn_row_bytes(VWN_TYPE_Q8_0, 64) == 68);
+    CHECK(vwn_row_bytes(VWN_TYPE_Q8_0, 33) == 0);
+    CHECK(vwn_row_bytes(VWN_TYPE_F32, 0) == 0);
+    CHECK(vwn_row_bytes(VWN_TYPE_F32, -1) == 0);
+    CHECK(vwn_row_bytes(99, 32) == 0);
+    CHECK(vwn_row_bytes(VWN_TYPE_F32, INT64_MAX) == 0);
+
+    float src[64], out[64];
+    uint16_t h[64];
+    for (int i = 0; i < 64; i++) src[i] = rnd_unit() * 3.0f;
+    for (int i = 0; i < 64; i++) h[i] = vwn_fp32_to_fp16(src[i]);
+    vwn_dequant_row(VWN_TYPE_F16, h, out, 64);
+    int bad = 0;
+    for (int i = 0; i < 64; i++) bad += out[i] != vwn_fp16_to_fp32(h[i]);
+    for (int i = 0; i < 64; i++) h[i] = vwn_fp32_to_bf16(src[i]);
+    vwn_dequant_row(VWN_TYPE_BF16, h, out, 64);
+    for (int i = 0; i < 64; i++) bad += out[i] != vwn_bf16_to_fp32(h[i]);
+    vwn_dequant_row(VWN_TYPE_F32, src, out, 64);
+    for (int i = 0; i < 64; i++) bad += out[i] != src[i];
+    vwn_block_q8_0 q[2];
+    vwn_ops_get(VWN_SIMD_SCALAR)->quantize_q8_0(src, q, 64);
+    vwn_dequant_row(VWN_TYPE_Q8_0, q, out, 64);
+    for (int i = 0; i < 64; i++) bad += out[i] != vwn_fp16_to_fp32(q[i / 32].d) * q[i / 32].qs[i % 32];
+    CHECK_MSG(bad == 0, "%d dequantized values wrong", bad);
+}
+
+/* ---- Q8_0 quantization ---------------------------------------------------------------------- */
+
+static void test_quantize(const vwn_ops *ops, const vwn_ops *ref) {
+    enum { N = 32 * 37 };
+    static float x[N];
+    static vwn_block_q8_0 q[N / 32], qref[N / 32];
+    for (int i = 0; i < N; i++) x[i] = rnd_unit() * ldexpf(1.0f, (int)(rnd_u32() % 16) - 8);
+    for (int i = 64; i < 96; i++) x[i] = 0.0f;                      /* an all-zero block   */
+    x[100] = 1.0f, x[101] = -1.0f;                                  /* exact +-amax        */
+    ops->quantize_q8_0(x, q, N);
+    ref->quantize_q8_0(x, qref, N);
+    int bad_bound = 0;
+    for (int b = 0; b < N / 32; b++) {
+        float amax = 0;
+        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[b * 32 + j]));
+        float d = amax / 127.0f, d16 = vwn_fp16_to_fp32(q[b].d);
+        for (int j = 0; j < 32; j++) {
+            /* rounding costs d/2; storing d as fp16 costs |q| * |d - d16| <= 127 |d - d16| */
+            float err = fabsf(x[b * 32 + j] - d16 * q[b].qs[j]);
+            if (err > 0.5f * d * 1.0001f + 127.0f * fabsf(d - d16) + 1e-30f) bad_bound++;
+            if (q[b].qs[j] == -128) bad_bound++;
+        }
+    }
+    CHECK_MSG(bad_bound == 0, "[%s] %d Q8_0 values outside the error bound", ops->name, bad_bound);
+    CHECK_MSG(memcmp(q, qref, sizeof q) == 0, "[%s] Q8_0 bytes differ from scalar", ops->name);
+    CHECK(q[2].d == 0);
+}
+
+/* ---- matmul ----------------------------------------------------------------------------------- */
+
+typedef struct {
+    int32_t type;
+    int64_t rows, cols;
+    void *data;
+    size_t row_bytes;
+    float *wf;   /* dequantized weights */
+} test_mat;
+
+/* Random weights of a type; small_q8: power-of-two scales and quants in [-8, 8] (exact sums). */
+static void make_mat(test_mat *m, int32_t type, int64_t rows, int64_t cols, bool small_q8) {
+    m->type = type, m->rows = rows, m->cols = cols;
+    m->row_bytes = vwn_row_bytes(type, cols);
+    m->data = malloc(m->row_bytes * (size_t)rows + 64);
+    m->wf = malloc(sizeof(float) * (size_t)(rows * cols));
+    for (int64_t r = 0; r < rows; r++) {
+        char *row = (char *)m->data + r * m->row_bytes;
+        float *w = m->wf + r * cols;
+        for (int64_t c = 0; c < cols; c++) w[c] = rnd_unit();
+        if (type == VWN_TYPE_Q8_0) {
+            vwn_block_q8_0 *b = (vwn_block_q8_0 *)row;
+            for (int64_t k = 0; k < cols / 32; k++) {
+                if (small_q8) {
+                    b[k].d = vwn_fp32_to_fp16(ldexpf(1.0f, (int)(rnd_u32() % 3)));
+                    for (int j = 0; j < 32; j++) b[k].qs[j] = (int8_t)((int)(rnd_u32() % 17) - 8);
+                } else {
+                    b[k].d = vwn_fp32_to_fp16(ldexpf(1.0f + rnd_unit() * 0.5f, -7));
+                    for (int j = 0; j < 32; j++) b[k].qs[j] = (int8_t)((int)(rnd_u32() % 256) - 128);
+                }
+            }
+        } else if (type == VWN_TYPE_F16 || type == VWN_TYPE_BF16) {
+            uint16_t *h = (uint16_t *)row;
+            for (int64_t c = 0; c < cols; c++)
+                h[c] = type == VWN_TYPE_F16 ? vwn_fp32_to_fp16(w[c]) : vwn_fp32_to_bf16(w[c]);
+        } else {
+            memcpy(row, w, sizeof(float) * (size_t)cols);
+        }
+        vwn_dequant_row(type, row, w, cols);
+    }
+}
+
+static void free_mat(test_mat *m) {
+    free(m->data);
+    free(m->wf);
+}
+
+static vwn_mat as_vwn(const test_mat *m) {
+    vwn_mat w = {m->data, m->type, m->rows, m->cols, m->row_bytes};
+    return w;
+}
+
+/* X: T x cols floats with row stride ldx; xq its Q8_0 quantization (by the scalar level). For
+ * small_q8 the activations are made exactly representable with power-of-two scales. */
+static void make_x(float *X, int64_t ldx, vwn_block_q8_0 *xq, int64_t T, int64_t cols, bool small_q8) {
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t c = 0; c < ldx; c++) X[t * ldx + c] = c < cols ? rnd_unit() : NAN;
+    if (cols % 32 != 0) return;
+    int64_t nb = cols / 32;
+    for (int64_t t = 0; t < T; t++) {
+        if (small_q8) {
+            for (int64_t k = 0; k < nb; k++) {
+                vwn_block_q8_0 *b = xq + t * nb + k;
+                b->d = vwn_fp32_to_fp16(ldexpf(1.0f, (int)(rnd_u32() % 3)));
+                for (int j = 0; j < 32; j++) b->qs[j] = (int8_t)((int)(rnd_u32() % 17) - 8);
+            }
+        } else {
+            vwn_ops_get(VWN_SIMD_SCALAR)->quantize_q8_0(X + t * ldx, xq + t * nb, cols);
+        }
+    }
+}
+
+/* sum_c |w x| of row r, token t: the scale of the rounding error (Q8_0: of the quantized values). */
+static double abs_dot(const test_mat *m, const float *X, int64_t ldx, const vwn_block_q8_0 *xq,
+                      int64_t t, int64_t r) {
+    double s = 0;
+    for (int64_t c = 0; c < m->cols; c++) {
+        double x = m->type == VWN_TYPE_Q8_0
+                       ? (double)vwn_fp16_to_fp32(xq[t * (m->cols / 32) + c / 32].d) *
+                             xq[t * (m->cols / 32) + c / 32].qs[c % 32]
+                       : X[t * ldx + c];
+        s += fabs((double)m->wf[r * m->cols + c] * x);
+    }
+    return s;
+}
+
+static double exact_dot(const test_mat *m, const float *X, int64_t ldx, const vwn_block_q8_0 *xq,
+                        int64_t t, int64_t r) {
+    double s = 0;
+    for (int64_t c = 0; c < m->cols; c++) {
+        double x = m->type == VWN_TYPE_Q8_0
+                       ? (double)vwn_fp16_to_fp32(xq[t * (m->cols / 32) + c / 32].d) *
+                             xq[t * (m->cols / 32) + c / 32].qs[c % 32]
+                       : X[t * ldx + c];
+        s += (double)m->wf[r * m->cols + c] * x;
+    }
+    return s;
+}
+
+/* One matmul case: ops against scalar (or, for scalar, against double) on rows [r0, r1), with
+ * sentinels around the output to catch writes outside the range. */
+static void check_matmul(const vwn_ops *ops, int32_t type, int64_t rows, int64_t cols, int64_t T,
+                         int64_t r0, int64_t r1, bool small_q8) {
+    test_mat m;
+    make_mat(&m, type, rows, cols, small_q8);
+    vwn_mat w = as_vwn(&m);
+    int64_t ldx = cols + 3, ldy = rows + 5;
+    float *X = malloc(sizeof(float) * (size_t)(T * ldx));
+    vwn_block_q8_0 *xq = malloc(sizeof(vwn_block_q8_0) * (size_t)(T * (cols / 32) + 1));
+    float *Y = malloc(sizeof(float) * (size_t)(T * ldy));
+    float *Yref = malloc(sizeof(float) * (size_t)(T * ldy));
+    make_x(X, ldx, xq, T, cols, small_q8);
+    for (int64_t i = 0; i < T * ldy; i++) Y[i] = Yref[i] = -12345.0f;
+
+    const vwn_ops *ref = vwn_ops_get(VWN_SIMD_SCALAR);
+    ops->matmul(&w, X, ldx, xq, T, Y, ldy, r0, r1);
+    ref->matmul(&w, X, ldx, xq, T, Yref, ldy, r0, r1);
+
+    int bad = 0, bad_outside = 0;
+    double worst = 0;
+    for (int64_t t = 0; t < T; t++) {
+        for (int64_t r = 0; r < ldy; r++) {
+            float y = Y[t * ldy + r], yr = Yref[t * ldy + r];
+            if (r < r0 || r >= r1) {
+                bad_outside += y != -12345.0f;
+                continue;
+            }
+            double tol = 1e-5 * sqrt((double)cols) * abs_dot(&m, X, ldx, xq, t, r) + 1e-30;
+            double err;
+            if (small_q8 && type == VWN_TYPE_Q8_0) {
+                err = y == yr && (double)y == exact_dot(&m, X, ldx, xq, t, r) ? 0 : INFINITY;
+            } else if (ops == ref) {
+                err = fabs((double)y - exact_dot(&m, X, ldx, xq, t, r));
+            } else {
+                err = fabs((double)y - (double)yr);
+            }
+            if (!(err <= tol)) bad++;
+            if (err / tol > worst) worst = err / tol;
+        }
+    }
+    CHECK_MSG(bad == 0 && bad_outside == 0,
+              "[%s] matmul %s rows %lld cols %lld T %lld [%lld, %lld)%s: %d wrong (worst err/tol %g), "
+              "%d written outside", ops->name, vwn_type_name(type), (long long)rows, (long long)cols,
+              (long long)T, (long long)r0, (long long)r1, small_q8 ? " exact" : "", bad, worst,
+              bad_outside);
+    free(X), free(xq), free(Y), free(Yref);
+    free_mat(&m);
+}
+
+static void test_matmul(const vwn_ops *ops) {
+    static const int64_t odd_cols[] = {1, 3, 17, 33, 101, 1023};
+    static const int64_t q8_cols[] = {32, 64, 96, 160, 544, 4096};
+    static const int64_t Ts[] = {1, 2, 3, 5, 8, 13};
+    static const int32_t float_types[] = {VWN_TYPE_F32, VWN_TYPE_F16, VWN_TYPE_BF16};
+    for (int ti = 0; ti < 3; ti++)
+        for (int ci = 0; ci < 6; ci++)
+            for (int k = 0; k < 6; k++) {
+                int64_t rows = 1 + 2 * (int64_t)(rnd_u32() % 20), T = Ts[k];
+                check_matmul(ops, float_types[ti], rows, odd_cols[ci], T, 0, rows, false);
+            }
+    for (int ci = 0; ci < 6; ci++)
+        for (int k = 0; k < 6; k++) {
+            int64_t rows = 1 + 2 * (int64_t)(rnd_u32() % 20), T = Ts[k];
+            int64_t cols = q8_cols[ci];
+            if (cols == 4096 && T > 3) continue; /* keep the double reference cheap */
+            check_matmul(ops, VWN_TYPE_Q8_0, rows, cols, T, 0, rows, false);
+            check_matmul(ops, VWN_TYPE_Q8_0, rows, cols, T, 0, rows, true);
+        }
+    /* sub-ranges of rows */
+    for (int ti = 0; ti < 4; ti++) {
+        int32_t type = ti < 3 ? float_types[ti] : VWN_TYPE_Q8_0;
+        check_matmul(ops, type, 37, 96, 5, 3, 30, false);
+        check_matmul(ops, type, 37, 96, 1, 17, 18, false);
+        check_matmul(ops, type, 37, 96, 13, 9, 37, false);
+        check_matmul(ops, type, 37, 96, 2, 5, 5, false);
+    }
+}
+
+/* Each (row, token) result must not depend on which other rows and tokens share its call: the
+ * forward pass relies on decode (T = 1) and prefill (T > 1) agreeing, whatever the thread split. */
+static void test_matmul_consistent(const vwn_ops *ops) {
+    static const int32_t types[] = {VWN_TYPE_F32, VWN_TYPE_F16, VWN_TYPE_BF16, VWN_TYPE_Q8_0};
+    for (int ti = 0; ti < 4; ti++) {
+        int64_t rows = 45, cols = 160, T = 11;
+        test_mat m;
+        make_mat(&m, types[ti], rows, cols, false);
+        vwn_mat w = as_vwn(&m);
+        float *X = malloc(sizeof(float) * (size_t)(T * cols));
+        vwn_block_q8_0 *xq = malloc(sizeof(vwn_block_q8_0) * (size_t)(T * cols / 32));
+        float *Y = malloc(sizeof(float) * (size_t)(T * rows));
+        float *Y1 = malloc(sizeof(float) * (size_t)(T * rows));
+        make_x(X, cols, xq, T, cols, false);
+        ops->matmul(&w, X, cols, xq, T, Y, rows, 0, rows);
+        for (int64_t t = 0; t < T; t++)
+            for (int64_t r = 0; r < rows; r += 3) {
+                int64_t r1 = r + 3 < rows ? r + 3 : rows;
+                ops->matmul(&w, X + t * cols, cols, xq + t * cols / 32, 1, Y1 + t * rows, rows, r, r1);
+            }
+        CHECK_MSG(memcmp(Y, Y1, sizeof(float) * (size_t)(T * rows)) == 0,
+                  "[%s] %s matmul of T=%lld differs from T=1 calls", ops->name,
+                  vwn_type_name(types[ti]), (long long)T);
+        free(X), free(xq), free(Y), free(Y1);
+        free_mat(&m);
+    }
+}
+
+static void test_matmul_mt(const vwn_ops *ops) {
+    static const int32_t types[] = {VWN_TYPE_F32, VWN_TYPE_F16, VWN_TYPE_BF16, VWN_TYPE_Q8_0};
+    for (int ti = 0; ti < 4; ti++) {
+        int64_t rows = 83, cols = 256, T = 7;
+        test_mat m;
+        make_mat(&m, types[ti], rows, cols, false);
+        vwn_mat w = as_vwn(&m);
+        float *X = malloc(sizeof(float) * (size_t)(T * cols));
+        vwn_block_q8_0 *xq = malloc(sizeof(vwn_block_q8_0) * (size_t)(T * cols / 32));
+        make_x(X, cols, xq, T, cols, false);
+        size_t scratch_size = vwn_matmul_scratch_size(&w, T);
+        CHECK(scratch_size == (types[ti] == VWN_TYPE_Q8_0 ? (size_t)T * 8 * 34 : 0));
+        void *scratch = malloc(scratch_size + 1);
+        float *Ys = malloc(sizeof(float) * (size_t)(T * rows));
+        float *Y = malloc(sizeof(float) * (size_t)(T * rows));
+        /* serial reference: quantize with this level, one matmul call over all rows */
+        if (types[ti] == VWN_TYPE_Q8_0)
+            for (int64_t t = 0; t < T; t++) ops->quantize_q8_0(X + t * cols, xq + t * cols / 32, cols);
+        ops->matmul(&w, X, cols, xq, T, Ys, rows, 0, rows);
+        for (int n = 1; n <= 3; n++) {
+            memset(Y, 0, sizeof(float) * (size_t)(T * rows));
+            vwn_matmul_mt(ops, &w, X, T, Y, scratch, n);
+            CHECK_MSG(memcmp(Y, Ys, sizeof(float) * (size_t)(T * rows)) == 0,
+                      "[%s] vwn_matmul_mt %s with %d threads differs from serial", ops->name,
+                      vwn_type_name(types[ti]), n);
+        }
+        free(scratch), free(Ys), free(Y), free(X), free(xq);
+        free_mat(&m);
+    }
+}
+
+/* ---- vector helpers and fused kernels ------------------------------------------------------- */
+
+static void test_vectors(const vwn_ops *ops) {
+    const vwn_ops *ref = vwn_ops_get(VWN_SIMD_SCALAR);
+    static const int64_t ns[] = {1, 3, 7, 16, 17, 33, 64, 100, 1023};
+    enum { MAX = 1023 };
+    static float a[MAX], b[MAX], c[MAX], y1[MAX], y2[MAX], g[MAX];
+    int bad = 0;
+    for (int k = 0; k < 9; k++) {
+        int64_t n = ns[k];
+        double sab = 0, saa = 0;
+        for (int64_t i = 0; i < n; i++) {
+            a[i] = rnd_unit(), b[i] = rnd_unit(), c[i] = rnd_unit() * 8.0f, g[i] = rnd_unit() + 1.0f;
+            sab += fabs((double)a[i] * b[i]), saa += (double)a[i] * a[i];
+        }
+        double tol = 1e-5 * sqrt((double)n);
+        if (fabs(ops->dot(a, b, n) - ref->dot(a, b, n)) > tol * sab) bad++;
+        if (fabs(ops->sum_sq(a, n) - ref->sum_sq(a, n)) > tol * saa) bad++;
+        memcpy(y1, b, sizeof(float) * (size_t)n), memcpy(y2, b, sizeof(float) * (size_t)n);
+        ops->axpy(y1, 0.37f, a, n), ref->axpy(y2, 0.37f, a, n);
+        for (int64_t i = 0; i < n; i++) bad += fabsf(y1[i] - y2[i]) > 1e-6f * (fabsf(y2[i]) + 1.0f);
+        ops->scale(y1, -1.7f, n), ref->scale(y2, -1.7f, n);
+        for (int64_t i = 0; i < n; i++) bad += fabsf(y1[i] - y2[i]) > 1e-6f * (fabsf(y2[i]) + 1.0f);
+        /* rmsnorm: relative error of the scale (a sum of squares) plus one rounding per element */
+        ops->rmsnorm(y1, a, g, n, 1e-5f), ref->rmsnorm(y2, a, g, n, 1e-5f);
+        for (int64_t i = 0; i < n; i++) bad += fabsf(y1[i] - y2[i]) > (float)tol * (fabsf(y2[i]) + 1e-6f);
+        memcpy(y1, a, sizeof(float) * (size_t)n);
+        ops->rmsnorm(y1, y1, NULL, n, 1e-5f), ref->rmsnorm(y2, a, NULL, n, 1e-5f);
+        for (int64_t i = 0; i < n; i++) bad += fabsf(y1[i] - y2[i]) > (float)tol * (fabsf(y2[i]) + 1e-6f);
+        /* silu_mul: a vector exp is good to a few ulp; 1e-6 relative is ~8 ulp */
+        ops->silu_mul(y1, c, b, n), ref->silu_mul(y2, c, b, n);
+        for (int64_t i = 0; i < n; i++) bad += fabsf(y1[i] - y2[i]) > 1e-6f * fabsf(y2[i]) + 1e-30f;
+    }
+    /* attention: scores of 37 keys and the weighted sum of 37 values, head_dim 1..128 */
+    for (int64_t hd = 1; hd <= 128; hd = hd * 2 + 1) {
+        int64_t n_kv = 37, ld = hd + 5;
+        float *K = malloc(sizeof(float) * (size_t)(n_kv * ld)), q[300], s1[37], s2[37], p[37];
+        for (int64_t i = 0; i < n_kv * ld; i++) K[i] = rnd_unit();
+        for (int64_t i = 0; i < hd; i++) q[i] = rnd_unit();
+        for (int64_t j = 0; j < n_kv; j++) p[j] = fabsf(rnd_unit());
+        ops->attn_scores(s1, q, K, ld, n_kv, hd, 0.125f);
+        ref->attn_scores(s2, q, K, ld, n_kv, hd, 0.125f);
+        for (int64_t j = 0; j < n_kv; j++) bad += fabsf(s1[j] - s2[j]) > 1e-5f * sqrtf((float)hd) * 0.125f * (float)hd;
+        ops->attn_values(y1, p, K, ld, n_kv, hd);
+        ref->attn_values(y2, p, K, ld, n_kv, hd);
+        for (int64_t i = 0; i < hd; i++) bad += fabsf(y1[i] - y2[i]) > 1e-5f * sqrtf((float)n_kv) * (float)n_kv;
+        free(K);
+    }
+    CHECK_MSG(bad == 0, "[%s] %d vector helper results differ from scalar", ops->name, bad);
+}
+
+/* ---- dispatch ------------------------------------------------------------------------------- */
+
+static void test_dispatch(void) {
+    CHECK(vwn_ops_get(VWN_SIMD_SCALAR) != NULL);
+    CHECK(vwn_simd_supported(VWN_SIMD_SCALAR));
+    CHECK(vwn_simd_supported(vwn_simd_best()));
+    CHECK(vwn_ops_get(vwn_simd_best())->level == (int)vwn_simd_best());
+    CHECK(strcmp(vwn_simd_name(VWN_SIMD_AVX512), "avx512") == 0);
+    CHECK(strcmp(vwn_simd_name(VWN_SIMD_AUTO), "auto") == 0);
+    CHECK(vwn_ops_get(42) == NULL);
+    CHECK(!vwn_simd_supported((vwn_simd)42));
+
+    setenv("VWN_SIMD", "scalar", 1);
+    CHECK(vwn_ops_best() == vwn_ops_get(VWN_SIMD_SCALAR));
+    setenv("VWN_SIMD", "no-such-level", 1);
+    CHECK(vwn_ops_best() == vwn_ops_get(vwn_simd_best()));
+    for (int i = 0; i < N_LEVELS; i++) {
+        setenv("VWN_SIMD", vwn_simd_name((vwn_simd)levels[i]), 1);
+        const vwn_ops *want = vwn_ops_get(levels[i]) ? vwn_ops_get(levels[i]) : vwn_ops_get(vwn_simd_best());
+        CHECK(vwn_ops_best() == want);
+    }
+    unsetenv("VWN_SIMD");
+    CHECK(vwn_ops_best() == vwn_ops_get(vwn_simd_best()));
+    CHECK(vwn_ops_get(VWN_SIMD_AUTO) == vwn_ops_best());
+}
+
+int main(void) {
+    test_fp16();
+    test_bf16();
+    test_rows();
+    test_dispatch();
+    printf("best SIMD level: %s\n", vwn_simd_name(vwn_simd_best()));
+
+    const vwn_ops *ref = vwn_ops_get(VWN_SIMD_SCALAR);
+    for (int i = 0; i < N_LEVELS; i++) {
+        const vwn_ops *ops = vwn_ops_get(levels[i]);
+        if (!ops) {
+            printf("level %-7s skipped (not supported by this CPU or build)\n",
+                   vwn_simd_name((vwn_simd)levels[i]));
+            continue;
+        }
+        int failed_before = vt_failed;
+        test_quantize(ops, ref);
+        test_matmul(ops);
+        test_matmul_consistent(ops);
+        test_matmul_mt(ops);
+        test_vectors(ops);
+        printf("level %-7s tested: %s\n", ops->name, vt_failed == failed_before ? "ok" : "FAILED");
+    }
+    return vt_finish("test_ops");
+}
