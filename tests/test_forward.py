@@ -1,0 +1,309 @@
+"""Golden tests of the forward pass: libvwn against the independent numpy reference.
+
+For every configuration in tests/configs (every switch of the spec), a random checkpoint is converted
+and evaluated by libvwn (through its C ABI, with ctypes) and by tools/reference.py (float64 numpy).
+Tolerance: max|Δlogit| <= 1e-4 · max|logit| for fp32/fp16/bf16 weights (the reference then runs on
+the weights as stored in the file, dequantized), 4e-2 · max|logit| for Q8_0 (activations are quantized
+to 8 bits per block as in ggml, so the error is that of int8 dot products, not of the weights alone).
+Also: incremental decoding equals one-shot decoding, truncation equals never having decoded, several
+threads sharing one model get the results they get alone, and errors leave the context usable.
+"""
+import ctypes as C
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+from reference import forward, load_checkpoint  # noqa: E402
+
+LIB_PATH = os.environ.get("VWN_LIB", os.path.join(ROOT, "build", "lib", "libvwn.so"))
+CONFIGS = sorted(f for f in os.listdir(os.path.join(HERE, "configs")) if f.endswith(".json"))
+PY = sys.executable
+
+if not os.path.exists(LIB_PATH):
+    pytest.skip(f"libvwn not built at {LIB_PATH}", allow_module_level=True)
+
+lib = C.CDLL(LIB_PATH)
+
+
+class ContextParams(C.Structure):
+    _fields_ = [("n_ctx", C.c_int32), ("n_batch", C.c_int32), ("n_threads", C.c_int32),
+                ("logits_all", C.c_bool), ("mtp", C.c_bool), ("simd", C.c_int32),
+                ("memory_limit", C.c_uint64), ("abort_callback", C.c_void_p),
+                ("abort_user_data", C.c_void_p)]
+
+
+lib.vwn_context_default_params.restype = ContextParams
+lib.vwn_last_error.restype = C.c_char_p
+lib.vwn_simd_supported.restype = C.c_bool
+lib.vwn_simd_supported.argtypes = [C.c_int32]
+FP = C.POINTER(C.c_float)
+LEVELS = [lv for lv in (0, 1, 2, 3) if lib.vwn_simd_supported(lv)]
+
+
+class VwnError(Exception):
+    def __init__(self, status):
+        super().__init__(f"status {status}: {lib.vwn_last_error().decode()}")
+        self.status = status
+
+
+def check(status):
+    if status:
+        raise VwnError(status)
+
+
+class Model:
+    def __init__(self, path):
+        self.h = C.c_void_p()
+        check(lib.vwn_model_load(path.encode(), None, C.byref(self.h)))
+
+    def __del__(self):
+        lib.vwn_model_free(self.h)
+
+
+class Ctx:
+    def __init__(self, model, n_ctx=96, n_batch=64, logits_all=True, simd=-1, threads=1, mtp=True):
+        p = lib.vwn_context_default_params()
+        p.n_ctx, p.n_batch, p.logits_all, p.simd, p.n_threads, p.mtp = n_ctx, n_batch, logits_all, simd, threads, mtp
+        self.h = C.c_void_p()
+        self.model = model  # the model must outlive the context
+        check(lib.vwn_context_new(model.h, C.byref(p), C.byref(self.h)))
+
+    def __del__(self):
+        lib.vwn_context_free(self.h)
+
+    def decode(self, toks):
+        a = np.ascontiguousarray(toks, dtype=np.int32)
+        return lib.vwn_decode(self.h, a.ctypes.data_as(C.POINTER(C.c_int32)), len(a))
+
+    def logits(self, pos, V):
+        p = FP()
+        check(lib.vwn_get_logits(self.h, pos, C.byref(p)))
+        return np.ctypeslib.as_array(p, (V,)).copy()
+
+    def mtp_logits(self, j, pos, V):
+        p = FP()
+        check(lib.vwn_get_mtp_logits(self.h, j, pos, C.byref(p)))
+        return np.ctypeslib.as_array(p, (V,)).copy()
+
+    def truncate(self, n):
+        check(lib.vwn_context_truncate(self.h, n))
+
+
+def make_model(tmp, cfg, wtype="f32", seed=3):
+    ck = os.path.join(tmp, cfg[:-5])
+    if not os.path.exists(ck):
+        subprocess.run([PY, os.path.join(ROOT, "tools", "random_checkpoint.py"), os.path.join(HERE, "configs", cfg),
+                        ck, "--seed", str(seed)], check=True, capture_output=True)
+    out = f"{ck}.{wtype}.gguf"
+    if not os.path.exists(out):
+        subprocess.run([PY, os.path.join(ROOT, "tools", "convert.py"), ck, out, "--type", wtype],
+                       check=True, capture_output=True)
+    return ck, out
+
+
+def file_tensors(gguf_path, config):
+    """The weights as stored in the file, dequantized to float64 in the checkpoint's shapes."""
+    import gguf
+    r = gguf.GGUFReader(gguf_path)
+    out = {}
+    for t in r.tensors:
+        arr = gguf.quants.dequantize(t.data, t.tensor_type)
+        out[t.name] = np.asarray(arr, dtype=np.float64).reshape([int(x) for x in reversed(t.shape)])
+    return out
+
+
+@pytest.fixture(scope="module")
+def tmp(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("fwd"))
+
+
+def run_all(ctx, toks, V, k):
+    check(ctx.decode(toks))
+    T = len(toks)
+    main = np.stack([ctx.logits(i, V) for i in range(T)])
+    mtp = [np.stack([ctx.mtp_logits(j, i, V) for i in range(T - j)]) for j in range(1, k + 1) if T > j]
+    return main, mtp
+
+
+def assert_close(got, ref, tol, what):
+    scale = np.abs(ref).max()
+    err = np.abs(got - ref).max()
+    assert err <= tol * scale, f"{what}: max|Δ| = {err:.3g} > {tol:g} · max|logit| = {tol * scale:.3g}"
+
+
+@pytest.mark.parametrize("cfg", CONFIGS)
+@pytest.mark.parametrize("simd", LEVELS)
+def test_golden_f32(tmp, cfg, simd):
+    ck, path = make_model(tmp, cfg)
+    config, tensors = load_checkpoint(ck)
+    V, k = config["vocab_size"], config.get("mtp_depth", 0)
+    toks = np.random.default_rng(1).integers(0, V, 24)
+    ref_main, ref_mtp = forward(config, tensors, toks)
+    m = Model(path)
+    main, mtp = run_all(Ctx(m, simd=simd, threads=2), toks, V, k)
+    assert_close(main, ref_main, 1e-4, "main")
+    assert len(mtp) == len(ref_mtp)
+    for j, (a, b) in enumerate(zip(mtp, ref_mtp)):
+        assert a.shape == b.shape
+        assert_close(a, b, 1e-4, f"mtp{j + 1}")
+
+
+@pytest.mark.parametrize("wtype,tol", [("f16", 1e-4), ("bf16", 1e-4), ("q8_0", 4e-2)])
+@pytest.mark.parametrize("cfg", CONFIGS[::3])
+def test_golden_quantized(tmp, cfg, wtype, tol):
+    ck, path = make_model(tmp, cfg, wtype)
+    config, _ = load_checkpoint(ck)
+    tensors = file_tensors(path, config)
+    V, k = config["vocab_size"], config.get("mtp_depth", 0)
+    toks = np.random.default_rng(2).integers(0, V, 16)
+    ref_main, ref_mtp = forward(config, tensors, toks)
+    for simd in LEVELS:
+        main, mtp = run_all(Ctx(Model(path), simd=simd), toks, V, k)
+        assert_close(main, ref_main, tol, f"main {wtype} simd={simd}")
+        for j, (a, b) in enumerate(zip(mtp, ref_mtp)):
+            assert_close(a, b, tol, f"mtp{j + 1} {wtype} simd={simd}")
+
+
+INCR_CFGS = [c for c in CONFIGS if "mtp0" not in c][:6]
+
+
+@pytest.mark.parametrize("cfg", INCR_CFGS)
+@pytest.mark.parametrize("simd", LEVELS)
+def test_incremental_equals_full(tmp, cfg, simd):
+    """Prompt in one call, then one token at a time == one call over everything (1e-5 relative)."""
+    ck, path = make_model(tmp, cfg)
+    config, _ = load_checkpoint(ck)
+    V, k = config["vocab_size"], config.get("mtp_depth", 0)
+    toks = np.random.default_rng(4).integers(0, V, 20)
+    m = Model(path)
+    full_main, full_mtp = run_all(Ctx(m, simd=simd), toks, V, k)
+    c = Ctx(m, logits_all=False, simd=simd)
+    check(c.decode(toks[:8]))
+    got = [c.logits(7, V)]
+    got_mtp = {j: {} for j in range(1, k + 1)}
+    for j in range(1, k + 1):
+        if 8 - j - 1 >= 0:
+            got_mtp[j][8 - j - 1] = c.mtp_logits(j, -1, V)
+    for i in range(8, 20):
+        check(c.decode(toks[i:i + 1]))
+        got.append(c.logits(i, V))
+        for j in range(1, k + 1):
+            if i - j >= 0:
+                got_mtp[j][i - j] = c.mtp_logits(j, i - j, V)
+    assert_close(np.stack(got), full_main[7:], 1e-5, "incremental main")
+    for j in range(1, k + 1):
+        for pos, row in got_mtp[j].items():
+            assert_close(row, full_mtp[j - 1][pos], 1e-5, f"incremental mtp{j}@{pos}")
+
+
+@pytest.mark.parametrize("cfg", INCR_CFGS[:3])
+def test_truncate_equals_never_decoded(tmp, cfg):
+    ck, path = make_model(tmp, cfg)
+    config, _ = load_checkpoint(ck)
+    V, k = config["vocab_size"], config.get("mtp_depth", 0)
+    rng = np.random.default_rng(5)
+    A, B, Cc = rng.integers(0, V, 10), rng.integers(0, V, 7), rng.integers(0, V, 6)
+    m = Model(path)
+    c1 = Ctx(m)
+    check(c1.decode(A))
+    check(c1.decode(B))
+    c1.truncate(len(A))
+    assert lib.vwn_context_length(c1.h) == len(A)
+    got_main, got_mtp = run_all_tail(c1, Cc, V, k, len(A))
+    c2 = Ctx(m)
+    check(c2.decode(A))
+    exp_main, exp_mtp = run_all_tail(c2, Cc, V, k, len(A))
+    assert np.array_equal(got_main, exp_main), "main logits differ after truncation"
+    for a, b in zip(got_mtp, exp_mtp):
+        assert np.array_equal(a, b), "MTP logits differ after truncation"
+
+
+def run_all_tail(ctx, toks, V, k, p0):
+    check(ctx.decode(toks))
+    main = np.stack([ctx.logits(p0 + i, V) for i in range(len(toks))])
+    mtp = []
+    for j in range(1, k + 1):
+        p = C.POINTER(C.c_float)()
+        rows = []
+        for pos in range(p0 - j, p0 + len(toks) - j):
+            if pos >= 0 and lib.vwn_get_mtp_logits(ctx.h, j, pos, C.byref(p)) == 0:
+                rows.append(np.ctypeslib.as_array(p, (V,)).copy())
+        mtp.append(np.stack(rows))
+    return main, mtp
+
+
+def test_far_truncation_recomputes_mtp_states(tmp):
+    """Rewinding further than the ring of MTP input states forces a recomputation: still exact."""
+    cfg = next(c for c in CONFIGS if "mtp3" in c)
+    ck, path = make_model(tmp, cfg)
+    config, tensors = load_checkpoint(ck)
+    V, k = config["vocab_size"], config["mtp_depth"]
+    toks = np.random.default_rng(6).integers(0, V, 40)
+    m = Model(path)
+    c = Ctx(m, n_batch=4)   # ring = n_batch + k + 1 states per stage
+    for i in range(30):
+        check(c.decode(toks[i:i + 1]))
+    c.truncate(9)
+    for i in range(9, 14):
+        check(c.decode(toks[i:i + 1]))
+    ref_main, ref_mtp = forward(config, tensors, toks[:14])
+    assert_close(c.logits(13, V), ref_main[13], 1e-4, "main after far rewind")
+    for j in range(1, k + 1):
+        assert_close(c.mtp_logits(j, 13 - j, V), ref_mtp[j - 1][13 - j], 1e-4, f"mtp{j} after far rewind")
+
+
+def test_threads_share_one_model(tmp):
+    cfg = next(c for c in CONFIGS if "m2n8" in c and "mtp2" in c)
+    ck, path = make_model(tmp, cfg)
+    config, _ = load_checkpoint(ck)
+    V, k = config["vocab_size"], config.get("mtp_depth", 0)
+    m = Model(path)
+    seqs = [np.random.default_rng(10 + i).integers(0, V, 16) for i in range(4)]
+    alone = [run_all(Ctx(m), s, V, k) for s in seqs]
+    results = [None] * 4
+
+    def work(i):
+        c = Ctx(m)
+        for _ in range(3):
+            results[i] = run_all(c, seqs[i], V, k)
+            check(lib.vwn_context_clear(c.h))
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i in range(4):
+        assert np.array_equal(results[i][0], alone[i][0])
+        for a, b in zip(results[i][1], alone[i][1]):
+            assert np.array_equal(a, b)
+
+
+def test_errors_keep_the_context(tmp):
+    cfg = CONFIGS[0]
+    ck, path = make_model(tmp, cfg)
+    config, _ = load_checkpoint(ck)
+    V = config["vocab_size"]
+    m = Model(path)
+    c = Ctx(m, n_ctx=16, n_batch=16, logits_all=False)
+    check(c.decode([1, 2, 3]))
+    before = c.logits(-1, V)
+    assert c.decode([5, V]) == 11          # VWN_ERR_TOKEN_OUT_OF_RANGE
+    assert c.decode([-1]) == 11
+    assert c.decode(list(range(14))) == 12  # VWN_ERR_CONTEXT_FULL (3 + 14 > 16)
+    assert lib.vwn_context_length(c.h) == 3
+    p = FP()
+    assert lib.vwn_get_logits(c.h, 0, C.byref(p)) == 14  # VWN_ERR_NOT_KEPT: only the last is kept
+    assert lib.vwn_context_truncate(c.h, 4) == 1          # INVALID_ARG: beyond the length
+    check(c.decode([4]))
+    fresh = Ctx(m, n_ctx=16, n_batch=16, logits_all=False)
+    check(fresh.decode([1, 2, 3, 4]))
+    assert np.array_equal(c.logits(-1, V), fresh.logits(-1, V))
+    assert before.shape == (V,)
