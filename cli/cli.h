@@ -4,6 +4,8 @@
 
 #include "vwn.h"
 
+#include <stdio.h>
+
 /* Each subcommand: argv[0] is the subcommand name. Returns the process exit code. */
 int cmd_info(int argc, char **argv);
 int cmd_logits(int argc, char **argv);
@@ -21,5 +23,29 @@ char *cli_read_file(const char *path, size_t *out_len);
 int cli_parse_tokens(const char *s, int32_t **out);
 /* Writes a float32 .npy file with the given shape (1 or 2 dims). Returns 0 on success. */
 int cli_write_npy(const char *path, const float *data, int ndim, const int64_t *shape);
+
+/* Option parsing. Each prints "vwn <cmd>: ..." to stderr and returns nonzero on a bad value. */
+/* The value after option argv[*i] (advancing *i); NULL (message printed) if it is missing. */
+const char *cli_next_value(const char *cmd, int argc, char **argv, int *i);
+/* An integer in [lo, hi]. */
+int cli_parse_int(const char *cmd, const char *opt, const char *s, long long lo, long long hi, int32_t *out);
+/* A finite number in [lo, hi]. */
+int cli_parse_float(const char *cmd, const char *opt, const char *s, double lo, double hi, float *out);
+/* scalar|avx2|avx512|neon|auto -> a vwn_simd value (checked against this CPU and build). */
+int cli_parse_simd(const char *cmd, const char *s, int32_t *out);
+/* Prints "vwn <cmd>: <message> (try 'vwn <cmd> --help')" to stderr; returns 2 (usage error). */
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* Tokenizes text[0..len) into a malloc'd array (*out); returns the count, or -1 after printing
+ * the library's message. */
+int cli_tokenize(const char *cmd, const vwn_model *model, const char *text, size_t len, bool add_special,
+                 int32_t **out);
+/* Writes s as a JSON string literal (quoted, escaped). */
+void cli_json_string(FILE *f, const char *s);
+/* Monotonic clock in microseconds. */
+double cli_time_us(void);
 
 #endif

@@ -1,10 +1,15 @@
 /* util.c -- small helpers shared by the subcommands of the `vwn` command. */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include "cli.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 int cli_fail(const char *cmd, const char *what, vwn_status st) {
     const char *msg = vwn_last_error();
@@ -85,4 +90,113 @@ int cli_write_npy(const char *path, const float *data, int ndim, const int64_t *
     size_t w = fwrite(data, sizeof(float), n, f);
     int bad = (w != n) | (fclose(f) != 0);
     return bad ? -1 : 0;
+}
+
+/* ---- option parsing ------------------------------------------------------------------------- */
+
+const char *cli_next_value(const char *cmd, int argc, char **argv, int *i) {
+    if (*i + 1 >= argc) {
+        cli_usage_error(cmd, "option %s needs a value", argv[*i]);
+        return NULL;
+    }
+    *i += 1;
+    return argv[*i];
+}
+
+int cli_parse_int(const char *cmd, const char *opt, const char *s, long long lo, long long hi, int32_t *out) {
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (end == s || *end != '\0' || errno || v < lo || v > hi) {
+        cli_usage_error(cmd, "%s expects an integer from %lld to %lld, got '%s'", opt, lo, hi, s);
+        return 1;
+    }
+    *out = (int32_t)v;
+    return 0;
+}
+
+int cli_parse_float(const char *cmd, const char *opt, const char *s, double lo, double hi, float *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end != '\0' || errno || !isfinite(v) || v < lo || v > hi) {
+        cli_usage_error(cmd, "%s expects a number from %g to %g, got '%s'", opt, lo, hi, s);
+        return 1;
+    }
+    *out = (float)v;
+    return 0;
+}
+
+int cli_parse_simd(const char *cmd, const char *s, int32_t *out) {
+    static const struct { const char *name; int32_t level; } levels[] = {
+        {"auto", VWN_SIMD_AUTO}, {"scalar", VWN_SIMD_SCALAR}, {"avx2", VWN_SIMD_AVX2},
+        {"avx512", VWN_SIMD_AVX512}, {"neon", VWN_SIMD_NEON},
+    };
+    for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++) {
+        if (strcmp(s, levels[i].name) != 0) continue;
+        if (levels[i].level != VWN_SIMD_AUTO && !vwn_simd_supported((vwn_simd)levels[i].level)) {
+            fprintf(stderr, "vwn %s: SIMD level %s is not supported by this CPU or build (best: %s)\n", cmd, s,
+                    vwn_simd_name(vwn_simd_best()));
+            return 1;
+        }
+        *out = levels[i].level;
+        return 0;
+    }
+    cli_usage_error(cmd, "--simd expects scalar, avx2, avx512, neon or auto, got '%s'", s);
+    return 1;
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    fprintf(stderr, "vwn %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, " (try 'vwn %s --help')\n", cmd);
+    return 2;
+}
+
+int cli_tokenize(const char *cmd, const vwn_model *model, const char *text, size_t len, bool add_special,
+                 int32_t **out) {
+    *out = NULL;
+    if (len > (size_t)INT32_MAX - 64) {
+        fprintf(stderr, "vwn %s: the text is too long to tokenize (%zu bytes, at most %d)\n", cmd, len, INT32_MAX - 64);
+        return -1;
+    }
+    /* a token covers at least one byte in every supported tokenizer; retry if the guess is short */
+    int32_t cap = (int32_t)len + 8;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        int32_t *toks = malloc(sizeof(int32_t) * (size_t)cap);
+        if (!toks) {
+            fprintf(stderr, "vwn %s: out of memory for %d tokens\n", cmd, cap);
+            return -1;
+        }
+        int32_t n = vwn_tokenize(model, text, (int32_t)len, toks, cap, add_special, false);
+        if (n >= 0) {
+            *out = toks;
+            return n;
+        }
+        free(toks);
+        if (n == INT32_MIN) break;
+        cap = -n;
+    }
+    const char *msg = vwn_last_error();
+    fprintf(stderr, "vwn %s: cannot tokenize the text%s%s\n", cmd, msg[0] ? ": " : "", msg);
+    return -1;
+}
+
+void cli_json_string(FILE *f, const char *s) {
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
+        else if (*p < 0x20) fprintf(f, "\\u%04x", *p);
+        else fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+double cli_time_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec * 1e-3;
 }

@@ -144,7 +144,9 @@ VWN_API vwn_model_params vwn_model_default_params(void);
 VWN_API vwn_status vwn_model_load(const char *path, const vwn_model_params *params,
                                   vwn_model **out_model);
 
-/* Frees a model. NULL is a no-op. Every context made from the model must be freed first. */
+/* Frees a model. NULL is a no-op, and so is a pointer that is not a live model (a freed one in the
+ * common case). Every context made from the model must be freed first. Does not change
+ * vwn_last_error(), so a caller may free before reporting an earlier error. */
 VWN_API void vwn_model_free(vwn_model *model);
 
 typedef struct vwn_model_info {
@@ -181,7 +183,8 @@ VWN_API vwn_status vwn_model_get_info(const vwn_model *model, vwn_model_info *in
  * too small the text is truncated (always NUL-terminated when buf_size > 0). Returns -1 if the key
  * is absent or the arguments are invalid. Thread-safe. */
 VWN_API int32_t vwn_model_meta(const vwn_model *model, const char *key, char *buf, size_t buf_size);
-/* Number of metadata keys; name of key i (borrowed, valid for the model's life), NULL if i is out of range. */
+/* Number of metadata keys (-1 for an invalid model); name of key i (borrowed, valid for the model's
+ * life), NULL if i is out of range. */
 VWN_API int32_t vwn_model_meta_count(const vwn_model *model);
 VWN_API const char *vwn_model_meta_key(const vwn_model *model, int32_t i);
 
@@ -194,7 +197,8 @@ typedef struct vwn_tensor_info {
     uint64_t n_bytes;
 } vwn_tensor_info;
 
-/* Number of tensors in the file; info of tensor i. Thread-safe. */
+/* Number of tensors in the file (-1 for an invalid model); info of tensor i (offset is from the
+ * start of the file). Errors: INVALID_ARG (i out of range), BAD_HANDLE. Thread-safe. */
 VWN_API int32_t vwn_model_tensor_count(const vwn_model *model);
 VWN_API vwn_status vwn_model_tensor_info(const vwn_model *model, int32_t i, vwn_tensor_info *info);
 /* Dequantizes a whole tensor (found by name) to fp32 into dst, which must hold n_elements floats.

@@ -111,27 +111,31 @@ static void ffn_sublayer(vwn_context *ctx, const vwn_layer_weights *lw, const fl
 
 /* ---- one VWN layer: each sublayer wrapped by its GHC (spec §2) ------------------------------ */
 
-static void layer_forward(vwn_context *ctx, const vwn_layer_weights *lw, float *H, int32_t T,
-                          int32_t p0, float *k_cache, float *v_cache) {
+/* Runs one layer on the wide states in ctx->s.wide (T tokens from position p0). The carry buffer
+ * becomes the new state after each sublayer, so the two buffers swap twice and s.wide ends up
+ * holding the layer's output again. */
+static void layer_forward(vwn_context *ctx, const vwn_layer_weights *lw, int32_t T, int32_t p0,
+                          float *k_cache, float *v_cache) {
     const vwn_hparams *hp = &ctx->model->hp;
     vwn_scratch *s = &ctx->s;
+    float *tmp;
     double t0 = vwn_time_us();
 
     /* attention, wrapped */
-    vwn_ghc_coefficients(hp, &lw->attn_ghc, H, T, s->coef, ctx->n_threads);
-    vwn_ghc_read_carry(hp, s->coef, H, T, s->x, s->carry, ctx->n_threads);
+    vwn_ghc_before(hp, &lw->attn_ghc, ctx->ops, s->wide, T, s->coef, s->x, s->carry, ctx->n_threads);
     double t1 = vwn_time_us();
     attention_sublayer(ctx, lw, s->x, T, p0, k_cache, v_cache, s->y);
     double t2 = vwn_time_us();
-    vwn_ghc_write(hp, s->coef, s->carry, s->y, T, H, ctx->n_threads);
+    vwn_ghc_after(hp, ctx->ops, s->coef, s->y, T, s->carry, ctx->n_threads);
+    tmp = s->wide; s->wide = s->carry; s->carry = tmp;
 
     /* FFN, wrapped */
-    vwn_ghc_coefficients(hp, &lw->ffn_ghc, H, T, s->coef, ctx->n_threads);
-    vwn_ghc_read_carry(hp, s->coef, H, T, s->x, s->carry, ctx->n_threads);
+    vwn_ghc_before(hp, &lw->ffn_ghc, ctx->ops, s->wide, T, s->coef, s->x, s->carry, ctx->n_threads);
     double t3 = vwn_time_us();
     ffn_sublayer(ctx, lw, s->x, T, s->y);
     double t4 = vwn_time_us();
-    vwn_ghc_write(hp, s->coef, s->carry, s->y, T, H, ctx->n_threads);
+    vwn_ghc_after(hp, ctx->ops, s->coef, s->y, T, s->carry, ctx->n_threads);
+    tmp = s->wide; s->wide = s->carry; s->carry = tmp;
     double t5 = vwn_time_us();
 
     ctx->perf.t_ghc_us += (t1 - t0) + (t3 - t2) + (t5 - t4);
@@ -184,13 +188,13 @@ vwn_status vwn_forward_main(vwn_context *ctx, const int32_t *tokens, int32_t n, 
     const vwn_hparams *hp = &m->hp;
     const int32_t p0 = ctx->n_past, Dw = hp->n_wide;
     const size_t kv_layer = (size_t)ctx->params.n_ctx * hp->n_head_kv * hp->head_dim;
-    float *H = ctx->s.wide;
 
-    embed(ctx, tokens, n, H);
+    embed(ctx, tokens, n, ctx->s.wide);
     for (int32_t l = 0; l < hp->n_layer; l++) {
         if (aborted(ctx)) return vwn_fail(VWN_ERR_ABORTED, "decode aborted by the callback at layer %d", l);
-        layer_forward(ctx, &m->layers[l], H, n, p0, ctx->k_cache + l * kv_layer, ctx->v_cache + l * kv_layer);
+        layer_forward(ctx, &m->layers[l], n, p0, ctx->k_cache + l * kv_layer, ctx->v_cache + l * kv_layer);
     }
+    const float *H = ctx->s.wide;
 
     /* the final states feed MTP module 1 */
     if (ctx->n_mtp > 0)
@@ -240,7 +244,7 @@ static void mtp_run(vwn_context *ctx, int32_t j, int32_t pos0, int32_t T, const 
     }
     /* U_row_c = proj · [e_c ; p_c]: one product over all T*n rows */
     linear(ctx, &mw->proj, s->mtp_in, (int64_t)T * n, s->wide);
-    layer_forward(ctx, &mw->layer, s->wide, T, pos0, ctx->mtp_k + (size_t)(j - 1) * kv_mod,
+    layer_forward(ctx, &mw->layer, T, pos0, ctx->mtp_k + (size_t)(j - 1) * kv_mod,
                   ctx->mtp_v + (size_t)(j - 1) * kv_mod);
 }
 
@@ -271,7 +275,10 @@ vwn_status vwn_forward_mtp_catchup(vwn_context *ctx, int want_logits) {
                     memcpy(ring_put(ctx, j, c0 + t), U + (size_t)t * Dw, (size_t)Dw * sizeof(float));
             /* logits: every position (want 2) or the last one of the module (want 1) */
             int32_t lf = -1, lc = 0;
-            if (want_logits == 2) { lf = c0; lc = T; }
+            if (want_logits == 2) { /* after a far rewind a module may lag by more than n_out: keep the last n_out */
+                lf = c0 > end - ctx->n_out ? c0 : end - ctx->n_out;
+                lc = c0 + T - lf;
+            }
             else if (want_logits == 1 && c0 + T == end) { lf = end - 1; lc = 1; }
             if (lc > 0) {
                 int32_t *first = &ctx->mtp_first[j - 1], *count = &ctx->mtp_count[j - 1];

@@ -118,7 +118,7 @@ static vwn_status read_u64(reader *r, uint64_t *v, const char *what) { return re
 
 /* A string: u64 length then the bytes (left in the image). max_len is the sanity limit. */
 static vwn_status read_str(reader *r, gguf_str *s, uint64_t max_len, const char *what) {
-    uint64_t len;
+    uint64_t len = 0;
     vwn_status st = read_u64(r, &len, what);
     if (st) return st;
     if (len > max_len)
@@ -136,7 +136,7 @@ static vwn_status read_str(reader *r, gguf_str *s, uint64_t max_len, const char 
 /* A key or tensor name: non-empty, no NUL inside; returned as an owned NUL-terminated copy. */
 static vwn_status read_name(reader *r, uint64_t max_len, const char *what, char **out) {
     uint64_t at = r->pos;
-    gguf_str s;
+    gguf_str s = {NULL, 0};
     vwn_status st = read_str(r, &s, max_len, what);
     if (st) return st;
     if (s.len == 0)
@@ -223,7 +223,7 @@ static vwn_status read_value(reader *r, gguf_kv *kv) {
 }
 
 static vwn_status read_kv(reader *r, uint64_t i, gguf_kv *kv) {
-    char what[64];
+    char what[96];
     snprintf(what, sizeof what, "the key of metadata pair %llu", (unsigned long long)i);
     vwn_status st = read_name(r, GGUF_MAX_KEY_LEN, what, &kv->key);
     if (st) return st;
@@ -536,7 +536,7 @@ vwn_status gguf_open(const char *path, bool use_mmap, gguf_file **out) {
     if (f->size == 0) { /* nothing to map */
         close(fd);
         vwn_free(f);
-        return vwn_fail(VWN_ERR_TRUNCATED, "GGUF file truncated: '%s' is empty", path);
+        return vwn_fail(VWN_ERR_TRUNCATED, "GGUF file truncated: the file is empty");
     }
 
     if (use_mmap) {
@@ -720,7 +720,7 @@ static vwn_status get_arr(const gguf_file *f, const char *key, uint32_t want, co
 }
 
 vwn_status gguf_get_arr_str(const gguf_file *f, const char *key, const gguf_str **out, uint64_t *out_n) {
-    const gguf_kv *kv;
+    const gguf_kv *kv = NULL;
     vwn_status st = get_arr(f, key, GGUF_TYPE_STRING, &kv);
     if (st) return st;
     *out = kv->arr_str;
@@ -729,7 +729,7 @@ vwn_status gguf_get_arr_str(const gguf_file *f, const char *key, const gguf_str 
 }
 
 vwn_status gguf_get_arr_f32(const gguf_file *f, const char *key, const float **out, uint64_t *out_n) {
-    const gguf_kv *kv;
+    const gguf_kv *kv = NULL;
     vwn_status st = get_arr(f, key, GGUF_TYPE_FLOAT32, &kv);
     if (st) return st;
     *out = kv->data;
@@ -738,7 +738,7 @@ vwn_status gguf_get_arr_f32(const gguf_file *f, const char *key, const float **o
 }
 
 vwn_status gguf_get_arr_i32(const gguf_file *f, const char *key, const int32_t **out, uint64_t *out_n) {
-    const gguf_kv *kv;
+    const gguf_kv *kv = NULL;
     vwn_status st = get_arr(f, key, GGUF_TYPE_INT32, &kv);
     if (st) return st;
     *out = kv->data;

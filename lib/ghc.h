@@ -1,20 +1,22 @@
-/* ghc.h -- Generalized Hyper-Connections (spec §2): per-token coefficients, read, carry, write. */
+/* ghc.h -- Generalized Hyper-Connections (spec §2), as two fused passes around a sublayer:
+ *
+ *   before:  per row i of H: C[i,:] = C0[i] + S[i] ∘ tanh(rmsnorm_s(H_i) · Wᵀ / sqrt(s))  (dynamic)
+ *            then x_k = Σ_i R[i,k] H_i (read) and G_j = Σ_i A[i,j] H_i (carry)
+ *   after:   G_j += Σ_k Bt[j,k] y_k (write), and G becomes the new wide state.
+ *
+ * Both passes touch a token's wide state while it sits in cache. With several tokens (prefill) the
+ * threads split tokens; with one token (decode) they split rows and outputs. */
 #ifndef VWN_GHC_H
 #define VWN_GHC_H
 
 #include "model.h"
 
-/* C[t] (n x K) for T tokens of wide state H (T x n x s). Dynamic:
- *   C = C0 + S ∘ tanh(rmsnorm_s(H) · Wᵀ / sqrt(s)); static: C = C0. */
-void vwn_ghc_coefficients(const vwn_hparams *hp, const vwn_ghc_weights *g, const float *H,
-                          int32_t T, float *C, int n_threads);
+/* Coefficients C (T x n x K), read x (T x D) and carry G (T x D') from the wide state H (T x D'). */
+void vwn_ghc_before(const vwn_hparams *hp, const vwn_ghc_weights *g, const vwn_ops *ops,
+                    const float *H, int32_t T, float *C, float *x, float *G, int n_threads);
 
-/* Read and carry: x_k = Σ_i R[i,k] H_i (T x m x s = T x D), G_j = Σ_i A[i,j] H_i (T x n x s). */
-void vwn_ghc_read_carry(const vwn_hparams *hp, const float *C, const float *H, int32_t T,
-                        float *x, float *G, int n_threads);
-
-/* Write: H'_j = G_j + Σ_k Bt[j,k] y_k, into H (T x n x s), from G and the sublayer output y (T x D). */
-void vwn_ghc_write(const vwn_hparams *hp, const float *C, const float *G, const float *y,
-                   int32_t T, float *H, int n_threads);
+/* Write: G_j += Σ_k Bt[j,k] y_k for the sublayer output y (T x D); G is then the new state. */
+void vwn_ghc_after(const vwn_hparams *hp, const vwn_ops *ops, const float *C, const float *y,
+                   int32_t T, float *G, int n_threads);
 
 #endif

@@ -257,12 +257,13 @@ static void build_catalogue(catalogue *c, vwn_model *m) {
     }
 }
 
-/* "[a, b]" for messages. */
-static void shape_text(char *buf, size_t size, const int64_t *ne, int n_dims) {
+/* "[a, b]" for messages; reversed: in torch order (outermost first). */
+static void shape_text(char *buf, size_t size, const int64_t *ne, int n_dims, bool reversed) {
     size_t used = 0;
     buf[0] = '\0';
     for (int d = 0; d < n_dims && used < size; d++) {
-        int k = snprintf(buf + used, size - used, "%s%lld", d ? ", " : "[", (long long)ne[d]);
+        int k = snprintf(buf + used, size - used, "%s%lld", d ? ", " : "[",
+                         (long long)ne[reversed ? n_dims - 1 - d : d]);
         if (k < 0) return;
         used += (size_t)k;
     }
@@ -277,17 +278,20 @@ static vwn_status match_tensors(const gguf_file *f, const catalogue *c, const gg
     vwn_status st = VWN_OK;
     for (size_t i = 0; i < c->n && st == VWN_OK; i++) {
         const expect *x = &c->e[i];
-        char want[96], got[96];
-        shape_text(want, sizeof want, x->ne, x->n_dims);
+        char want[96], got[96], torch[96];
+        shape_text(want, sizeof want, x->ne, x->n_dims, false);
+        shape_text(torch, sizeof torch, x->ne, x->n_dims, true);
         const gguf_tensor *t = gguf_find_tensor(f, x->name);
         if (!t) {
-            st = vwn_fail(VWN_ERR_BAD_MODEL, "missing tensor '%s' (expected shape %s, GGUF order)", x->name, want);
+            st = vwn_fail(VWN_ERR_BAD_MODEL, "missing tensor '%s' (expected GGUF shape %s, torch %s)", x->name,
+                          want, torch);
             break;
         }
         if (memcmp(t->ne, x->ne, sizeof t->ne) != 0) {
-            shape_text(got, sizeof got, t->ne, (int)t->n_dims);
-            st = vwn_fail(VWN_ERR_BAD_MODEL, "tensor '%s' has shape %s, expected %s (GGUF order, innermost first)",
-                          x->name, got, want);
+            shape_text(got, sizeof got, t->ne, (int)t->n_dims, false);
+            st = vwn_fail(VWN_ERR_BAD_MODEL,
+                          "tensor '%s' has shape %s, expected %s (GGUF order, innermost first; torch %s)",
+                          x->name, got, want, torch);
             break;
         }
         used[t - f->tensors] = true;
@@ -371,12 +375,12 @@ static vwn_status verify_tensor(const gguf_tensor *t) {
 
 static void model_destroy(vwn_model *m) {
     if (!m) return;
+    m->magic = VWN_MAGIC_DEAD;
     vwn_tokenizer_free(m->tokenizer);
     gguf_close(m->gguf);
     vwn_free(m->layers);
     vwn_free(m->mtp);
     vwn_aligned_free(m->owned_f32);
-    m->magic = VWN_MAGIC_DEAD;
     vwn_free(m);
 }
 
@@ -476,10 +480,13 @@ vwn_status vwn_model_load(const char *path, const vwn_model_params *params, vwn_
     return VWN_OK;
 }
 
+/* Leaves the last error alone (a free can't fail, and callers often free before reporting). A
+ * freed or foreign pointer is ignored. */
 void vwn_model_free(vwn_model *model) {
-    vwn_clear_error();
     if (!model) return;
-    if (vwn_check_handle(model, VWN_MAGIC_MODEL, "model") != VWN_OK) return; /* freed or foreign */
+    uint64_t magic;
+    memcpy(&magic, model, sizeof magic);
+    if (magic != VWN_MAGIC_MODEL) return;
     model_destroy(model);
 }
 

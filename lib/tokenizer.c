@@ -216,13 +216,38 @@ static size_t utf8_put(uint32_t cp, char *out) {
     return 4;
 }
 
-enum { CL_OTHER = 0, CL_LETTER = 1, CL_NUMBER = 2, CL_SPACE = 3 };
+enum { CL_OTHER = 0, CL_LETTER = 1, CL_NUMBER = 2, CL_SPACE = 3 };   /* values used in the table below */
 
 /* Unicode White_Space (what \s matches). */
 static bool is_white_space(uint32_t cp) {
     return (cp >= 0x09 && cp <= 0x0D) || cp == 0x20 || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
            (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F ||
            cp == 0x205F || cp == 0x3000;
+}
+
+/* Letters (L) and numbers (N) assigned in Unicode 15.1 and 16.0. `tokenizers` 0.23 (Oniguruma with
+ * Unicode 16) classifies them; utf8proc 2.8 (Unicode 15.0) calls them unassigned. Consulted only for
+ * code points utf8proc reports as unassigned, so a newer utf8proc gives the same answer. */
+static const struct { uint32_t lo, hi; uint8_t cls; } unicode16_ln[] = {
+    {0x1C89, 0x1C8A, 1}, {0xA7CB, 0xA7CD, 1}, {0xA7DA, 0xA7DC, 1}, {0x105C0, 0x105F3, 1},
+    {0x10D40, 0x10D49, 2}, {0x10D4A, 0x10D65, 1}, {0x10D6F, 0x10D85, 1}, {0x10EC2, 0x10EC4, 1},
+    {0x11380, 0x11389, 1}, {0x1138B, 0x1138B, 1}, {0x1138E, 0x1138E, 1}, {0x11390, 0x113B5, 1},
+    {0x113B7, 0x113B7, 1}, {0x113D1, 0x113D1, 1}, {0x113D3, 0x113D3, 1}, {0x116D0, 0x116E3, 2},
+    {0x11BC0, 0x11BE0, 1}, {0x11BF0, 0x11BF9, 2}, {0x13460, 0x143FA, 1}, {0x16100, 0x1611D, 1},
+    {0x16130, 0x16139, 2}, {0x16D40, 0x16D6C, 1}, {0x16D70, 0x16D79, 2}, {0x18CFF, 0x18CFF, 1},
+    {0x1CCF0, 0x1CCF9, 2}, {0x1E5D0, 0x1E5ED, 1}, {0x1E5F0, 0x1E5F0, 1}, {0x1E5F1, 0x1E5FA, 2},
+    {0x2EBF0, 0x2EE5D, 1},
+};
+
+static int unassigned_class(uint32_t cp) {
+    size_t lo = 0, hi = sizeof unicode16_ln / sizeof unicode16_ln[0];
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (cp < unicode16_ln[mid].lo) hi = mid;
+        else if (cp > unicode16_ln[mid].hi) lo = mid + 1;
+        else return unicode16_ln[mid].cls;
+    }
+    return 0;
 }
 
 static int cp_class(uint32_t cp) {
@@ -239,6 +264,8 @@ static int cp_class(uint32_t cp) {
         return CL_LETTER;
     case UTF8PROC_CATEGORY_ND: case UTF8PROC_CATEGORY_NL: case UTF8PROC_CATEGORY_NO:
         return CL_NUMBER;
+    case UTF8PROC_CATEGORY_CN:
+        return unassigned_class(cp);
     default:
         return CL_OTHER;
     }
@@ -751,7 +778,7 @@ static void scratch_free(scratch *sc) {
 
 /* Length in bytes of the pre-token starting at s[i] (i < n): the GPT-2 regex, alternative by
  * alternative, as a leftmost-first regex engine tries them. */
-static size_t gpt2_pretoken(const uint8_t *s, size_t n, size_t i) {
+size_t vwn_gpt2_pretoken(const uint8_t *s, size_t n, size_t i) {
     size_t len;
     int cls = class_at(s, n, i, &len);
     /* 's|'t|'re|'ve|'m|'ll|'d */
@@ -842,7 +869,7 @@ static void gpt2_bpe_word(const vwn_tokenizer *t, const uint8_t *w, size_t n, sc
 static void gpt2_encode(const vwn_tokenizer *t, const uint8_t *s, size_t n, scratch *sc, ivec *out) {
     size_t i = 0;
     while (i < n && !sc->failed && !out->failed) {
-        size_t len = gpt2_pretoken(s, n, i);
+        size_t len = vwn_gpt2_pretoken(s, n, i);
         gpt2_bpe_word(t, s + i, len, sc, out);
         i += len;
     }

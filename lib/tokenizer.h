@@ -71,4 +71,7 @@ int32_t vwn_tokenizer_detokenize(const vwn_tokenizer *tok, const int32_t *tokens
 int32_t vwn_tokenizer_token_to_piece(const vwn_tokenizer *tok, int32_t token, char *buf,
                                      int32_t buf_len, bool special);
 
+/* gpt2: byte length of the pre-token (a match of the GPT-2 regex) that starts at s[i], i < n. */
+size_t vwn_gpt2_pretoken(const uint8_t *s, size_t n, size_t i);
+
 #endif

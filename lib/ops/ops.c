@@ -25,7 +25,7 @@
 #endif
 
 /* The SIMD files that exist are compiled in by CMakeLists.txt for their architecture. */
-#define VWN_HAVE_AVX2 0
+#define VWN_HAVE_AVX2 VWN_X86
 #define VWN_HAVE_AVX512 0
 #define VWN_HAVE_NEON 0
 

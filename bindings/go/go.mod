@@ -1,0 +1,3 @@
+module github.com/libvwn/vwn-go
+
+go 1.22

@@ -1,0 +1,603 @@
+/* cmd_bench.c -- `vwn bench`: prefill and decode speed of one or more models, set against the
+ * machine's memory read bandwidth (measured here), with memory use and the share of time in GHC.
+ *
+ * Method, per model and repetition (each in a forked child process, so its peak RSS is its own and
+ * the models do not share a cache or address space):
+ *   load the model; make a context (n_ctx = P + N + spec + 2, n_batch = P, MTP off); warm up (one
+ *   token, then clear: the weights are paged in); read the current RSS; prefill = one vwn_decode of
+ *   P random tokens (fixed seed, the same for every model and rep); decode = N single-token
+ *   vwn_decode calls, each on the argmax of the previous logits; GHC share = t_ghc / t_eval of the
+ *   decode phase (vwn_context_get_perf). With --spec K: a second context with MTP on decodes the same
+ *   prompt, then vwn_generate_tokens generates N tokens greedily with spec_depth K (stop_at_eog off).
+ * The reported speed is the median over the reps; the models run interleaved rep by rep.
+ *
+ * Bytes per decoded token = vwn_model_info.weight_bytes_per_token + the KV cache a token reads:
+ * 2 (K and V) * L * pos * Hkv * hd * 4 bytes at the mean number of attended positions
+ * pos = P + (N + 1) / 2. Achieved GB/s = bytes per token * decode tok/s / 1e9.
+ *
+ * Machine bandwidth: T threads (pthreads, -t) each sum their contiguous share of a 1 GiB buffer
+ * (--bw-mb) as 64-bit integers with 32-byte vectors and independent accumulators; the buffer is
+ * first written by the same threads (first touch); the time of a pass is from the earliest thread
+ * start to the latest thread end; the best of 5 passes is reported, in GB/s (1e9 bytes). */
+#define _GNU_SOURCE /* fork, getrusage, sysconf, strsignal */
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static const char *CMD = "bench";
+
+#define MAX_MODELS 16
+#define MAX_REPS 100
+#define BW_PASSES 5
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: vwn bench MODEL.gguf [MODEL2.gguf ...] [options]\n"
+            "\n"
+            "Measures prefill and decode speed, the memory bandwidth decoding achieves against the\n"
+            "machine's (measured here), memory use and the share of decode time in GHC.\n"
+            "\n"
+            "  -t N           compute threads, also used for the bandwidth test (default: the library's)\n"
+            "  -p N           prompt length for prefill (default 256 random tokens)\n"
+            "  -n N           tokens to decode one at a time (default 64)\n"
+            "  -r N           repetitions; the median is reported (default 3)\n"
+            "  --spec K|auto  also time greedy speculative generation of N tokens with K drafts\n"
+            "  --simd LEVEL   scalar|avx2|avx512|neon|auto (default auto)\n"
+            "  --bw-mb N      buffer of the bandwidth test in MiB (default 1024)\n"
+            "  --json         print every result as one JSON object on the last line\n"
+            "\n"
+            "With several models they run interleaved (model 1 rep 1, model 2 rep 1, model 1 rep 2, ...)\n"
+            "and each is compared with the first. See docs/cli.md for what is measured.\n");
+}
+
+/* ---- options -------------------------------------------------------------------------------- */
+
+typedef struct options {
+    const char *models[MAX_MODELS];
+    int n_models;
+    int32_t n_threads, prompt_len, gen_len, reps, spec, simd, bw_mb;
+    bool json;
+} options;
+
+/* ---- one (model, rep) run: the child's result, sent to the parent through a pipe -------------- */
+
+typedef struct run_result {
+    int ok;
+    char error[4096];
+    vwn_model_info info;
+    char weight_type[16];
+    double load_s;
+    double prefill_tok_s, decode_tok_s, ghc_share;
+    double rss_bytes, peak_rss_bytes;
+    /* speculative */
+    double spec_tok_s;
+    int32_t spec_generated, spec_verify, spec_drafted, spec_accepted;
+    int32_t drafted_at_depth[16], accepted_at_depth[16];
+    double spec_draft_us, spec_verify_us;
+} run_result;
+
+static void run_error(run_result *r, const char *what, vwn_status st) {
+    const char *msg = vwn_last_error();
+    snprintf(r->error, sizeof r->error, "%s: %s%s%s", what, vwn_status_string(st), msg[0] ? ": " : "", msg);
+}
+
+static double rss_now_bytes(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f) return 0.0;
+    unsigned long size = 0, resident = 0;
+    int got = fscanf(f, "%lu %lu", &size, &resident);
+    fclose(f);
+    return got == 2 ? (double)resident * (double)sysconf(_SC_PAGESIZE) : 0.0;
+}
+
+static double rss_peak_bytes(void) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0) return 0.0;
+    return (double)ru.ru_maxrss * 1024.0; /* KiB on Linux */
+}
+
+static int32_t argmax(const float *x, int32_t n) {
+    int32_t best = 0;
+    for (int32_t i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return best;
+}
+
+static bool ignore_piece(int32_t token, const char *piece, int32_t len, void *user) {
+    (void)token; (void)piece; (void)len; (void)user;
+    return true;
+}
+
+/* Random prompt of n ids in [0, V): the same for every model with the same V (xorshift64*). */
+static void random_prompt(int32_t *toks, int32_t n, int32_t V) {
+    uint64_t x = 0x9E3779B97F4A7C15ULL;
+    for (int32_t i = 0; i < n; i++) {
+        x ^= x >> 12; x ^= x << 25; x ^= x >> 27;
+        toks[i] = (int32_t)(((x * 0x2545F4914F6CDD1DULL) >> 33) % (uint64_t)V);
+    }
+}
+
+static void run_one(const char *path, const options *o, run_result *r) {
+    vwn_model *model = NULL;
+    vwn_context *ctx = NULL;
+    int32_t *prompt = NULL;
+    vwn_status st;
+    const int32_t P = o->prompt_len, N = o->gen_len;
+
+    double t0 = cli_time_us();
+    if ((st = vwn_model_load(path, NULL, &model))) {
+        char what[1200];
+        snprintf(what, sizeof what, "cannot load model '%s'", path);
+        run_error(r, what, st);
+        return;
+    }
+    r->load_s = (cli_time_us() - t0) / 1e6;
+    if ((st = vwn_model_get_info(model, &r->info))) { run_error(r, "model info", st); goto done; }
+    snprintf(r->weight_type, sizeof r->weight_type, "%s", vwn_type_name(r->info.weight_type));
+    const int32_t V = r->info.n_vocab;
+    if (o->spec != 0 && r->info.mtp_depth == 0) {
+        snprintf(r->error, sizeof r->error, "--spec: the model '%s' has no MTP modules", path);
+        goto done;
+    }
+    if (o->spec > r->info.mtp_depth) {
+        snprintf(r->error, sizeof r->error, "--spec %d exceeds the MTP depth %d of '%s'", o->spec,
+                 r->info.mtp_depth, path);
+        goto done;
+    }
+    if (!(prompt = malloc(sizeof(int32_t) * (size_t)P))) { snprintf(r->error, sizeof r->error, "out of memory"); goto done; }
+    random_prompt(prompt, P, V);
+
+    vwn_context_params cp = vwn_context_default_params();
+    cp.n_ctx = P + N + (o->spec > 0 ? o->spec : 16) + 2;
+    cp.n_batch = P;
+    cp.mtp = false;
+    cp.simd = o->simd;
+    if (o->n_threads > 0) cp.n_threads = o->n_threads;
+    if ((st = vwn_context_new(model, &cp, &ctx))) { run_error(r, "cannot create a context", st); goto done; }
+
+    /* warm-up: page the weights in */
+    if ((st = vwn_decode(ctx, prompt, 1)) || (st = vwn_context_clear(ctx))) { run_error(r, "warm-up", st); goto done; }
+    r->rss_bytes = rss_now_bytes();
+
+    /* prefill */
+    t0 = cli_time_us();
+    if ((st = vwn_decode(ctx, prompt, P))) { run_error(r, "prefill", st); goto done; }
+    r->prefill_tok_s = P / ((cli_time_us() - t0) / 1e6);
+
+    /* decode, one token at a time, greedy */
+    if ((st = vwn_context_reset_perf(ctx))) { run_error(r, "perf", st); goto done; }
+    t0 = cli_time_us();
+    for (int32_t i = 0; i < N; i++) {
+        const float *logits;
+        if ((st = vwn_get_logits(ctx, -1, &logits))) { run_error(r, "logits", st); goto done; }
+        const int32_t tok = argmax(logits, V);
+        if ((st = vwn_decode(ctx, &tok, 1))) { run_error(r, "decode", st); goto done; }
+    }
+    r->decode_tok_s = N / ((cli_time_us() - t0) / 1e6);
+    vwn_perf perf;
+    if ((st = vwn_context_get_perf(ctx, &perf))) { run_error(r, "perf", st); goto done; }
+    r->ghc_share = perf.t_eval_us > 0 ? perf.t_ghc_us / perf.t_eval_us : 0.0;
+    vwn_context_free(ctx);
+    ctx = NULL;
+
+    if (o->spec != 0) {
+        cp.mtp = true;
+        if ((st = vwn_context_new(model, &cp, &ctx))) { run_error(r, "cannot create a context with MTP", st); goto done; }
+        if ((st = vwn_decode(ctx, prompt, 1)) || (st = vwn_context_clear(ctx)) || (st = vwn_decode(ctx, prompt, P))) {
+            run_error(r, "prefill with MTP", st);
+            goto done;
+        }
+        vwn_generate_params gp = vwn_generate_default_params();
+        gp.n_predict = N;
+        gp.sampler = NULL; /* greedy */
+        gp.stop_at_eog = false;
+        gp.spec_depth = o->spec;
+        gp.callback = ignore_piece;
+        vwn_generate_stats s;
+        if ((st = vwn_generate_tokens(ctx, NULL, 0, &gp, &s))) { run_error(r, "speculative generation", st); goto done; }
+        r->spec_tok_s = s.t_generate_us > 0 ? s.n_generated / (s.t_generate_us / 1e6) : 0.0;
+        r->spec_generated = s.n_generated;
+        r->spec_verify = s.n_verify;
+        r->spec_drafted = s.n_drafted;
+        r->spec_accepted = s.n_accepted;
+        memcpy(r->drafted_at_depth, s.drafted_at_depth, sizeof r->drafted_at_depth);
+        memcpy(r->accepted_at_depth, s.accepted_at_depth, sizeof r->accepted_at_depth);
+        r->spec_draft_us = s.t_draft_us;
+        r->spec_verify_us = s.t_verify_us;
+    }
+    r->peak_rss_bytes = rss_peak_bytes();
+    /* the kernel's high-water mark lags its page counters a little: never report less than seen */
+    if (r->peak_rss_bytes < r->rss_bytes) r->peak_rss_bytes = r->rss_bytes;
+    r->ok = 1;
+
+done:
+    free(prompt);
+    vwn_context_free(ctx);
+    vwn_model_free(model);
+}
+
+/* Runs run_one in a child process and collects its result. Returns 0 on success. */
+static int run_forked(const char *path, const options *o, run_result *r) {
+    memset(r, 0, sizeof *r);
+    int fd[2];
+    if (pipe(fd) != 0) {
+        snprintf(r->error, sizeof r->error, "pipe: %s", strerror(errno));
+        return 1;
+    }
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) {
+        snprintf(r->error, sizeof r->error, "fork: %s", strerror(errno));
+        close(fd[0]);
+        close(fd[1]);
+        return 1;
+    }
+    if (pid == 0) {
+        close(fd[0]);
+        run_one(path, o, r);
+        const char *p = (const char *)r;
+        size_t left = sizeof *r;
+        while (left > 0) {
+            ssize_t w = write(fd[1], p, left);
+            if (w < 0 && errno == EINTR) continue;
+            if (w <= 0) _exit(3);
+            p += w;
+            left -= (size_t)w;
+        }
+        close(fd[1]);
+        _exit(0);
+    }
+    close(fd[1]);
+    char *p = (char *)r;
+    size_t got = 0;
+    while (got < sizeof *r) {
+        ssize_t n = read(fd[0], p + got, sizeof *r - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        got += (size_t)n;
+    }
+    close(fd[0]);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    if (got != sizeof *r) {
+        memset(r, 0, sizeof *r);
+        if (WIFSIGNALED(status))
+            snprintf(r->error, sizeof r->error, "the benchmark of '%s' crashed (signal %d: %s)", path,
+                     WTERMSIG(status), strsignal(WTERMSIG(status)));
+        else
+            snprintf(r->error, sizeof r->error, "the benchmark of '%s' ended without a result (exit %d)", path,
+                     WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+        return 1;
+    }
+    return r->ok ? 0 : 1;
+}
+
+/* ---- machine read bandwidth ---------------------------------------------------------------- */
+
+typedef uint64_t v4u64 __attribute__((vector_size(32)));
+
+typedef struct bw_worker {
+    const v4u64 *p;
+    size_t n;                 /* vectors */
+    uint64_t sum;
+    double t0, t1;
+    int fill;                 /* 1: write the part (first touch), 0: read it */
+    atomic_int *go;           /* 0: wait, 1: start, -1: give up */
+} bw_worker;
+
+static void *bw_thread(void *arg) {
+    bw_worker *w = arg;
+    int go;
+    while ((go = atomic_load(w->go)) == 0) sched_yield();
+    if (go < 0) return NULL;
+    if (w->fill) {
+        memset((void *)w->p, 0x5a, w->n * sizeof(v4u64));
+        return NULL;
+    }
+    w->t0 = cli_time_us();
+    v4u64 a = {0}, b = {0}, c = {0}, d = {0};
+    size_t i = 0;
+    for (; i + 4 <= w->n; i += 4) {
+        a += w->p[i];
+        b += w->p[i + 1];
+        c += w->p[i + 2];
+        d += w->p[i + 3];
+    }
+    for (; i < w->n; i++) a += w->p[i];
+    a += b + c + d;
+    w->sum = a[0] + a[1] + a[2] + a[3];
+    w->t1 = cli_time_us();
+    return NULL;
+}
+
+/* One pass of T threads over the buffer, all released at once; returns the seconds from the
+ * earliest start to the latest end (0 if the threads could not be started). */
+static double bw_pass(v4u64 *buf, size_t n_vec, int T, int fill, uint64_t *sum) {
+    pthread_t th[256];
+    bw_worker w[256];
+    atomic_int go = 0;
+    int started = 1;
+    for (int t = 0; t < T; t++) {
+        const size_t lo = n_vec * (size_t)t / (size_t)T, hi = n_vec * (size_t)(t + 1) / (size_t)T;
+        w[t] = (bw_worker){buf + lo, hi - lo, 0, 0, 0, fill, &go};
+    }
+    for (int t = 1; t < T && started == t; t++)
+        if (pthread_create(&th[t], NULL, bw_thread, &w[t]) == 0) started++;
+    atomic_store(&go, started == T ? 1 : -1);
+    if (started == T) bw_thread(&w[0]);
+    for (int t = 1; t < started; t++) pthread_join(th[t], NULL);
+    if (started != T) return 0.0;
+    double first = w[0].t0, last = w[0].t1;
+    for (int t = 0; t < T; t++) {
+        if (w[t].t0 < first) first = w[t].t0;
+        if (w[t].t1 > last) last = w[t].t1;
+        *sum += w[t].sum;
+    }
+    return (last - first) / 1e6;
+}
+
+/* Best-of-passes read bandwidth in GB/s with T threads over mib MiB (halved until it allocates). */
+static double machine_bandwidth(int T, int32_t *mib) {
+    v4u64 *buf = NULL;
+    while (*mib >= 16 && !(buf = aligned_alloc(64, (size_t)*mib << 20))) *mib /= 2;
+    if (!buf) return 0.0;
+    const size_t bytes = (size_t)*mib << 20, n_vec = bytes / sizeof(v4u64);
+    uint64_t sum = 0;
+    if (T > 256) T = 256;
+    if (T == 1) memset(buf, 0x5a, bytes);
+    else bw_pass(buf, n_vec, T, 1, &sum);
+    double best = 0.0;
+    for (int pass = 0; pass < BW_PASSES; pass++) {
+        const double s = bw_pass(buf, n_vec, T, 0, &sum);
+        if (s > 0 && bytes / s / 1e9 > best) best = bytes / s / 1e9;
+    }
+    free(buf);
+    static volatile uint64_t sink;
+    sink = sum; /* keep the sums alive */
+    (void)sink;
+    return best;
+}
+
+/* ---- summary --------------------------------------------------------------------------------- */
+
+typedef struct summary {
+    const char *path;
+    vwn_model_info info;
+    char weight_type[16];
+    double load_s, prefill_tok_s, decode_tok_s, ghc_share, rss_mb, peak_rss_mb;
+    double kv_bytes, bytes_per_token, decode_gbs, bw_efficiency;
+    double spec_tok_s, spec_speedup, spec_mean_accepted;
+    int32_t drafted_at_depth[16], accepted_at_depth[16], spec_drafted, spec_accepted, spec_verify;
+    double spec_draft_us, spec_verify_us;
+} summary;
+
+static int cmp_double(const void *a, const void *b) {
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static void summarise(const options *o, const run_result *runs, double machine_gbs, summary *s) {
+    double v[MAX_REPS];
+    const int R = o->reps;
+    s->info = runs[0].info;
+    memcpy(s->weight_type, runs[0].weight_type, sizeof s->weight_type);
+    for (int i = 0; i < R; i++) v[i] = runs[i].load_s;
+    s->load_s = median(v, R);
+    for (int i = 0; i < R; i++) v[i] = runs[i].prefill_tok_s;
+    s->prefill_tok_s = median(v, R);
+    for (int i = 0; i < R; i++) v[i] = runs[i].decode_tok_s;
+    s->decode_tok_s = median(v, R);
+    for (int i = 0; i < R; i++) v[i] = runs[i].ghc_share;
+    s->ghc_share = median(v, R);
+    for (int i = 0; i < R; i++) v[i] = runs[i].spec_tok_s;
+    s->spec_tok_s = median(v, R);
+    for (int i = 0; i < R; i++) {
+        if (runs[i].rss_bytes / 1048576.0 > s->rss_mb) s->rss_mb = runs[i].rss_bytes / 1048576.0;
+        if (runs[i].peak_rss_bytes / 1048576.0 > s->peak_rss_mb) s->peak_rss_mb = runs[i].peak_rss_bytes / 1048576.0;
+        s->spec_drafted += runs[i].spec_drafted;
+        s->spec_accepted += runs[i].spec_accepted;
+        s->spec_verify += runs[i].spec_verify;
+        s->spec_draft_us += runs[i].spec_draft_us / R;
+        s->spec_verify_us += runs[i].spec_verify_us / R;
+        for (int d = 0; d < 16; d++) {
+            s->drafted_at_depth[d] += runs[i].drafted_at_depth[d];
+            s->accepted_at_depth[d] += runs[i].accepted_at_depth[d];
+        }
+    }
+    /* KV bytes one decoded token reads: K and V of every layer at the mean attended length */
+    const double mean_pos = o->prompt_len + (o->gen_len + 1) / 2.0;
+    s->kv_bytes = 2.0 * s->info.n_layer * mean_pos * s->info.n_head_kv * s->info.head_dim * sizeof(float);
+    s->bytes_per_token = (double)s->info.weight_bytes_per_token + s->kv_bytes;
+    s->decode_gbs = s->bytes_per_token * s->decode_tok_s / 1e9;
+    s->bw_efficiency = machine_gbs > 0 ? s->decode_gbs / machine_gbs : 0.0;
+    s->spec_speedup = s->decode_tok_s > 0 ? s->spec_tok_s / s->decode_tok_s : 0.0;
+    s->spec_mean_accepted = s->spec_verify ? (double)s->spec_accepted / s->spec_verify : 0.0;
+}
+
+static void print_summary(const options *o, const summary *s, double machine_gbs) {
+    const vwn_model_info *in = &s->info;
+    printf("\nmodel %s\n", s->path);
+    printf("  %.3g M params, %s weights, %.1f MB file; V=%d D=%d L=%d m=%d n=%d D'=%d heads %d/%d hd %d F %d, MTP %d\n",
+           in->n_params / 1e6, s->weight_type, in->file_size / 1e6, in->n_vocab, in->n_embd, in->n_layer, in->ghc_m,
+           in->ghc_n, in->n_embd_wide, in->n_head, in->n_head_kv, in->head_dim, in->n_ff, in->mtp_depth);
+    printf("  load             %10.3f s\n", s->load_s);
+    printf("  prefill          %10.2f tok/s   (%d tokens)\n", s->prefill_tok_s, o->prompt_len);
+    printf("  decode           %10.2f tok/s   (%.3f ms/token, %d tokens)\n", s->decode_tok_s,
+           s->decode_tok_s > 0 ? 1e3 / s->decode_tok_s : 0.0, o->gen_len);
+    printf("  bytes/token      %10.2f MB      (weights %.2f MB + KV cache %.2f MB at position %.1f)\n",
+           s->bytes_per_token / 1e6, in->weight_bytes_per_token / 1e6, s->kv_bytes / 1e6,
+           o->prompt_len + (o->gen_len + 1) / 2.0);
+    printf("  decode bandwidth %10.2f GB/s    (%.1f%% of the machine's %.2f GB/s)\n", s->decode_gbs,
+           100.0 * s->bw_efficiency, machine_gbs);
+    printf("  GHC share        %10.1f %%       of decode time\n", 100.0 * s->ghc_share);
+    printf("  RSS              %10.1f MB      after load + context (peak %.1f MB)\n", s->rss_mb, s->peak_rss_mb);
+    if (o->spec != 0) {
+        printf("  speculative      %10.2f tok/s   (%.2fx plain decode; depth %s%d", s->spec_tok_s, s->spec_speedup,
+               o->spec < 0 ? "adaptive up to " : "", o->spec < 0 ? in->mtp_depth : o->spec);
+        printf(", %.2f drafts accepted per step; drafting %.1f ms, verifying %.1f ms per run)\n", s->spec_mean_accepted,
+               s->spec_draft_us / 1e3, s->spec_verify_us / 1e3);
+        printf("  acceptance      ");
+        for (int d = 0; d < 16; d++)
+            if (s->drafted_at_depth[d])
+                printf(" d%d %.1f%% (%d/%d)", d + 1, 100.0 * s->accepted_at_depth[d] / s->drafted_at_depth[d],
+                       s->accepted_at_depth[d], s->drafted_at_depth[d]);
+        printf("\n");
+    }
+}
+
+static void json_model(const options *o, const summary *s, const summary *first, double machine_gbs) {
+    printf("\"model\": ");
+    cli_json_string(stdout, s->path);
+    printf(", \"n_params\": %llu, \"weight_type\": \"%s\", \"file_bytes\": %llu, \"load_s\": %.6g, "
+           "\"prefill_tok_s\": %.6g, \"decode_tok_s\": %.6g, \"weight_bytes_per_token\": %llu, "
+           "\"kv_bytes_per_token\": %.6g, \"bytes_per_token\": %.6g, \"decode_gbs\": %.6g, \"machine_gbs\": %.6g, "
+           "\"bw_efficiency\": %.6g, \"ghc_share\": %.6g, \"rss_mb\": %.6g, \"peak_rss_mb\": %.6g, "
+           "\"prefill_ratio\": %.6g, \"decode_ratio\": %.6g",
+           (unsigned long long)s->info.n_params, s->weight_type, (unsigned long long)s->info.file_size, s->load_s,
+           s->prefill_tok_s, s->decode_tok_s, (unsigned long long)s->info.weight_bytes_per_token, s->kv_bytes,
+           s->bytes_per_token, s->decode_gbs, machine_gbs, s->bw_efficiency, s->ghc_share, s->rss_mb, s->peak_rss_mb,
+           first->prefill_tok_s > 0 ? s->prefill_tok_s / first->prefill_tok_s : 0.0,
+           first->decode_tok_s > 0 ? s->decode_tok_s / first->decode_tok_s : 0.0);
+    if (o->spec != 0) {
+        printf(", \"spec_depth\": %d, \"spec_tok_s\": %.6g, \"spec_speedup\": %.6g, \"spec_mean_accepted\": %.6g, "
+               "\"spec_acceptance\": [",
+               o->spec, s->spec_tok_s, s->spec_speedup, s->spec_mean_accepted);
+        bool comma = false;
+        for (int d = 0; d < 16; d++)
+            if (s->drafted_at_depth[d]) {
+                printf("%s%.6g", comma ? ", " : "", (double)s->accepted_at_depth[d] / s->drafted_at_depth[d]);
+                comma = true;
+            }
+        printf("]");
+    }
+}
+
+/* ---- the command ----------------------------------------------------------------------------- */
+
+int cmd_bench(int argc, char **argv) {
+    options o;
+    memset(&o, 0, sizeof o);
+    o.prompt_len = 256;
+    o.gen_len = 64;
+    o.reps = 3;
+    o.simd = VWN_SIMD_AUTO;
+    o.bw_mb = 1024;
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
+        else if (!strcmp(a, "--json")) o.json = true;
+        else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
+            if (!(v = cli_next_value(CMD, argc, argv, &i)) || cli_parse_int(CMD, a, v, 1, 256, &o.n_threads)) return 2;
+        } else if (!strcmp(a, "-p")) {
+            if (!(v = cli_next_value(CMD, argc, argv, &i)) || cli_parse_int(CMD, a, v, 1, 1 << 18, &o.prompt_len)) return 2;
+        } else if (!strcmp(a, "-n")) {
+            if (!(v = cli_next_value(CMD, argc, argv, &i)) || cli_parse_int(CMD, a, v, 1, 1 << 18, &o.gen_len)) return 2;
+        } else if (!strcmp(a, "-r")) {
+            if (!(v = cli_next_value(CMD, argc, argv, &i)) || cli_parse_int(CMD, a, v, 1, MAX_REPS, &o.reps)) return 2;
+        } else if (!strcmp(a, "--spec")) {
+            if (!(v = cli_next_value(CMD, argc, argv, &i))) return 2;
+            if (!strcmp(v, "auto")) o.spec = -1;
+            else if (cli_parse_int(CMD, a, v, 1, 16, &o.spec)) return 2;
+        } else if (!strcmp(a, "--simd")) {
+            if (!(v = cli_next_value(CMD, argc, argv, &i)) || cli_parse_simd(CMD, v, &o.simd)) return 2;
+        } else if (!strcmp(a, "--bw-mb")) {
+            if (!(v = cli_next_value(CMD, argc, argv, &i)) || cli_parse_int(CMD, a, v, 16, 1 << 20, &o.bw_mb)) return 2;
+        } else if (a[0] == '-' && a[1] != '\0') return cli_usage_error(CMD, "unknown option '%s'", a);
+        else if (o.n_models == MAX_MODELS) return cli_usage_error(CMD, "at most %d models", MAX_MODELS);
+        else o.models[o.n_models++] = a;
+    }
+    if (o.n_models == 0) return cli_usage_error(CMD, "no model file given");
+    for (int m = 0; m < o.n_models; m++) { /* fail early, before the bandwidth test */
+        FILE *f = fopen(o.models[m], "rb");
+        if (!f) {
+            fprintf(stderr, "vwn %s: cannot open model '%s': %s\n", CMD, o.models[m], strerror(errno));
+            return 1;
+        }
+        fclose(f);
+    }
+    const int T = o.n_threads > 0 ? o.n_threads : vwn_context_default_params().n_threads;
+    const vwn_simd level = o.simd == VWN_SIMD_AUTO ? vwn_simd_best() : (vwn_simd)o.simd;
+
+    int32_t bw_mb = o.bw_mb;
+    const double machine_gbs = machine_bandwidth(T, &bw_mb);
+    printf("vwn bench: libvwn %s, SIMD %s, %d thread%s; prompt %d tokens, decode %d tokens, median of %d rep%s\n",
+           vwn_version(), vwn_simd_name(level), T, T == 1 ? "" : "s", o.prompt_len, o.gen_len, o.reps,
+           o.reps == 1 ? "" : "s");
+    printf("machine read bandwidth: %.2f GB/s (%d thread%s summing a %d MiB buffer, best of %d passes)\n", machine_gbs,
+           T, T == 1 ? "" : "s", bw_mb, BW_PASSES);
+    fflush(stdout);
+
+    run_result *runs = calloc((size_t)o.n_models * (size_t)o.reps, sizeof *runs);
+    summary *sums = calloc((size_t)o.n_models, sizeof *sums);
+    int rc = 1;
+    if (!runs || !sums) { fprintf(stderr, "vwn %s: out of memory\n", CMD); goto done; }
+    for (int r = 0; r < o.reps; r++)
+        for (int m = 0; m < o.n_models; m++) {
+            run_result *res = &runs[(size_t)m * o.reps + r];
+            if (run_forked(o.models[m], &o, res)) {
+                fprintf(stderr, "vwn %s: %s\n", CMD, res->error);
+                goto done;
+            }
+            fprintf(stderr, "  rep %d/%d %s: prefill %.2f tok/s, decode %.2f tok/s%s", r + 1, o.reps, o.models[m],
+                    res->prefill_tok_s, res->decode_tok_s, o.spec ? "" : "\n");
+            if (o.spec) fprintf(stderr, ", speculative %.2f tok/s\n", res->spec_tok_s);
+        }
+
+    for (int m = 0; m < o.n_models; m++) {
+        sums[m].path = o.models[m];
+        summarise(&o, &runs[(size_t)m * o.reps], machine_gbs, &sums[m]);
+        print_summary(&o, &sums[m], machine_gbs);
+    }
+    if (o.n_models > 1) {
+        printf("\nagainst %s:\n", o.models[0]);
+        for (int m = 1; m < o.n_models; m++) {
+            printf("  %s: decode %.3fx, prefill %.3fx", o.models[m],
+                   sums[0].decode_tok_s > 0 ? sums[m].decode_tok_s / sums[0].decode_tok_s : 0.0,
+                   sums[0].prefill_tok_s > 0 ? sums[m].prefill_tok_s / sums[0].prefill_tok_s : 0.0);
+            if (o.spec && sums[0].spec_tok_s > 0) printf(", speculative %.3fx", sums[m].spec_tok_s / sums[0].spec_tok_s);
+            printf("\n");
+        }
+    }
+    if (o.json) {
+        printf("{\"version\": \"%s\", \"simd\": \"%s\", \"threads\": %d, \"prompt_len\": %d, \"gen_len\": %d, "
+               "\"reps\": %d, \"machine_gbs\": %.6g, \"bw_buffer_mb\": %d",
+               vwn_version(), vwn_simd_name(level), T, o.prompt_len, o.gen_len, o.reps, machine_gbs, bw_mb);
+        if (o.n_models == 1) {
+            printf(", ");
+            json_model(&o, &sums[0], &sums[0], machine_gbs);
+        }
+        printf(", \"models\": [");
+        for (int m = 0; m < o.n_models; m++) {
+            printf("%s{", m ? ", " : "");
+            json_model(&o, &sums[m], &sums[0], machine_gbs);
+            printf("}");
+        }
+        printf("]}\n");
+    }
+    rc = 0;
+
+done:
+    free(runs);
+    free(sums);
+    return rc;
+}

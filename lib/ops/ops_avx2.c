@@ -1,0 +1,445 @@
+/* ops_avx2.c -- the AVX2 + FMA + F16C kernels (x86-64), compiled with -mavx2 -mfma -mf16c and only
+ * called when ops.c found those features.
+ *
+ * Matmul. Every (row, token) dot keeps one 8-lane fp32 accumulator that steps over the columns 8 at
+ * a time (Q8_0: one 32-value block at a time) and is summed across its lanes at the end in a fixed
+ * order, whatever tile it is computed in: so results do not depend on T, on the row range or on
+ * the thread split (decode and prefill agree bit for bit).
+ *  - T = 1 (decode, memory-bound): 8 rows at a time (Q8_0: 4), each weight row streamed once.
+ *  - T > 1 (prefill): a blocked, register-tiled GEMM. Tokens go in blocks of TB, rows in blocks of
+ *    RB and columns in blocks of KC (the TB x KC block of X stays in L1/L2 for all RB rows and the
+ *    RT x KC weight panel in L1 for all TB tokens); inside,
+ *    tiles of RT rows x TT tokens keep their accumulators in registers and load (and convert) each
+ *    weight vector once for all TT tokens. Partial sums of a tile between column blocks are the
+ *    8-lane accumulators themselves, stored and reloaded, so blocking does not change results.
+ *  - Q8_0: activations pre-quantized to Q8_0 (the caller's xq); per block the int8 pairs are
+ *    multiplied with the sign trick (|w| times x with w's sign, vpmaddubsw, no saturation since
+ *    |w| <= 128 and |x| <= 127), summed to int32 exactly, then scaled by d_w * d_x (exact in fp32). */
+#include "ops/ops.h"
+#include "vwn.h"
+
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+#define VL 8        /* floats per vector */
+#define KC 512      /* columns per cache block (multiple of 32)  */
+#define TB 24       /* tokens per block                          */
+#define RB 30       /* rows per block                            */
+#define RT 3        /* float GEMM tile: rows                     */
+#define TT 4        /*                  tokens                   */
+#define RD 8        /* float decode tile: rows                   */
+#define QRT 2       /* Q8_0 GEMM tile: rows                      */
+#define QTT 3       /*                 tokens                    */
+#define QRD 4       /* Q8_0 decode tile: rows                    */
+
+#define INLINE static inline __attribute__((always_inline))
+
+/* ---- loads and reductions -------------------------------------------------------------------- */
+
+INLINE __m256 load_w(int type, const void *row, int64_t c) {
+    if (type == VWN_TYPE_F32) return _mm256_loadu_ps((const float *)row + c);
+    __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)row + c));
+    if (type == VWN_TYPE_F16) return _mm256_cvtph_ps(h);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16)); /* bf16 */
+}
+
+/* The last n < 8 weights of a row, zero-padded (never reads past the row). */
+INLINE __m256 load_w_tail(int type, const void *row, int64_t c, int64_t n) {
+    if (type == VWN_TYPE_F32) {
+        float buf[VL] = {0};
+        memcpy(buf, (const float *)row + c, (size_t)n * sizeof(float));
+        return _mm256_loadu_ps(buf);
+    }
+    uint16_t buf[VL] = {0};
+    memcpy(buf, (const uint16_t *)row + c, (size_t)n * sizeof(uint16_t));
+    return load_w(type, buf, 0);
+}
+
+INLINE __m256 load_x_tail(const float *x, int64_t n) {
+    float buf[VL] = {0};
+    memcpy(buf, x, (size_t)n * sizeof(float));
+    return _mm256_loadu_ps(buf);
+}
+
+INLINE float hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* ---- float weights (F32, F16, BF16) ------------------------------------------------------------ */
+
+/* rt rows x tt tokens over columns [c0, c1) (c1 - c0 a multiple of 8 unless c1 == cols).
+ * part: accumulators of the tile between column blocks, row i token j at part[i * TB + j];
+ * first: start from zero, last: reduce into Y. */
+INLINE void tile_float(int type, int rt, int tt, const char *w, size_t wstride, const float *x,
+                       int64_t ldx, int64_t c0, int64_t c1, __m256 *part, bool first, bool last,
+                       float *y, int64_t ldy) {
+    __m256 acc[RD][TT];
+    for (int i = 0; i < rt; i++)
+        for (int j = 0; j < tt; j++) acc[i][j] = first ? _mm256_setzero_ps() : part[i * TB + j];
+    int64_t c = c0;
+    for (; c + VL <= c1; c += VL) {
+        __m256 wv[RD];
+        for (int i = 0; i < rt; i++) wv[i] = load_w(type, w + i * wstride, c);
+        for (int j = 0; j < tt; j++) {
+            __m256 xv = _mm256_loadu_ps(x + j * ldx + c);
+            for (int i = 0; i < rt; i++) acc[i][j] = _mm256_fmadd_ps(wv[i], xv, acc[i][j]);
+        }
+    }
+    if (c < c1) {
+        __m256 wv[RD];
+        for (int i = 0; i < rt; i++) wv[i] = load_w_tail(type, w + i * wstride, c, c1 - c);
+        for (int j = 0; j < tt; j++) {
+            __m256 xv = load_x_tail(x + j * ldx + c, c1 - c);
+            for (int i = 0; i < rt; i++) acc[i][j] = _mm256_fmadd_ps(wv[i], xv, acc[i][j]);
+        }
+    }
+    for (int i = 0; i < rt; i++)
+        for (int j = 0; j < tt; j++) {
+            if (last) y[j * ldy + i] = hsum(acc[i][j]);
+            else part[i * TB + j] = acc[i][j];
+        }
+}
+
+INLINE void matmul_float(int type, const vwn_mat *W, const float *X, int64_t ldx, int64_t T,
+                         float *Y, int64_t ldy, int64_t r0, int64_t r1) {
+    const char *base = W->data;
+    const size_t rs = W->row_bytes;
+    const int64_t cols = W->cols;
+
+    if (T == 1) { /* decode: stream RD rows at a time */
+        int64_t r = r0;
+        for (; r + RD <= r1; r += RD)
+            tile_float(type, RD, 1, base + r * rs, rs, X, ldx, 0, cols, NULL, true, true, Y + r, ldy);
+        for (; r < r1; r++)
+            tile_float(type, 1, 1, base + r * rs, rs, X, ldx, 0, cols, NULL, true, true, Y + r, ldy);
+        return;
+    }
+
+    __m256 part[RB * TB]; /* the accumulators of a row block between column blocks */
+    for (int64_t t0 = 0; t0 < T; t0 += TB) {
+        const int64_t tb = T - t0 < TB ? T - t0 : TB;
+        const float *xb = X + t0 * ldx;
+        float *yb = Y + t0 * ldy;
+        for (int64_t rb0 = r0; rb0 < r1; rb0 += RB) {
+            const int64_t rb1 = rb0 + RB < r1 ? rb0 + RB : r1;
+            for (int64_t c0 = 0; c0 < cols; c0 += KC) {
+                const int64_t c1 = c0 + KC < cols ? c0 + KC : cols;
+                const bool first = c0 == 0, last = c1 == cols;
+                for (int64_t r = rb0; r < rb1;) {
+                    const int rt = rb1 - r >= RT ? RT : 1;
+                    const char *w = base + r * rs;
+                    __m256 *pr = part + (r - rb0) * TB;
+                    int64_t t = 0;
+                    if (rt == RT) {
+                        for (; t + TT <= tb; t += TT)
+                            tile_float(type, RT, TT, w, rs, xb + t * ldx, ldx, c0, c1, pr + t,
+                                       first, last, yb + t * ldy + r, ldy);
+                        for (; t < tb; t++)
+                            tile_float(type, RT, 1, w, rs, xb + t * ldx, ldx, c0, c1, pr + t,
+                                       first, last, yb + t * ldy + r, ldy);
+                    } else {
+                        for (; t + TT <= tb; t += TT)
+                            tile_float(type, 1, TT, w, rs, xb + t * ldx, ldx, c0, c1, pr + t,
+                                       first, last, yb + t * ldy + r, ldy);
+                        for (; t < tb; t++)
+                            tile_float(type, 1, 1, w, rs, xb + t * ldx, ldx, c0, c1, pr + t,
+                                       first, last, yb + t * ldy + r, ldy);
+                    }
+                    r += rt;
+                }
+            }
+        }
+    }
+}
+
+static void matmul_f32(const vwn_mat *W, const float *X, int64_t ldx, int64_t T, float *Y,
+                       int64_t ldy, int64_t r0, int64_t r1) {
+    matmul_float(VWN_TYPE_F32, W, X, ldx, T, Y, ldy, r0, r1);
+}
+static void matmul_f16(const vwn_mat *W, const float *X, int64_t ldx, int64_t T, float *Y,
+                       int64_t ldy, int64_t r0, int64_t r1) {
+    matmul_float(VWN_TYPE_F16, W, X, ldx, T, Y, ldy, r0, r1);
+}
+static void matmul_bf16(const vwn_mat *W, const float *X, int64_t ldx, int64_t T, float *Y,
+                        int64_t ldy, int64_t r0, int64_t r1) {
+    matmul_float(VWN_TYPE_BF16, W, X, ldx, T, Y, ldy, r0, r1);
+}
+
+/* ---- Q8_0 weights ----------------------------------------------------------------------------- */
+
+INLINE __m256i load_qs(const vwn_block_q8_0 *b) {
+    return _mm256_loadu_si256((const __m256i *)b->qs);
+}
+
+/* int32 partial sums (8 lanes) of one block pair: |w| and x with w's sign, via maddubs + madd. */
+INLINE __m256i block_dot(__m256i aw, __m256i wq, __m256i xq) {
+    __m256i sx = _mm256_sign_epi8(xq, wq);
+    __m256i p16 = _mm256_maddubs_epi16(aw, sx);
+    return _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
+}
+
+/* rt rows x tt tokens over blocks [k0, k1); w: first row's blocks, x: first token's blocks. */
+INLINE void tile_q8(int rt, int tt, const char *w, size_t wstride, const vwn_block_q8_0 *x,
+                    int64_t ldxq, int64_t k0, int64_t k1, __m256 *part, bool first, bool last,
+                    float *y, int64_t ldy) {
+    __m256 acc[QRD][QTT];
+    for (int i = 0; i < rt; i++)
+        for (int j = 0; j < tt; j++) acc[i][j] = first ? _mm256_setzero_ps() : part[i * TB + j];
+    for (int64_t k = k0; k < k1; k++) {
+        __m256i wq[QRD], aw[QRD];
+        float dw[QRD];
+        for (int i = 0; i < rt; i++) {
+            const vwn_block_q8_0 *b = (const vwn_block_q8_0 *)(w + i * wstride) + k;
+            wq[i] = load_qs(b);
+            aw[i] = _mm256_sign_epi8(wq[i], wq[i]);
+            dw[i] = _cvtsh_ss(b->d);
+        }
+        for (int j = 0; j < tt; j++) {
+            const vwn_block_q8_0 *bx = x + j * ldxq + k;
+            __m256i xv = load_qs(bx);
+            float dx = _cvtsh_ss(bx->d);
+            for (int i = 0; i < rt; i++) {
+                __m256 s = _mm256_cvtepi32_ps(block_dot(aw[i], wq[i], xv));
+                acc[i][j] = _mm256_fmadd_ps(s, _mm256_set1_ps(dw[i] * dx), acc[i][j]);
+            }
+        }
+    }
+    for (int i = 0; i < rt; i++)
+        for (int j = 0; j < tt; j++) {
+            if (last) y[j * ldy + i] = hsum(acc[i][j]);
+            else part[i * TB + j] = acc[i][j];
+        }
+}
+
+/* Also used by the AVX-512 level on CPUs without VNNI. */
+void vwn_avx2_matmul_q8_0(const vwn_mat *W, const void *xqv, int64_t T, float *Y, int64_t ldy,
+                          int64_t r0, int64_t r1);
+
+void vwn_avx2_matmul_q8_0(const vwn_mat *W, const void *xqv, int64_t T, float *Y, int64_t ldy,
+                          int64_t r0, int64_t r1) {
+    const char *base = W->data;
+    const size_t rs = W->row_bytes;
+    const int64_t nb = W->cols / VWN_QK8_0;
+    const vwn_block_q8_0 *xq = xqv;
+
+    if (T == 1) {
+        int64_t r = r0;
+        for (; r + QRD <= r1; r += QRD)
+            tile_q8(QRD, 1, base + r * rs, rs, xq, nb, 0, nb, NULL, true, true, Y + r, ldy);
+        for (; r < r1; r++)
+            tile_q8(1, 1, base + r * rs, rs, xq, nb, 0, nb, NULL, true, true, Y + r, ldy);
+        return;
+    }
+
+    const int64_t kcb = KC / VWN_QK8_0;
+    __m256 part[RB * TB];
+    for (int64_t t0 = 0; t0 < T; t0 += TB) {
+        const int64_t tb = T - t0 < TB ? T - t0 : TB;
+        const vwn_block_q8_0 *xb = xq + t0 * nb;
+        float *yb = Y + t0 * ldy;
+        for (int64_t rb0 = r0; rb0 < r1; rb0 += RB) {
+            const int64_t rb1 = rb0 + RB < r1 ? rb0 + RB : r1;
+            for (int64_t k0 = 0; k0 < nb; k0 += kcb) {
+                const int64_t k1 = k0 + kcb < nb ? k0 + kcb : nb;
+                const bool first = k0 == 0, last = k1 == nb;
+                for (int64_t r = rb0; r < rb1;) {
+                    const int rt = rb1 - r >= QRT ? QRT : 1;
+                    const char *w = base + r * rs;
+                    __m256 *pr = part + (r - rb0) * TB;
+                    int64_t t = 0;
+                    if (rt == QRT) {
+                        for (; t + QTT <= tb; t += QTT)
+                            tile_q8(QRT, QTT, w, rs, xb + t * nb, nb, k0, k1, pr + t, first, last,
+                                    yb + t * ldy + r, ldy);
+                        for (; t < tb; t++)
+                            tile_q8(QRT, 1, w, rs, xb + t * nb, nb, k0, k1, pr + t, first, last,
+                                    yb + t * ldy + r, ldy);
+                    } else {
+                        for (; t + QTT <= tb; t += QTT)
+                            tile_q8(1, QTT, w, rs, xb + t * nb, nb, k0, k1, pr + t, first, last,
+                                    yb + t * ldy + r, ldy);
+                        for (; t < tb; t++)
+                            tile_q8(1, 1, w, rs, xb + t * nb, nb, k0, k1, pr + t, first, last,
+                                    yb + t * ldy + r, ldy);
+                    }
+                    r += rt;
+                }
+            }
+        }
+    }
+}
+
+static void matmul_avx2(const vwn_mat *W, const float *X, int64_t ldx, const void *xq, int64_t T,
+                        float *Y, int64_t ldy, int64_t r0, int64_t r1) {
+    if (T <= 0 || r0 >= r1) return;
+    switch (W->type) {
+    case VWN_TYPE_F32: matmul_f32(W, X, ldx, T, Y, ldy, r0, r1); break;
+    case VWN_TYPE_F16: matmul_f16(W, X, ldx, T, Y, ldy, r0, r1); break;
+    case VWN_TYPE_BF16: matmul_bf16(W, X, ldx, T, Y, ldy, r0, r1); break;
+    case VWN_TYPE_Q8_0: vwn_avx2_matmul_q8_0(W, xq, T, Y, ldy, r0, r1); break;
+    default: break;
+    }
+}
+
+/* ---- Q8_0 quantization of activations (same bytes as the scalar level) ---------------------- */
+
+void vwn_avx2_quantize_q8_0(const float *x, vwn_block_q8_0 *out, int64_t n);
+
+void vwn_avx2_quantize_q8_0(const float *x, vwn_block_q8_0 *out, int64_t n) {
+    const __m256 sign_mask = _mm256_set1_ps(-0.0f);
+    for (int64_t b = 0; b < n / VWN_QK8_0; b++) {
+        const float *xb = x + b * VWN_QK8_0;
+        __m256 v0 = _mm256_loadu_ps(xb), v1 = _mm256_loadu_ps(xb + 8);
+        __m256 v2 = _mm256_loadu_ps(xb + 16), v3 = _mm256_loadu_ps(xb + 24);
+        __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign_mask, v0), _mm256_andnot_ps(sign_mask, v1)),
+                                 _mm256_max_ps(_mm256_andnot_ps(sign_mask, v2), _mm256_andnot_ps(sign_mask, v3)));
+        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+        const float amax = _mm_cvtss_f32(m4);
+        const float d = amax / 127.0f;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        out[b].d = vwn_fp32_to_fp16(d);
+        const __m256 idv = _mm256_set1_ps(id);
+        /* cvtps_epi32 rounds to nearest even, like lrintf in the scalar level */
+        __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(v0, idv));
+        __m256i i1 = _mm256_cvtps_epi32(_mm256_mul_ps(v1, idv));
+        __m256i i2 = _mm256_cvtps_epi32(_mm256_mul_ps(v2, idv));
+        __m256i i3 = _mm256_cvtps_epi32(_mm256_mul_ps(v3, idv));
+        __m256i p01 = _mm256_packs_epi32(i0, i1), p23 = _mm256_packs_epi32(i2, i3);
+        __m256i p = _mm256_packs_epi16(p01, p23);
+        /* undo the lane interleaving of the packs: dwords 0 4 1 5 2 6 3 7 */
+        p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        p = _mm256_max_epi8(p, _mm256_set1_epi8(-127));
+        _mm256_storeu_si256((__m256i *)out[b].qs, p);
+    }
+}
+
+/* ---- vector helpers ---------------------------------------------------------------------------- */
+
+static float dot_avx2(const float *a, const float *b, int64_t n) {
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 2 * VL <= n; i += 2 * VL) {
+        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + VL), _mm256_loadu_ps(b + i + VL), acc1);
+    }
+    for (; i + VL <= n; i += VL) acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+    if (i < n) acc1 = _mm256_fmadd_ps(load_x_tail(a + i, n - i), load_x_tail(b + i, n - i), acc1);
+    return hsum(_mm256_add_ps(acc0, acc1));
+}
+
+static float sum_sq_avx2(const float *x, int64_t n) {
+    return dot_avx2(x, x, n);
+}
+
+static void axpy_avx2(float *y, float a, const float *x, int64_t n) {
+    const __m256 av = _mm256_set1_ps(a);
+    int64_t i = 0;
+    for (; i + VL <= n; i += VL)
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    for (; i < n; i++) y[i] += a * x[i];
+}
+
+static void scale_avx2(float *y, float a, int64_t n) {
+    const __m256 av = _mm256_set1_ps(a);
+    int64_t i = 0;
+    for (; i + VL <= n; i += VL) _mm256_storeu_ps(y + i, _mm256_mul_ps(av, _mm256_loadu_ps(y + i)));
+    for (; i < n; i++) y[i] *= a;
+}
+
+static void rmsnorm_avx2(float *out, const float *x, const float *gain, int64_t n, float eps) {
+    const float inv = 1.0f / sqrtf(sum_sq_avx2(x, n) / (float)n + eps);
+    const __m256 iv = _mm256_set1_ps(inv);
+    int64_t i = 0;
+    for (; i + VL <= n; i += VL) {
+        __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + i), iv);
+        if (gain) v = _mm256_mul_ps(v, _mm256_loadu_ps(gain + i));
+        _mm256_storeu_ps(out + i, v);
+    }
+    for (; i < n; i++) out[i] = x[i] * inv * (gain ? gain[i] : 1.0f);
+}
+
+/* exp(x) for fp32 lanes: 2^n * p(r) with r = x - n ln2 in [-ln2/2, ln2/2] and a degree-6
+ * polynomial (Cephes expf coefficients); about 1 ulp. Overflows to Inf, underflows to 0. */
+static inline __m256 exp_avx2(__m256 x) {
+    const __m256 hi = _mm256_set1_ps(88.7228f), lo = _mm256_set1_ps(-87.3365f);
+    __m256 over = _mm256_cmp_ps(x, hi, _CMP_GT_OQ);
+    __m256 under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
+    x = _mm256_min_ps(_mm256_max_ps(x, lo), hi);
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    /* 2^n in two factors so n = 128 (x near 88.72) does not overflow the exponent field */
+    __m256i ni = _mm256_cvtps_epi32(n);
+    __m256i n1 = _mm256_srai_epi32(ni, 1), n2 = _mm256_sub_epi32(ni, n1);
+    __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, _mm256_set1_epi32(127)), 23));
+    __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, _mm256_set1_epi32(127)), 23));
+    p = _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
+    p = _mm256_blendv_ps(p, _mm256_set1_ps(INFINITY), over);
+    return _mm256_andnot_ps(under, p);
+}
+
+static void silu_mul_avx2(float *out, const float *gate, const float *up, int64_t n) {
+    const __m256 one = _mm256_set1_ps(1.0f), neg = _mm256_set1_ps(-0.0f);
+    int64_t i = 0;
+    for (; i + VL <= n; i += VL) {
+        __m256 g = _mm256_loadu_ps(gate + i);
+        __m256 e = exp_avx2(_mm256_xor_ps(g, neg));
+        __m256 s = _mm256_div_ps(g, _mm256_add_ps(one, e));
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(s, _mm256_loadu_ps(up + i)));
+    }
+    for (; i < n; i++) out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
+static void attn_scores_avx2(float *out, const float *q, const float *K, int64_t ldk, int64_t n_kv,
+                             int64_t head_dim, float scale) {
+    for (int64_t j = 0; j < n_kv; j++) out[j] = scale * dot_avx2(q, K + j * ldk, head_dim);
+}
+
+static void attn_values_avx2(float *out, const float *p, const float *V, int64_t ldv, int64_t n_kv,
+                             int64_t head_dim) {
+    int64_t i = 0;
+    for (; i + 2 * VL <= head_dim; i += 2 * VL) { /* 16 output lanes in registers over all keys */
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+        for (int64_t j = 0; j < n_kv; j++) {
+            __m256 pj = _mm256_set1_ps(p[j]);
+            a0 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(V + j * ldv + i), a0);
+            a1 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(V + j * ldv + i + VL), a1);
+        }
+        _mm256_storeu_ps(out + i, a0);
+        _mm256_storeu_ps(out + i + VL, a1);
+    }
+    for (; i < head_dim; i++) {
+        float s = 0.0f;
+        for (int64_t j = 0; j < n_kv; j++) s += p[j] * V[j * ldv + i];
+        out[i] = s;
+    }
+}
+
+const vwn_ops vwn_ops_avx2 = {
+    .name = "avx2",
+    .level = VWN_SIMD_AVX2,
+    .matmul = matmul_avx2,
+    .quantize_q8_0 = vwn_avx2_quantize_q8_0,
+    .dot = dot_avx2,
+    .axpy = axpy_avx2,
+    .scale = scale_avx2,
+    .sum_sq = sum_sq_avx2,
+    .rmsnorm = rmsnorm_avx2,
+    .silu_mul = silu_mul_avx2,
+    .attn_scores = attn_scores_avx2,
+    .attn_values = attn_values_avx2,
+};

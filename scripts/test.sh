@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# test.sh -- every test of the project, as CI runs it (after scripts/setup.sh):
+#   C tests (ctest), Python tests (pytest: tools, loader, forward pass vs the reference, tokenizers,
+#   CLI, trainer), a gcc -Werror build, ASan+UBSan, TSan, valgrind, short fuzzing runs, and the
+#   bindings (C/C++ consumers, Python, Rust, Go).
+#   VWN_QUICK=1 scripts/test.sh   skips the sanitizer, valgrind and fuzz suites
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+export VWN_LIB=$ROOT/build/lib/libvwn.so VWN_BIN=$ROOT/build/bin/vwn
+PY=$ROOT/.venv/bin/python
+
+passed=0; failed=0; failed_names=()
+suite() {  # suite NAME COMMAND...
+  local name=$1; shift
+  echo; echo "===== $name ====="
+  local t0=$SECONDS
+  if "$@"; then passed=$((passed+1)); echo "----- $name: ok ($((SECONDS-t0)) s)"
+  else failed=$((failed+1)); failed_names+=("$name"); echo "----- $name: FAILED ($((SECONDS-t0)) s)"; fi
+}
+
+cmake --build build >/dev/null || { echo "build failed"; exit 1; }
+
+suite "ctest (C unit tests)" ctest --test-dir build --output-on-failure -j2
+suite "pytest (tools, loader, forward, tokenizers, CLI, trainer)" $PY -m pytest -q tests
+suite "gcc -Wall -Wextra -Werror build + ctest" bash -c '
+  cmake -S . -B build-gcc -G Ninja -DCMAKE_C_COMPILER=gcc -DCMAKE_CXX_COMPILER=g++ >/dev/null &&
+  cmake --build build-gcc >/dev/null && ctest --test-dir build-gcc -j2 2>&1 | tail -3'
+if [ "${VWN_QUICK:-0}" != 1 ]; then
+  [ -x scripts/sanitize.sh ] && suite "ASan + UBSan (whole ctest suite)" scripts/sanitize.sh
+  [ -x scripts/tsan.sh ] && suite "TSan (8 threads x 8 contexts stress)" scripts/tsan.sh
+  [ -x scripts/valgrind.sh ] && suite "valgrind memcheck (examples, CLI)" scripts/valgrind.sh
+  [ -x scripts/fuzz_ci.sh ] && suite "libFuzzer (short runs + regressions)" scripts/fuzz_ci.sh
+fi
+[ -d bindings/python ] && suite "Python binding (pip install + pytest)" bash -c "
+  $PY -m pip install -q --disable-pip-version-check ./bindings/python &&
+  cd /tmp && $PY -m pytest -q $ROOT/bindings/python/tests"
+[ -x scripts/test_bindings.sh ] && suite "C/C++ consumers, Rust and Go bindings" scripts/test_bindings.sh
+
+echo
+echo "===== summary ====="
+[ ${#failed_names[@]} -gt 0 ] && printf 'failed suite: %s\n' "${failed_names[@]}"
+echo "test suites: $passed passed, $failed failed"
+[ "$failed" = 0 ]
