@@ -216,6 +216,8 @@ typedef enum vwn_tokenizer_kind {
     VWN_TOKENIZER_LLAMA = 2   /* SentencePiece-style BPE with scores and byte fallback       */
 } vwn_tokenizer_kind;
 
+/* The kind of the model's tokenizer (docs/tokenizer.md); (vwn_tokenizer_kind)-1 with the error set
+ * for a bad handle. Thread-safe. */
 VWN_API vwn_tokenizer_kind vwn_tokenizer_get_kind(const vwn_model *model);
 
 /* Special tokens; -1 when the model has none. Thread-safe. */
@@ -362,7 +364,8 @@ typedef struct vwn_sampler_params {
 /* Defaults: seed 0, temperature 0.8, top_k 40, top_p 0.95, min_p 0.05, penalties off. */
 VWN_API vwn_sampler_params vwn_sampler_default_params(void);
 
-/* Creates the standard chain: penalties -> top-k -> temperature -> top-p -> min-p -> draw.
+/* Creates the standard chain: penalties -> top-k -> temperature -> softmax -> top-p -> min-p ->
+ * renormalise -> draw (exact order and formulas in docs/sampling.md). params may be NULL (defaults).
  * Errors: INVALID_ARG, OUT_OF_MEMORY. */
 VWN_API vwn_status vwn_sampler_new(const vwn_sampler_params *params, vwn_sampler **out);
 
@@ -389,7 +392,8 @@ VWN_API vwn_status vwn_sampler_probs(vwn_sampler *smpl, const float *logits, int
 /* Draws a token from the logits (does not call accept). */
 VWN_API vwn_status vwn_sampler_sample(vwn_sampler *smpl, const float *logits, int32_t n_vocab,
                                       int32_t *out_token);
-/* Draws a token from an explicit distribution with the sampler's RNG. */
+/* Draws a token from an explicit distribution with the sampler's RNG: the inverse CDF in token-id
+ * order at one uniform draw (probabilities need not sum exactly to 1; negative ones are an error). */
 VWN_API vwn_status vwn_sampler_draw(vwn_sampler *smpl, const float *probs, int32_t n_vocab,
                                     int32_t *out_token);
 /* A uniform draw in [0, 1) from the sampler's RNG (used by speculative acceptance). */

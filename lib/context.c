@@ -425,16 +425,21 @@ vwn_status vwn_context_truncate_internal(vwn_context *ctx, int32_t n_keep) {
     }
     ctx->n_past = r;
     int32_t redo[64];
-    for (int32_t p = r; p < n_keep;) {
+    /* a rewind cannot stop half way (it also runs while rolling back an aborted call): the abort
+     * callback is not consulted here */
+    const vwn_abort_callback abort_cb = ctx->params.abort_callback;
+    ctx->params.abort_callback = NULL;
+    vwn_status st = VWN_OK;
+    for (int32_t p = r; p < n_keep && st == VWN_OK;) {
         int32_t n = n_keep - p;
         if (n > ctx->params.n_batch) n = ctx->params.n_batch;
         if (n > 64) n = 64;
         memcpy(redo, ctx->tokens + p, (size_t)n * sizeof(int32_t));
-        vwn_status st = vwn_forward_main(ctx, redo, n, INT32_MAX, NULL);
-        if (st) return st;
+        st = vwn_forward_main(ctx, redo, n, INT32_MAX, NULL);
         p += n;
     }
-    return VWN_OK;
+    ctx->params.abort_callback = abort_cb;
+    return st;
 }
 
 vwn_status vwn_context_truncate(vwn_context *ctx, int32_t n_keep) {

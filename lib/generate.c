@@ -173,7 +173,24 @@ vwn_status vwn_generate_tokens(vwn_context *ctx, const int32_t *prompt, int32_t 
     /* prompt */
     double t0 = vwn_time_us();
     if (n_prompt > 0) {
-        if ((st = decode_chunks(ctx, prompt, n_prompt))) return st;
+        /* check the whole prompt first, and undo the chunks already decoded if a later one fails,
+         * so a failed call leaves the context as it was */
+        for (int32_t i = 0; i < n_prompt; i++)
+            if (prompt[i] < 0 || prompt[i] >= m->hp.n_vocab)
+                return vwn_fail(VWN_ERR_TOKEN_OUT_OF_RANGE, "prompt token %d at index %d is outside the vocabulary [0, %d)",
+                                prompt[i], i, m->hp.n_vocab);
+        if (n_prompt > ctx->params.n_ctx - ctx->n_past)
+            return vwn_fail(VWN_ERR_CONTEXT_FULL, "the prompt's %d tokens do not fit: the context holds %d of %d positions",
+                            n_prompt, ctx->n_past, ctx->params.n_ctx);
+        const int32_t n_before = ctx->n_past;
+        if ((st = decode_chunks(ctx, prompt, n_prompt))) {
+            if (ctx->n_past > n_before) {
+                vwn_context_truncate_internal(ctx, n_before);
+                ctx->logits_count = 0;
+                for (int32_t j = 0; j < ctx->n_mtp; j++) ctx->mtp_count[j] = 0;
+            }
+            return st;
+        }
     } else if (ctx->logits_count == 0 || ctx->logits_first + ctx->logits_count != ctx->n_past) {
         /* continue the context: re-evaluate its last token to get its logits */
         int32_t last = ctx->tokens[ctx->n_past - 1];

@@ -66,4 +66,8 @@ struct vwn_model {
     int32_t weight_type;
 };
 
+/* Loads a model from a GGUF image in memory (copied), with every check of vwn_model_load and the
+ * NaN/Inf scan (verify_tensors) on. Internal: for the fuzz targets and tests (lib/model.c). */
+vwn_status vwn_model_load_memory(const void *data, size_t size, vwn_model **out_model);
+
 #endif

@@ -1073,8 +1073,8 @@ int32_t vwn_tokenizer_detokenize(const vwn_tokenizer *tok, const int32_t *tokens
     size_t total = 0;
     char byte_buf[1];
     for (int32_t i = 0; i < n_tokens; i++) {
-        const char *p;
-        size_t n;
+        const char *p = NULL;
+        size_t n = 0;
         if (!token_text(tok, tokens, i, remove_special, byte_buf, &p, &n)) {
             vwn_fail(VWN_ERR_TOKEN_OUT_OF_RANGE, "detokenize: token %d at index %d is outside the "
                      "vocabulary [0, %d)", (int)tokens[i], (int)i, (int)tok->n_vocab);
@@ -1089,9 +1089,9 @@ int32_t vwn_tokenizer_detokenize(const vwn_tokenizer *tok, const int32_t *tokens
     if (total > (size_t)text_len_max) return -(int32_t)total;
     size_t pos = 0;
     for (int32_t i = 0; i < n_tokens; i++) {
-        const char *p;
-        size_t n;
-        token_text(tok, tokens, i, remove_special, byte_buf, &p, &n);
+        const char *p = NULL;
+        size_t n = 0;
+        token_text(tok, tokens, i, remove_special, byte_buf, &p, &n);   /* ids checked above */
         if (n) memcpy(text + pos, p, n);
         pos += n;
     }

@@ -58,7 +58,9 @@ static bool decodes_like_fresh(vwn_context *ctx, const int32_t *held, int32_t n_
     vwn_context_params p = vwn_context_get_params(ctx);
     vwn_context *fresh = tm_context(vwn_context_model(ctx), p);
     if (!fresh) return false;
-    bool ok = n_held == 0 || vwn_decode(fresh, held, n_held) == VWN_OK;
+    bool ok = true;
+    for (int32_t i = 0; i < n_held && ok; i += p.n_batch) /* in n_batch chunks: logits_all contexts */
+        ok = vwn_decode(fresh, held + i, n_held - i < p.n_batch ? n_held - i : p.n_batch) == VWN_OK;
     int32_t t[6];
     tm_tokens(t, 6, g_V, 99);
     for (int i = 0; i < 6 && ok; i++) {
@@ -391,7 +393,7 @@ static void test_decode(void) {
     int32_t t[40];
     tm_tokens(t, 40, g_V, 5);
     CHECK_OK(vwn_decode(ctx, t, 10));
-    CHECK_OK(vwn_decode(all, t, 10));
+    CHECK_OK(vwn_decode(all, t, 8));
 
     const int32_t bad_tokens[][3] = {{1, 2, -1}, {256, 1, 2}, {INT32_MIN, 0, 0}, {INT32_MAX, 0, 0}, {0, 257, 0}};
     for (size_t i = 0; i < sizeof bad_tokens / sizeof bad_tokens[0]; i++)
@@ -418,7 +420,8 @@ static void test_decode(void) {
     }
     CHECK_OK(vwn_get_logits(ctx, 9, &l));
     CHECK_OK(vwn_get_logits(all, 0, &l));
-    EXPECT_CTX(all, vwn_get_logits(all, 10, &l), VWN_ERR_NOT_KEPT);
+    CHECK_OK(vwn_get_logits(all, 7, &l));
+    EXPECT_CTX(all, vwn_get_logits(all, 8, &l), VWN_ERR_NOT_KEPT);
     EXPECT_CTX(ctx, vwn_get_mtp_logits(ctx, 1, -1, NULL), VWN_ERR_INVALID_ARG);
     EXPECT_CTX(ctx, vwn_get_mtp_logits(NULL, 1, -1, &l), VWN_ERR_INVALID_ARG);
     EXPECT_CTX(ctx, vwn_get_mtp_logits(DEAD_CTX, 1, -1, &l), VWN_ERR_BAD_HANDLE);

@@ -129,17 +129,18 @@ class GHC(nn.Module):
     def forward(self, H, sublayer, **kw):
         m, n = self.m, self.n
         C = self.coeffs(H).to(H.dtype)
-        R, A, Bt = C[..., :m], C[..., m:m + n], C[..., m + n:]
+        lead = H.shape[:-2]
         if self.dynamic:
-            x = torch.einsum("...ik,...is->...ks", R, H)
-            G = torch.einsum("...ij,...is->...js", A, H)
+            # per-token coefficients: batched matmuls (faster than einsum on CPU)
+            RA = torch.matmul(C[..., :m + n].transpose(-1, -2), H)   # [..., m+n, s]
+            x, G = RA[..., :m, :], RA[..., m:, :]
         else:
-            x = torch.einsum("ik,...is->...ks", R, H)
-            G = torch.einsum("ij,...is->...js", A, H)
-        lead = x.shape[:-2]
+            x = torch.einsum("ik,...is->...ks", C[:, :m], H)
+            G = torch.einsum("ij,...is->...js", C[:, m:m + n], H)
+        Bt = C[..., m + n:]
         y = sublayer(x.reshape(*lead, m * self.s), **kw).reshape(*lead, m, self.s)
         if self.dynamic:
-            return G + torch.einsum("...jk,...ks->...js", Bt, y)
+            return G + torch.matmul(Bt, y)
         return G + torch.einsum("jk,...ks->...js", Bt, y)
 
 
@@ -325,8 +326,9 @@ class VWN(nn.Module):
         for jj, mod in enumerate(self.mtp):
             j = jj + 1
             Tj = T - j
-            if Tj <= 0:
-                break
+            if Tj <= 0:  # too short a sequence: an empty [B,0,V] for this and later modules
+                mtp_logits.append(main.new_zeros(B, 0, main.shape[-1]))
+                continue
             # module j at position i consumes t[i+j] and the previous stage's state at i
             E = H0[:, j:, :, :]
             Pj = P[:, :Tj]
@@ -407,7 +409,17 @@ def export_logits(ckpt_dir, tokens):
 # data
 # ----------------------------------------------------------------------------------------------
 
-DATA_DIR = "/work/shared/data"
+def _data_dir():
+    """$VWN_DATA_DIR, else shared/data beside the repository, else /work/shared/data."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    for d in (os.environ.get("VWN_DATA_DIR"), os.path.join(here, os.pardir, os.pardir, "shared", "data"),
+              "/work/shared/data"):
+        if d and os.path.isdir(d):
+            return os.path.normpath(d)
+    return "/work/shared/data"
+
+
+DATA_DIR = _data_dir()
 DEFAULT_FILES = ["tinystories_valid.txt", "austen.txt", "tinyshakespeare.txt"]
 EOS_ID = 0
 
@@ -432,20 +444,20 @@ def read_splits(files, val_frac=0.05):
 
 
 def token_byte_lengths(tok):
-    """Bytes of UTF-8 text that each token id stands for (0 for special tokens)."""
+    """Bytes of UTF-8 text that each token id stands for (0 for special tokens such as EOS).
+
+    Byte-level BPE pieces are strings over the 256-character ByteLevel alphabet, one character per
+    byte, so a piece's byte length is its character count."""
     from tokenizers import pre_tokenizers
-    b2u = {ch: 1 for ch in pre_tokenizers.ByteLevel.alphabet()}
-    V = tok.get_vocab_size()
-    specials = set()
-    for t in tok.get_added_tokens_decoder().values() if hasattr(tok, "get_added_tokens_decoder") else []:
-        specials.add(t.content)
-    lens = np.zeros(V, dtype=np.int64)
-    for i in range(V):
+    alphabet = set(pre_tokenizers.ByteLevel.alphabet())
+    specials = {t.content for t in tok.get_added_tokens_decoder().values()}
+    lens = np.zeros(tok.get_vocab_size(), dtype=np.int64)
+    for i in range(len(lens)):
         piece = tok.id_to_token(i)
-        if piece is None or piece in specials or piece == "<|endoftext|>":
+        if piece is None or piece in specials:
             continue
-        lens[i] = sum(1 for ch in piece if ch in b2u) if all(ch in b2u for ch in piece) else len(
-            piece.encode("utf-8"))
+        assert all(ch in alphabet for ch in piece), f"token {i} {piece!r} is not byte-level"
+        lens[i] = len(piece)
     return lens
 
 
@@ -661,10 +673,6 @@ def main(argv=None):
     args = make_parser().parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-        try:
-            torch.set_num_interop_threads(1)
-        except RuntimeError:
-            pass
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     amp = None
     if device.startswith("cuda"):
@@ -724,9 +732,11 @@ def main(argv=None):
         with open(os.path.join(out, "log.json"), "w") as f:
             json.dump(log, f, indent=1)
 
-    def do_eval():
+    def do_eval(final=False):
         t0 = time.time()
-        r = evaluate(model, val, T, byte_lens, args.eval_batch_size, args.eval_windows, device, amp)
+        r = evaluate(model, val, T, byte_lens, args.eval_batch_size,
+                     None if final else args.eval_windows, device, amp)
+        r["final"] = final
         r["step"] = step
         r["tokens_seen"] = step * B * T
         r["elapsed"] = time.time() - t_start
@@ -783,7 +793,9 @@ def main(argv=None):
         pbar.update(1)
         if now - tps_t > 30:
             tps_t, tps_n = now, 0
-        if step % args.eval_every == 0 or step == args.steps:
+        if step == args.steps:
+            do_eval(final=True)
+        elif step % args.eval_every == 0:
             do_eval()
         if step % save_every == 0 or step == args.steps:
             save_all()

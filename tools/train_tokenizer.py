@@ -12,7 +12,16 @@ import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DATA_DIR = "/work/shared/data"
+def _data_dir():
+    """$VWN_DATA_DIR, else shared/data beside the repository, else /work/shared/data."""
+    for d in (os.environ.get("VWN_DATA_DIR"), os.path.join(HERE, os.pardir, os.pardir, "shared", "data"),
+              "/work/shared/data"):
+        if d and os.path.isdir(d):
+            return os.path.normpath(d)
+    return "/work/shared/data"
+
+
+DATA_DIR = _data_dir()
 DEFAULT_FILES = ["tinystories_valid.txt", "austen.txt", "tinyshakespeare.txt"]
 EOS = "<|endoftext|>"
 

@@ -27,12 +27,12 @@ func DefaultModelParams() ModelParams {
 
 // ModelInfo is the shape and hyper-parameters of a model (see vwn_model_info in vwn.h).
 type ModelInfo struct {
-	NVocab, NEmbd, NLayer, GHCM, GHCN, NEmbdWide      int
-	NHead, NHeadKV, HeadDim, NFF, MTPDepth, MaxSeqLen int
+	NVocab, NEmbd, NLayer, GHCM, GHCN, NEmbdWide         int
+	NHead, NHeadKV, HeadDim, NFF, MTPDepth, MaxSeqLen    int
 	GHCDynamic, WideEmbedding, TiedHead, OutputGroupNorm bool
-	RopeTheta, RMSNormEps, GroupNormEps                float32
-	WeightType                                         int
-	NParams, FileSize, WeightBytesPerToken             uint64
+	RopeTheta, RMSNormEps, GroupNormEps                  float32
+	WeightType                                           int
+	NParams, FileSize, WeightBytesPerToken               uint64
 }
 
 // Model is a loaded GGUF model. It is immutable and safe for concurrent use; Close it after

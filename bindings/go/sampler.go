@@ -8,6 +8,7 @@ import "C"
 import (
 	"runtime"
 	"sync"
+	"unsafe"
 )
 
 // SamplerParams are the parameters of the standard sampler chain (penalties -> top-k ->
@@ -99,7 +100,7 @@ func (s *Sampler) Sample(logits []float32) (int32, error) {
 	}
 	var tok C.int32_t
 	err = s.use(func(p *C.vwn_sampler) C.vwn_status {
-		return C.vwn_sampler_sample(p, (*C.float)(&logits[0]), n, &tok)
+		return C.vwn_sampler_sample(p, (*C.float)(unsafe.Pointer(&logits[0])), n, &tok)
 	})
 	return int32(tok), err
 }

@@ -1,19 +1,25 @@
 /* matmul.c -- the threaded matmul driver the forward pass calls: quantizes the activations once
  * when the weights are Q8_0, then splits the weight rows over OpenMP threads in 16-row-aligned
- * chunks and runs the kernel of the chosen vwn_ops table on each chunk. */
+ * chunks and runs the kernel of the chosen vwn_ops table on each chunk. Every (row, token) result
+ * is computed the same way whatever the split, so any thread count gives identical output. */
 #include "ops/ops.h"
 #include "vwn.h"
+
+#ifdef VWN_OPENMP
+#include <omp.h>
+#endif
 
 #define ROW_ALIGN 16
 
 size_t vwn_matmul_scratch_size(const vwn_mat *W, int64_t T) {
-    if (W->type != VWN_TYPE_Q8_0 || T <= 0 || W->cols <= 0) return 0;
+    if (W->type != VWN_TYPE_Q8_0 || T <= 0 || W->cols < VWN_QK8_0) return 0;
     uint64_t blocks = (uint64_t)(W->cols / VWN_QK8_0);
     if ((uint64_t)T > UINT64_MAX / blocks / sizeof(vwn_block_q8_0)) return 0;
     uint64_t bytes = (uint64_t)T * blocks * sizeof(vwn_block_q8_0);
     return bytes > SIZE_MAX ? 0 : (size_t)bytes;
 }
 
+#ifdef VWN_OPENMP
 /* Rows [r0, r1) of thread i of n: 16-row chunks dealt out in contiguous runs. */
 static void thread_rows(int64_t rows, int i, int n, int64_t *r0, int64_t *r1) {
     int64_t chunks = (rows + ROW_ALIGN - 1) / ROW_ALIGN;
@@ -21,32 +27,36 @@ static void thread_rows(int64_t rows, int i, int n, int64_t *r0, int64_t *r1) {
     *r0 = c0 * ROW_ALIGN < rows ? c0 * ROW_ALIGN : rows;
     *r1 = c1 * ROW_ALIGN < rows ? c1 * ROW_ALIGN : rows;
 }
+#endif
 
 void vwn_matmul_mt(const vwn_ops *ops, const vwn_mat *W, const float *X, int64_t T, float *Y,
                    void *xq_scratch, int n_threads) {
     const int64_t cols = W->cols, rows = W->rows;
     if (T <= 0 || rows <= 0) return;
-
-    void *xq = NULL;
-    if (W->type == VWN_TYPE_Q8_0) {
-        xq = xq_scratch;
-        vwn_block_q8_0 *q = xq_scratch;
-        for (int64_t t = 0; t < T; t++) ops->quantize_q8_0(X + t * cols, q + t * (cols / VWN_QK8_0), cols);
-    }
+    const bool q8 = W->type == VWN_TYPE_Q8_0;
+    const int64_t n_blocks = q8 ? T * (cols / VWN_QK8_0) : 0; /* X is one run of T * cols floats */
+    vwn_block_q8_0 *xq = q8 ? xq_scratch : NULL;
 
     int64_t chunks = (rows + ROW_ALIGN - 1) / ROW_ALIGN;
-    if (n_threads > chunks) n_threads = (int)chunks;
+    int n = n_threads < 1 ? 1 : n_threads;
+    if (n > chunks) n = (int)chunks;
 #ifdef VWN_OPENMP
-    if (n_threads > 1) {
-        const int n = n_threads;
-#pragma omp parallel for num_threads(n) schedule(static, 1)
-        for (int i = 0; i < n; i++) {
+    if (n > 1) {
+#pragma omp parallel num_threads(n)
+        {
+            const int i = omp_get_thread_num(), nt = omp_get_num_threads();
+            if (q8) {
+                int64_t b0 = n_blocks * i / nt, b1 = n_blocks * (i + 1) / nt;
+                if (b0 < b1) ops->quantize_q8_0(X + b0 * VWN_QK8_0, xq + b0, (b1 - b0) * VWN_QK8_0);
+#pragma omp barrier
+            }
             int64_t r0, r1;
-            thread_rows(rows, i, n, &r0, &r1);
+            thread_rows(rows, i, nt, &r0, &r1);
             if (r0 < r1) ops->matmul(W, X, cols, xq, T, Y, rows, r0, r1);
         }
         return;
     }
 #endif
+    if (q8) ops->quantize_q8_0(X, xq, n_blocks * VWN_QK8_0);
     ops->matmul(W, X, cols, xq, T, Y, rows, 0, rows);
 }

@@ -26,19 +26,8 @@
 
 /* The SIMD files that exist are compiled in by CMakeLists.txt for their architecture. */
 #define VWN_HAVE_AVX2 VWN_X86
-#define VWN_HAVE_AVX512 0
-#define VWN_HAVE_NEON 0
-
-#if VWN_HAVE_AVX2
-extern const vwn_ops vwn_ops_avx2;
-#endif
-#if VWN_HAVE_AVX512
-extern const vwn_ops vwn_ops_avx512;      /* AVX-512 F/BW/VL/DQ                     */
-extern const vwn_ops vwn_ops_avx512_vnni; /* ... + VNNI (int8 dots of Q8_0 weights) */
-#endif
-#if VWN_HAVE_NEON
-extern const vwn_ops vwn_ops_neon;
-#endif
+#define VWN_HAVE_AVX512 VWN_X86
+#define VWN_HAVE_NEON VWN_ARM64
 
 /* ---- CPU features --------------------------------------------------------------------------- */
 

@@ -83,7 +83,15 @@ size_t vwn_matmul_scratch_size(const vwn_mat *W, int64_t T);
 void vwn_matmul_mt(const vwn_ops *ops, const vwn_mat *W, const float *X, int64_t T, float *Y,
                    void *xq_scratch, int n_threads);
 
-/* ---- the tables of each level (internal: use vwn_ops_get) ---- */
+/* ---- the tables of each level (internal: use vwn_ops_get, which checks the CPU first) ---- */
 extern const vwn_ops vwn_ops_scalar;
+#if defined(__x86_64__) || defined(_M_X64)
+extern const vwn_ops vwn_ops_avx2;
+extern const vwn_ops vwn_ops_avx512;       /* AVX-512 F/BW/VL/DQ (Q8_0 weights via AVX2)      */
+extern const vwn_ops vwn_ops_avx512_vnni;  /* ... + VNNI: what vwn_ops_get gives where present */
+#endif
+#if defined(__aarch64__)
+extern const vwn_ops vwn_ops_neon;
+#endif
 
 #endif

@@ -24,8 +24,8 @@
 
 #define VL 8        /* floats per vector */
 #define KC 512      /* columns per cache block (multiple of 32)  */
-#define TB 24       /* tokens per block                          */
-#define RB 30       /* rows per block                            */
+#define TB 48       /* tokens per block                          */
+#define RB 12       /* rows per block                            */
 #define RT 3        /* float GEMM tile: rows                     */
 #define TT 4        /*                  tokens                   */
 #define RD 8        /* float decode tile: rows                   */

@@ -1,7 +1,7 @@
 """test_vwn.py -- tests of the installed `vwn` Python package (pip install ./bindings/python).
 
 Small random models are made with tools/random_checkpoint.py and tools/convert.py (bytes tokenizer,
-V = 256). Outputs are compared with the C command line tool ($VWN_BIN, default
+V = 256; run by $VWN_TOOLS_PYTHON, default this Python). Outputs are compared with the C command line tool ($VWN_BIN, default
 /work/main/build/bin/vwn; those tests are skipped when it is missing): logits to 1e-6, greedy text
 byte for byte, token ids exactly.
 
@@ -22,6 +22,7 @@ import vwn
 ROOT = Path(os.environ.get("VWN_SOURCE_DIR", Path(__file__).resolve().parents[3]))
 TOOLS = Path(os.environ.get("VWN_TOOLS", ROOT / "tools"))
 VWN_BIN = Path(os.environ.get("VWN_BIN", "/work/main/build/bin/vwn"))
+TOOLS_PYTHON = os.environ.get("VWN_TOOLS_PYTHON", sys.executable)  # needs numpy, torch, gguf, ...
 THREADS = 2
 
 CONFIGS = {
@@ -44,9 +45,9 @@ def model_files(tmp_path_factory):
     for key, cfg in CONFIGS.items():
         ckpt = out / cfg
         gguf = out / (cfg + ".gguf")
-        for cmd in ([sys.executable, str(TOOLS / "random_checkpoint.py"),
+        for cmd in ([TOOLS_PYTHON, str(TOOLS / "random_checkpoint.py"),
                      str(ROOT / "tests" / "configs" / (cfg + ".json")), str(ckpt), "--seed", "1"],
-                    [sys.executable, str(TOOLS / "convert.py"), str(ckpt), str(gguf)]):
+                    [TOOLS_PYTHON, str(TOOLS / "convert.py"), str(ckpt), str(gguf)]):
             r = subprocess.run(cmd, capture_output=True)
             if r.returncode != 0:
                 pytest.skip("cannot make the test model %s: %s" % (cfg, r.stderr.decode()[-500:]))
@@ -395,6 +396,32 @@ def test_errors_carry_status_and_library_message(models, model_files, tmp_path):
     closed.close()
     with pytest.raises(ValueError):
         closed.decode(1)
+
+
+def test_lifetimes(model_files):
+    m = vwn.Model(model_files["plain"], use_mmap=False)
+    ctx = vwn.Context(m, n_ctx=16, n_threads=1)
+    m.close()  # the context keeps the C model alive
+    assert m.closed
+    with pytest.raises(ValueError):
+        m.tokenize("x")
+    ctx.decode([1, 2, 3])
+    assert ctx.logits().shape == (256,)
+    assert ctx.generate_tokens([], n_predict=3, greedy=True)
+    ctx.close()
+    ctx.close()  # idempotent
+
+
+def test_exit_with_running_generation(model_files):
+    code = ("import vwn, sys\n"
+            "m = vwn.Model(sys.argv[1])\n"
+            "ctx = vwn.Context(m, n_ctx=4096, n_threads=1)\n"
+            "it = ctx.generate('abc', n_predict=-1, greedy=True)\n"
+            "next(it)\n"
+            "print('ok')\n")
+    r = subprocess.run([sys.executable, "-c", code, str(model_files["plain"])],
+                       capture_output=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.strip() == b"ok", r.stderr
 
 
 # ---- threads -------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ the last of these references goes.
 """
 from __future__ import annotations
 
+import atexit
 import codecs
 import ctypes
 import enum
@@ -27,7 +28,7 @@ import threading
 import weakref
 from ctypes import byref, c_double, c_float, c_int32, c_uint64, c_void_p
 from dataclasses import dataclass, fields
-from typing import (Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple,
+from typing import (Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple,
                     Union)
 
 import numpy as np
@@ -1129,6 +1130,16 @@ class _GenState:
     __slots__ = ("q", "stop", "thread", "tokens", "error", "stats", "__weakref__")
 
 
+_running: "weakref.WeakSet[_GenState]" = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_running_generations() -> None:
+    """At exit, stop the C loops of unfinished generate() iterators (daemon threads) cleanly."""
+    for state in list(_running):
+        state.stop_and_join()
+
+
 def _generation_thread(state: _GenState, ctx: Context, plan: _GenPlan, ptr: int) -> None:
     q, tokens = state.q, state.tokens
 
@@ -1191,6 +1202,7 @@ class Generation(Iterator[Any]):
         t = threading.Thread(target=_generation_thread, args=(state, ctx, plan, ptr),
                              name="vwn-generate", daemon=True)
         state.thread = t
+        _running.add(state)
         try:
             t.start()
         except BaseException:

@@ -1,0 +1,419 @@
+/* ops_neon.c -- the AArch64 NEON kernels (NEON is part of every AArch64 CPU; the int8 dot product
+ * instruction is used when the compiler targets it, i.e. -march=armv8.2-a+dotprod or later).
+ *
+ * Matmul structure as in ops_avx2.c: one 4-lane fp32 accumulator per (row, token) dot, stepping 4
+ * columns (Q8_0: one 32-value block) at a time, summed across lanes at the end in a fixed order, so
+ * results do not depend on T, the row range or the thread split. T = 1 streams RD rows at once;
+ * T > 1 is a GEMM blocked over tokens (TB), rows (RB) and columns (KC) with RT x TT register tiles
+ * (32 vector registers: 4 x 6 accumulators). F16 weights widen with fcvtl, BF16 with a shift. */
+#include "ops/ops.h"
+#include "vwn.h"
+
+#include <arm_neon.h>
+#include <math.h>
+#include <string.h>
+
+#define VL 4        /* floats per vector */
+#define KC 512      /* columns per cache block (multiple of 32)  */
+#define TB 48       /* tokens per block                          */
+#define RB 8        /* rows per block                            */
+#define RT 4        /* float GEMM tile: rows                     */
+#define TT 6        /*                  tokens                   */
+#define RD 8        /* float decode tile: rows                   */
+#define QRT 4       /* Q8_0 GEMM tile: rows                      */
+#define QTT 4       /*                 tokens                    */
+#define QRD 4       /* Q8_0 decode tile: rows                    */
+
+#define INLINE static inline __attribute__((always_inline))
+
+/* ---- loads -------------------------------------------------------------------------------------- */
+
+INLINE float32x4_t load_w(int type, const void *row, int64_t c) {
+    if (type == VWN_TYPE_F32) return vld1q_f32((const float *)row + c);
+    uint16x4_t h = vld1_u16((const uint16_t *)row + c);
+    if (type == VWN_TYPE_F16) return vcvt_f32_f16(vreinterpret_f16_u16(h));
+    return vreinterpretq_f32_u32(vshll_n_u16(h, 16)); /* bf16 */
+}
+
+INLINE float32x4_t load_w_tail(int type, const void *row, int64_t c, int64_t n) {
+    if (type == VWN_TYPE_F32) {
+        float buf[VL] = {0};
+        memcpy(buf, (const float *)row + c, (size_t)n * sizeof(float));
+        return vld1q_f32(buf);
+    }
+    uint16_t buf[VL] = {0};
+    memcpy(buf, (const uint16_t *)row + c, (size_t)n * sizeof(uint16_t));
+    return load_w(type, buf, 0);
+}
+
+INLINE float32x4_t load_x_tail(const float *x, int64_t n) {
+    float buf[VL] = {0};
+    memcpy(buf, x, (size_t)n * sizeof(float));
+    return vld1q_f32(buf);
+}
+
+/* ---- float weights (F32, F16, BF16) ------------------------------------------------------------ */
+
+INLINE void tile_float(int type, int rt, int tt, const char *w, size_t wstride, const float *x,
+                       int64_t ldx, int64_t c0, int64_t c1, float32x4_t *part, bool first,
+                       bool last, float *y, int64_t ldy) {
+    float32x4_t acc[RD][TT];
+    for (int i = 0; i < rt; i++)
+        for (int j = 0; j < tt; j++) acc[i][j] = first ? vdupq_n_f32(0.0f) : part[i * TB + j];
+    int64_t c = c0;
+    for (; c + VL <= c1; c += VL) {
+        float32x4_t wv[RD];
+        for (int i = 0; i < rt; i++) wv[i] = load_w(type, w + i * wstride, c);
+        for (int j = 0; j < tt; j++) {
+            float32x4_t xv = vld1q_f32(x + j * ldx + c);
+            for (int i = 0; i < rt; i++) acc[i][j] = vfmaq_f32(acc[i][j], wv[i], xv);
+        }
+    }
+    if (c < c1) {
+        float32x4_t wv[RD];
+        for (int i = 0; i < rt; i++) wv[i] = load_w_tail(type, w + i * wstride, c, c1 - c);
+        for (int j = 0; j < tt; j++) {
+            float32x4_t xv = load_x_tail(x + j * ldx + c, c1 - c);
+            for (int i = 0; i < rt; i++) acc[i][j] = vfmaq_f32(acc[i][j], wv[i], xv);
+        }
+    }
+    for (int i = 0; i < rt; i++)
+        for (int j = 0; j < tt; j++) {
+            if (last) y[j * ldy + i] = vaddvq_f32(acc[i][j]);
+            else part[i * TB + j] = acc[i][j];
+        }
+}
+
+INLINE void matmul_float(int type, const vwn_mat *W, const float *X, int64_t ldx, int64_t T,
+                         float *Y, int64_t ldy, int64_t r0, int64_t r1) {
+    const char *base = W->data;
+    const size_t rs = W->row_bytes;
+    const int64_t cols = W->cols;
+
+    if (T == 1) {
+        int64_t r = r0;
+        for (; r + RD <= r1; r += RD)
+            tile_float(type, RD, 1, base + r * rs, rs, X, ldx, 0, cols, NULL, true, true, Y + r, ldy);
+        for (; r < r1; r++)
+            tile_float(type, 1, 1, base + r * rs, rs, X, ldx, 0, cols, NULL, true, true, Y + r, ldy);
+        return;
+    }
+
+    float32x4_t part[RB * TB];
+    for (int64_t t0 = 0; t0 < T; t0 += TB) {
+        const int64_t tb = T - t0 < TB ? T - t0 : TB;
+        const float *xb = X + t0 * ldx;
+        float *yb = Y + t0 * ldy;
+        for (int64_t rb0 = r0; rb0 < r1; rb0 += RB) {
+            const int64_t rb1 = rb0 + RB < r1 ? rb0 + RB : r1;
+            for (int64_t c0 = 0; c0 < cols; c0 += KC) {
+                const int64_t c1 = c0 + KC < cols ? c0 + KC : cols;
+                const bool first = c0 == 0, last = c1 == cols;
+                for (int64_t r = rb0; r < rb1;) {
+                    const int rt = rb1 - r >= RT ? RT : 1;
+                    const char *w = base + r * rs;
+                    float32x4_t *pr = part + (r - rb0) * TB;
+                    int64_t t = 0;
+                    if (rt == RT) {
+                        for (; t + TT <= tb; t += TT)
+                            tile_float(type, RT, TT, w, rs, xb + t * ldx, ldx, c0, c1, pr + t,
+                                       first, last, yb + t * ldy + r, ldy);
+                        for (; t < tb; t++)
+                            tile_float(type, RT, 1, w, rs, xb + t * ldx, ldx, c0, c1, pr + t,
+                                       first, last, yb + t * ldy + r, ldy);
+                    } else {
+                        for (; t + TT <= tb; t += TT)
+                            tile_float(type, 1, TT, w, rs, xb + t * ldx, ldx, c0, c1, pr + t,
+                                       first, last, yb + t * ldy + r, ldy);
+                        for (; t < tb; t++)
+                            tile_float(type, 1, 1, w, rs, xb + t * ldx, ldx, c0, c1, pr + t,
+                                       first, last, yb + t * ldy + r, ldy);
+                    }
+                    r += rt;
+                }
+            }
+        }
+    }
+}
+
+static void matmul_f32(const vwn_mat *W, const float *X, int64_t ldx, int64_t T, float *Y,
+                       int64_t ldy, int64_t r0, int64_t r1) {
+    matmul_float(VWN_TYPE_F32, W, X, ldx, T, Y, ldy, r0, r1);
+}
+static void matmul_f16(const vwn_mat *W, const float *X, int64_t ldx, int64_t T, float *Y,
+                       int64_t ldy, int64_t r0, int64_t r1) {
+    matmul_float(VWN_TYPE_F16, W, X, ldx, T, Y, ldy, r0, r1);
+}
+static void matmul_bf16(const vwn_mat *W, const float *X, int64_t ldx, int64_t T, float *Y,
+                        int64_t ldy, int64_t r0, int64_t r1) {
+    matmul_float(VWN_TYPE_BF16, W, X, ldx, T, Y, ldy, r0, r1);
+}
+
+/* ---- Q8_0 weights ------------------------------------------------------------------------------ */
+
+/* int32 partial sums (4 lanes) of one block: 32 int8 products, exact. */
+INLINE int32x4_t block_dot(int8x16_t w0, int8x16_t w1, int8x16_t x0, int8x16_t x1) {
+#if defined(__ARM_FEATURE_DOTPROD)
+    return vdotq_s32(vdotq_s32(vdupq_n_s32(0), w0, x0), w1, x1);
+#else
+    int16x8_t p0 = vmull_s8(vget_low_s8(w0), vget_low_s8(x0));
+    int16x8_t p1 = vmull_s8(vget_high_s8(w0), vget_high_s8(x0));
+    int16x8_t p2 = vmull_s8(vget_low_s8(w1), vget_low_s8(x1));
+    int16x8_t p3 = vmull_s8(vget_high_s8(w1), vget_high_s8(x1));
+    int32x4_t s = vpaddlq_s16(p0);
+    s = vpadalq_s16(s, p1);
+    s = vpadalq_s16(s, p2);
+    return vpadalq_s16(s, p3);
+#endif
+}
+
+INLINE float fp16_scale(uint16_t d) {
+    return vgetq_lane_f32(vcvt_f32_f16(vreinterpret_f16_u16(vdup_n_u16(d))), 0);
+}
+
+INLINE void tile_q8(int rt, int tt, const char *w, size_t wstride, const vwn_block_q8_0 *x,
+                    int64_t ldxq, int64_t k0, int64_t k1, float32x4_t *part, bool first, bool last,
+                    float *y, int64_t ldy) {
+    float32x4_t acc[QRT > QRD ? QRT : QRD][QTT];
+    for (int i = 0; i < rt; i++)
+        for (int j = 0; j < tt; j++) acc[i][j] = first ? vdupq_n_f32(0.0f) : part[i * TB + j];
+    for (int64_t k = k0; k < k1; k++) {
+        int8x16_t w0[QRT > QRD ? QRT : QRD], w1[QRT > QRD ? QRT : QRD];
+        float dw[QRT > QRD ? QRT : QRD];
+        for (int i = 0; i < rt; i++) {
+            const vwn_block_q8_0 *b = (const vwn_block_q8_0 *)(w + i * wstride) + k;
+            w0[i] = vld1q_s8(b->qs);
+            w1[i] = vld1q_s8(b->qs + 16);
+            dw[i] = fp16_scale(b->d);
+        }
+        for (int j = 0; j < tt; j++) {
+            const vwn_block_q8_0 *bx = x + j * ldxq + k;
+            int8x16_t x0 = vld1q_s8(bx->qs), x1 = vld1q_s8(bx->qs + 16);
+            float dx = fp16_scale(bx->d);
+            for (int i = 0; i < rt; i++) {
+                float32x4_t s = vcvtq_f32_s32(block_dot(w0[i], w1[i], x0, x1));
+                acc[i][j] = vfmaq_f32(acc[i][j], s, vdupq_n_f32(dw[i] * dx));
+            }
+        }
+    }
+    for (int i = 0; i < rt; i++)
+        for (int j = 0; j < tt; j++) {
+            if (last) y[j * ldy + i] = vaddvq_f32(acc[i][j]);
+            else part[i * TB + j] = acc[i][j];
+        }
+}
+
+static void matmul_q8_0(const vwn_mat *W, const void *xqv, int64_t T, float *Y, int64_t ldy,
+                        int64_t r0, int64_t r1) {
+    const char *base = W->data;
+    const size_t rs = W->row_bytes;
+    const int64_t nb = W->cols / VWN_QK8_0;
+    const vwn_block_q8_0 *xq = xqv;
+
+    if (T == 1) {
+        int64_t r = r0;
+        for (; r + QRD <= r1; r += QRD)
+            tile_q8(QRD, 1, base + r * rs, rs, xq, nb, 0, nb, NULL, true, true, Y + r, ldy);
+        for (; r < r1; r++)
+            tile_q8(1, 1, base + r * rs, rs, xq, nb, 0, nb, NULL, true, true, Y + r, ldy);
+        return;
+    }
+
+    const int64_t kcb = KC / VWN_QK8_0;
+    float32x4_t part[RB * TB];
+    for (int64_t t0 = 0; t0 < T; t0 += TB) {
+        const int64_t tb = T - t0 < TB ? T - t0 : TB;
+        const vwn_block_q8_0 *xb = xq + t0 * nb;
+        float *yb = Y + t0 * ldy;
+        for (int64_t rb0 = r0; rb0 < r1; rb0 += RB) {
+            const int64_t rb1 = rb0 + RB < r1 ? rb0 + RB : r1;
+            for (int64_t k0 = 0; k0 < nb; k0 += kcb) {
+                const int64_t k1 = k0 + kcb < nb ? k0 + kcb : nb;
+                const bool first = k0 == 0, last = k1 == nb;
+                for (int64_t r = rb0; r < rb1;) {
+                    const int rt = rb1 - r >= QRT ? QRT : 1;
+                    const char *w = base + r * rs;
+                    float32x4_t *pr = part + (r - rb0) * TB;
+                    int64_t t = 0;
+                    if (rt == QRT) {
+                        for (; t + QTT <= tb; t += QTT)
+                            tile_q8(QRT, QTT, w, rs, xb + t * nb, nb, k0, k1, pr + t, first, last,
+                                    yb + t * ldy + r, ldy);
+                        for (; t < tb; t++)
+                            tile_q8(QRT, 1, w, rs, xb + t * nb, nb, k0, k1, pr + t, first, last,
+                                    yb + t * ldy + r, ldy);
+                    } else {
+                        for (; t + QTT <= tb; t += QTT)
+                            tile_q8(1, QTT, w, rs, xb + t * nb, nb, k0, k1, pr + t, first, last,
+                                    yb + t * ldy + r, ldy);
+                        for (; t < tb; t++)
+                            tile_q8(1, 1, w, rs, xb + t * nb, nb, k0, k1, pr + t, first, last,
+                                    yb + t * ldy + r, ldy);
+                    }
+                    r += rt;
+                }
+            }
+        }
+    }
+}
+
+static void matmul_neon(const vwn_mat *W, const float *X, int64_t ldx, const void *xq, int64_t T,
+                        float *Y, int64_t ldy, int64_t r0, int64_t r1) {
+    if (T <= 0 || r0 >= r1) return;
+    switch (W->type) {
+    case VWN_TYPE_F32: matmul_f32(W, X, ldx, T, Y, ldy, r0, r1); break;
+    case VWN_TYPE_F16: matmul_f16(W, X, ldx, T, Y, ldy, r0, r1); break;
+    case VWN_TYPE_BF16: matmul_bf16(W, X, ldx, T, Y, ldy, r0, r1); break;
+    case VWN_TYPE_Q8_0: matmul_q8_0(W, xq, T, Y, ldy, r0, r1); break;
+    default: break;
+    }
+}
+
+/* ---- Q8_0 quantization of activations (same bytes as the scalar level) ---------------------- */
+
+static void quantize_q8_0_neon(const float *x, vwn_block_q8_0 *out, int64_t n) {
+    for (int64_t b = 0; b < n / VWN_QK8_0; b++) {
+        const float *xb = x + b * VWN_QK8_0;
+        float32x4_t v[8];
+        float32x4_t m = vdupq_n_f32(0.0f);
+        for (int i = 0; i < 8; i++) {
+            v[i] = vld1q_f32(xb + 4 * i);
+            m = vmaxq_f32(m, vabsq_f32(v[i]));
+        }
+        const float amax = vmaxvq_f32(m);
+        const float d = amax / 127.0f;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        out[b].d = vwn_fp32_to_fp16(d);
+        int16x8_t h[4];
+        for (int i = 0; i < 4; i++) {
+            /* vcvtnq rounds to nearest even, like lrintf in the scalar level */
+            int32x4_t a = vcvtnq_s32_f32(vmulq_n_f32(v[2 * i], id));
+            int32x4_t c = vcvtnq_s32_f32(vmulq_n_f32(v[2 * i + 1], id));
+            h[i] = vcombine_s16(vqmovn_s32(a), vqmovn_s32(c));
+        }
+        int8x16_t q0 = vmaxq_s8(vcombine_s8(vqmovn_s16(h[0]), vqmovn_s16(h[1])), vdupq_n_s8(-127));
+        int8x16_t q1 = vmaxq_s8(vcombine_s8(vqmovn_s16(h[2]), vqmovn_s16(h[3])), vdupq_n_s8(-127));
+        vst1q_s8(out[b].qs, q0);
+        vst1q_s8(out[b].qs + 16, q1);
+    }
+}
+
+/* ---- vector helpers ---------------------------------------------------------------------------- */
+
+static float dot_neon(const float *a, const float *b, int64_t n) {
+    float32x4_t acc0 = vdupq_n_f32(0.0f), acc1 = vdupq_n_f32(0.0f);
+    int64_t i = 0;
+    for (; i + 2 * VL <= n; i += 2 * VL) {
+        acc0 = vfmaq_f32(acc0, vld1q_f32(a + i), vld1q_f32(b + i));
+        acc1 = vfmaq_f32(acc1, vld1q_f32(a + i + VL), vld1q_f32(b + i + VL));
+    }
+    for (; i + VL <= n; i += VL) acc0 = vfmaq_f32(acc0, vld1q_f32(a + i), vld1q_f32(b + i));
+    if (i < n) acc1 = vfmaq_f32(acc1, load_x_tail(a + i, n - i), load_x_tail(b + i, n - i));
+    return vaddvq_f32(vaddq_f32(acc0, acc1));
+}
+
+static float sum_sq_neon(const float *x, int64_t n) {
+    return dot_neon(x, x, n);
+}
+
+static void axpy_neon(float *y, float a, const float *x, int64_t n) {
+    int64_t i = 0;
+    for (; i + VL <= n; i += VL) vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i), vld1q_f32(x + i), a));
+    for (; i < n; i++) y[i] += a * x[i];
+}
+
+static void scale_neon(float *y, float a, int64_t n) {
+    int64_t i = 0;
+    for (; i + VL <= n; i += VL) vst1q_f32(y + i, vmulq_n_f32(vld1q_f32(y + i), a));
+    for (; i < n; i++) y[i] *= a;
+}
+
+static void rmsnorm_neon(float *out, const float *x, const float *gain, int64_t n, float eps) {
+    const float inv = 1.0f / sqrtf(sum_sq_neon(x, n) / (float)n + eps);
+    int64_t i = 0;
+    for (; i + VL <= n; i += VL) {
+        float32x4_t v = vmulq_n_f32(vld1q_f32(x + i), inv);
+        if (gain) v = vmulq_f32(v, vld1q_f32(gain + i));
+        vst1q_f32(out + i, v);
+    }
+    for (; i < n; i++) out[i] = x[i] * inv * (gain ? gain[i] : 1.0f);
+}
+
+/* exp(x): as exp_avx2 in ops_avx2.c (Cephes polynomial, about 1 ulp). */
+static inline float32x4_t exp_neon(float32x4_t x) {
+    const float32x4_t hi = vdupq_n_f32(88.7228f), lo = vdupq_n_f32(-87.3365f);
+    uint32x4_t over = vcgtq_f32(x, hi), under = vcltq_f32(x, lo);
+    x = vminq_f32(vmaxq_f32(x, lo), hi);
+    float32x4_t n = vrndnq_f32(vmulq_n_f32(x, 1.44269504088896341f));
+    float32x4_t r = vfmsq_f32(x, n, vdupq_n_f32(0.693359375f));
+    r = vfmsq_f32(r, n, vdupq_n_f32(-2.12194440e-4f));
+    float32x4_t p = vdupq_n_f32(1.9875691500e-4f);
+    p = vfmaq_f32(vdupq_n_f32(1.3981999507e-3f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(8.3334519073e-3f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(4.1665795894e-2f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(1.6666665459e-1f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(5.0000001201e-1f), p, r);
+    p = vfmaq_f32(vaddq_f32(r, vdupq_n_f32(1.0f)), p, vmulq_f32(r, r));
+    int32x4_t ni = vcvtq_s32_f32(n);
+    int32x4_t n1 = vshrq_n_s32(ni, 1), n2 = vsubq_s32(ni, n1);
+    float32x4_t s1 = vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(n1, vdupq_n_s32(127)), 23));
+    float32x4_t s2 = vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(n2, vdupq_n_s32(127)), 23));
+    p = vmulq_f32(vmulq_f32(p, s1), s2);
+    p = vbslq_f32(over, vdupq_n_f32(INFINITY), p);
+    return vbslq_f32(under, vdupq_n_f32(0.0f), p);
+}
+
+static void silu_mul_neon(float *out, const float *gate, const float *up, int64_t n) {
+    int64_t i = 0;
+    for (; i + VL <= n; i += VL) {
+        float32x4_t g = vld1q_f32(gate + i);
+        float32x4_t e = exp_neon(vnegq_f32(g));
+        float32x4_t s = vdivq_f32(g, vaddq_f32(vdupq_n_f32(1.0f), e));
+        vst1q_f32(out + i, vmulq_f32(s, vld1q_f32(up + i)));
+    }
+    for (; i < n; i++) out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
+static void attn_scores_neon(float *out, const float *q, const float *K, int64_t ldk, int64_t n_kv,
+                             int64_t head_dim, float scale) {
+    for (int64_t j = 0; j < n_kv; j++) out[j] = scale * dot_neon(q, K + j * ldk, head_dim);
+}
+
+static void attn_values_neon(float *out, const float *p, const float *V, int64_t ldv, int64_t n_kv,
+                             int64_t head_dim) {
+    int64_t i = 0;
+    for (; i + 4 * VL <= head_dim; i += 4 * VL) { /* 16 output lanes in registers over all keys */
+        float32x4_t a0 = vdupq_n_f32(0.0f), a1 = a0, a2 = a0, a3 = a0;
+        for (int64_t j = 0; j < n_kv; j++) {
+            const float *v = V + j * ldv + i;
+            a0 = vfmaq_n_f32(a0, vld1q_f32(v), p[j]);
+            a1 = vfmaq_n_f32(a1, vld1q_f32(v + 4), p[j]);
+            a2 = vfmaq_n_f32(a2, vld1q_f32(v + 8), p[j]);
+            a3 = vfmaq_n_f32(a3, vld1q_f32(v + 12), p[j]);
+        }
+        vst1q_f32(out + i, a0);
+        vst1q_f32(out + i + 4, a1);
+        vst1q_f32(out + i + 8, a2);
+        vst1q_f32(out + i + 12, a3);
+    }
+    for (; i < head_dim; i++) {
+        float s = 0.0f;
+        for (int64_t j = 0; j < n_kv; j++) s += p[j] * V[j * ldv + i];
+        out[i] = s;
+    }
+}
+
+const vwn_ops vwn_ops_neon = {
+    .name = "neon",
+    .level = VWN_SIMD_NEON,
+    .matmul = matmul_neon,
+    .quantize_q8_0 = quantize_q8_0_neon,
+    .dot = dot_neon,
+    .axpy = axpy_neon,
+    .scale = scale_neon,
+    .sum_sq = sum_sq_neon,
+    .rmsnorm = rmsnorm_neon,
+    .silu_mul = silu_mul_neon,
+    .attn_scores = attn_scores_neon,
+    .attn_values = attn_values_neon,
+};

@@ -1,0 +1,60 @@
+#!/usr/bin/env python3
+"""Make the benchmark models of docs/performance.md: random checkpoints of a Llama-110M-shaped
+backbone (D=768, L=12, 12 heads, F=2048, V=32000) as a plain transformer (n=m=1) and as VWN at
+(m,n) = (2,8) and (8,64), converted to F32, BF16 and Q8_0 GGUF files.
+
+    python tools/bench_models.py OUT_DIR [--types f32,bf16,q8_0] [--configs m1n1,m2n8,m8n64]
+
+A synthetic llama2.c-style vocabulary of 32000 pieces is written beside each checkpoint (the
+benchmark does not care what the pieces are; the converter needs a tokenizer of the right size).
+"""
+import argparse
+import os
+import struct
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import json  # noqa: E402
+
+from random_checkpoint import make_checkpoint  # noqa: E402
+
+
+def write_vocab(path, V):
+    """llama2.c tokenizer.bin: max_len, then per token: f32 score, i32 len, bytes."""
+    pieces = ["<unk>", "\n<s>\n", "\n</s>\n"] + [f"<0x{b:02X}>" for b in range(256)]
+    pieces += [f"tok{i}" for i in range(V - len(pieces))]
+    with open(path, "wb") as f:
+        f.write(struct.pack("<i", max(len(p) for p in pieces)))
+        for i, p in enumerate(pieces):
+            b = p.encode()
+            f.write(struct.pack("<fi", -float(i), len(b)))
+            f.write(b)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("out")
+    ap.add_argument("--types", default="f32,bf16,q8_0")
+    ap.add_argument("--configs", default="m1n1,m2n8,m8n64")
+    a = ap.parse_args()
+    os.makedirs(a.out, exist_ok=True)
+    for name in a.configs.split(","):
+        cfg_path = os.path.join(HERE, "bench_configs", f"llama110m_{name}.json")
+        with open(cfg_path) as f:
+            cfg = json.load(f)
+        ck = os.path.join(a.out, f"llama110m_{name}")
+        if not os.path.exists(os.path.join(ck, "model.safetensors")):
+            print(f"checkpoint {ck}", flush=True)
+            make_checkpoint(cfg, ck, seed=0)
+            write_vocab(os.path.join(ck, "tokenizer.bin"), cfg["vocab_size"])
+        for t in a.types.split(","):
+            out = f"{ck}.{t}.gguf"
+            if not os.path.exists(out):
+                print(f"convert {out}", flush=True)
+                subprocess.run([sys.executable, os.path.join(HERE, "convert.py"), ck, out, "--type", t], check=True)
+
+
+if __name__ == "__main__":
+    main()
