@@ -7,9 +7,10 @@
  *
  * Decisions (also in docs/tokenizer.md):
  *  - The GPT-2 regex  's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
- *    is a hand-written matcher over code points (gpt2_pretoken). \p{L} and \p{N} are the general
- *    categories L* and N* from utf8proc; \s is Unicode White_Space (what Oniguruma, used by
- *    `tokenizers`, matches for \s on UTF-8 text).
+ *    is a hand-written matcher over code points (vwn_gpt2_pretoken). \p{L} and \p{N} are the
+ *    general categories L* and N* from utf8proc (plus the letters and digits of Unicode 15.1/16.0,
+ *    which `tokenizers` 0.23 knows); \s is Unicode White_Space (what Oniguruma, the regex engine of
+ *    `tokenizers`, matches for \s). Checked against `tokenizers` over every code point.
  *  - Invalid UTF-8 (the Rust library cannot receive it): a byte that does not start a valid,
  *    shortest-form UTF-8 sequence of a scalar value is one code point of its own, of category
  *    "other" (neither letter, number nor space). It then goes through the byte-level mapping like any
@@ -22,7 +23,8 @@
  *    merge may produce are the normal and user-defined tokens (never control, unknown or byte
  *    tokens); a byte-fallback token never merges; a pair merges only if its score is > -1e10 (as in
  *    llama2.c). Decoding drops the leading space of the first token and of every token that follows
- *    a control token, so detokenize(tokenize(x)) == x.
+ *    a control token, so detokenize(tokenize(x)) == x. Merging uses a priority queue with lazy
+ *    invalidation (O(n log n)), over spans cut before each space when no piece has a space inside.
  */
 #include "tokenizer.h"
 #include "common.h"
@@ -62,7 +64,7 @@ struct vwn_tokenizer {
     size_t map_mask;
 
     int32_t byte_id[256];   /* gpt2: token of the byte's alphabet character; llama: <0xNN>; -1 none */
-    int32_t space_id;       /* llama: the " " piece (dummy prefix), -1 if absent                */
+    bool cut_at_space;      /* llama: no text piece has a space after its first byte            */
 
     /* gpt2 merges: open addressing, key = left << 32 | right, UINT64_MAX = empty */
     uint64_t *merge_key;
@@ -541,8 +543,10 @@ static vwn_status build_llama(vwn_tokenizer *t, const vwn_tokenizer_data *d) {
                             "and no unknown token to fall back to", name);
         t->byte_id[b] = id;
     }
-    t->space_id = map_find(t, " ", 1);
-    if (t->space_id >= 0 && !(t->flags[t->space_id] & F_TEXT)) t->space_id = -1;
+    t->cut_at_space = true;
+    for (int32_t i = 0; i < t->n_vocab && t->cut_at_space; i++)
+        if ((t->flags[i] & F_TEXT) && key_len(t, i) > 1 && memchr(key_of(t, i) + 1, ' ', key_len(t, i) - 1))
+            t->cut_at_space = false;
     return VWN_OK;
 }
 
@@ -568,7 +572,7 @@ vwn_status vwn_tokenizer_build(const vwn_tokenizer_data *d, vwn_tokenizer **out)
     if (!t) return oom("tokenizer");
     t->kind = kind;
     t->n_vocab = V;
-    t->bos = t->eos = t->unk = t->pad = t->space_id = -1;
+    t->bos = t->eos = t->unk = t->pad = -1;
     for (int b = 0; b < 256; b++) t->byte_id[b] = b;
 
     if (kind == VWN_TOKENIZER_BYTES) {
@@ -889,25 +893,20 @@ static void llama_try_pair(const vwn_tokenizer *t, const char *buf, scratch *sc,
     heap_push(sc, (cand){(double)score, a, b, len, id});
 }
 
-/* llama2.c's encode() of one piece of text: a dummy space, one symbol per UTF-8 character (a lead
- * byte and up to 3 continuation bytes) that is a piece, else one byte token per byte, then merges
- * of the adjacent pair with the highest score (leftmost on ties) until none is left. */
-static void llama_encode(const vwn_tokenizer *t, const uint8_t *text, size_t n, scratch *sc, ivec *out) {
-    if (n == 0) return;
-    if (n > (size_t)INT32_MAX - 1) { sc->failed = true; return; }
-    size_t bn = n + 1;
-    if (!grow((void **)&sc->buf, &sc->buf_cap, bn, 1) || !grow((void **)&sc->syms, &sc->syms_cap, bn, sizeof(sym))) {
+/* The symbols of buf[a..b) (llama2.c: one per UTF-8 character -- a byte and up to 3 continuation
+ * bytes -- that is a piece, else one byte token per byte), then merges of the adjacent pair with the
+ * highest score (leftmost on ties) until none is left. */
+static void llama_merge_span(const vwn_tokenizer *t, const char *buf, size_t a, size_t b, scratch *sc,
+                             ivec *out) {
+    if (!grow((void **)&sc->syms, &sc->syms_cap, b - a, sizeof(sym))) {
         sc->failed = true;
         return;
     }
-    char *buf = sc->buf;
-    buf[0] = ' ';
-    memcpy(buf + 1, text, n);
     sym *s = sc->syms;
     int32_t m = 0;
-    for (size_t i = 0; i < bn;) {
+    for (size_t i = a; i < b;) {
         size_t start = i++;
-        while (i < bn && ((uint8_t)buf[i] & 0xC0) == 0x80 && i - start < 4) i++;
+        while (i < b && ((uint8_t)buf[i] & 0xC0) == 0x80 && i - start < 4) i++;
         int32_t id = map_find(t, buf + start, i - start);
         if (id >= 0 && (t->flags[id] & F_TEXT)) {
             s[m] = (sym){id, m - 1, m + 1, (int32_t)start, (int32_t)(i - start), true};
@@ -924,17 +923,44 @@ static void llama_encode(const vwn_tokenizer *t, const uint8_t *text, size_t n, 
     for (int32_t k = 0; k + 1 < m; k++) llama_try_pair(t, buf, sc, k, k + 1);
     while (sc->heap_n > 0 && !sc->failed) {
         cand c = heap_pop(sc);
-        int32_t a = c.left, b = c.right;
-        if (s[a].len == 0 || s[a].next != b || s[b].len == 0 || s[a].len + s[b].len != c.len) continue;
-        s[a].id = c.id;
-        s[a].len = c.len;
-        s[a].next = s[b].next;
-        s[b].len = 0;
-        if (s[a].next >= 0) s[s[a].next].prev = a;
-        llama_try_pair(t, buf, sc, s[a].prev, a);
-        llama_try_pair(t, buf, sc, a, s[a].next);
+        int32_t l = c.left, r = c.right;
+        if (s[l].len == 0 || s[l].next != r || s[r].len == 0 || s[l].len + s[r].len != c.len) continue;
+        s[l].id = c.id;
+        s[l].len = c.len;
+        s[l].next = s[r].next;
+        s[r].len = 0;
+        if (s[l].next >= 0) s[s[l].next].prev = l;
+        llama_try_pair(t, buf, sc, s[l].prev, l);
+        llama_try_pair(t, buf, sc, l, s[l].next);
     }
     for (int32_t k = 0; k >= 0; k = s[k].next) ivec_push(out, s[k].id);
+}
+
+/* llama2.c's encode() of one piece of text: a dummy space in front, then llama_merge_span. When no
+ * piece has a space after its first byte (t->cut_at_space, true of SentencePiece vocabularies), no
+ * merge can cover the position before a space, so the text is merged in independent spans cut
+ * before each space: the same result, with small queues. */
+static void llama_encode(const vwn_tokenizer *t, const uint8_t *text, size_t n, scratch *sc, ivec *out) {
+    if (n == 0) return;
+    if (n > (size_t)INT32_MAX - 1) { sc->failed = true; return; }
+    size_t bn = n + 1;
+    if (!grow((void **)&sc->buf, &sc->buf_cap, bn, 1)) {
+        sc->failed = true;
+        return;
+    }
+    char *buf = sc->buf;
+    buf[0] = ' ';
+    memcpy(buf + 1, text, n);
+    if (!t->cut_at_space) {
+        llama_merge_span(t, buf, 0, bn, sc, out);
+        return;
+    }
+    size_t a = 0;
+    for (size_t i = 1; i <= bn && !sc->failed; i++)
+        if (i == bn || buf[i] == ' ') {
+            llama_merge_span(t, buf, a, i, sc, out);
+            a = i;
+        }
 }
 
 /* ---- encoding ----------------------------------------------------------------------------- */

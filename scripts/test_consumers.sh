@@ -64,6 +64,18 @@ check "examples/c-pkgconfig: run (rpath from pkg-config's libdir)" \
   bash -c "env -u LD_LIBRARY_PATH '$TMP/c/vwn_c_example' '$MODEL' 'Hello' 8 > '$TMP/c.out' && grep -q 'generated 8' '$TMP/c.out'"
 check "C and C++ consumers generate the same text" \
   bash -c "diff <(sed -n '/^--- generated/,/^--- end/p' '$TMP/c.out') <(sed -n '/^--- generated/,/^--- end/p' '$TMP/cpp.out')"
+mkdir -p "$TMP/static"
+cat >"$TMP/static/CMakeLists.txt" <<'CMAKE'
+cmake_minimum_required(VERSION 3.18)
+project(vwn_static_consumer LANGUAGES C)
+find_package(vwn REQUIRED)
+add_executable(static_consumer main.c)
+target_link_libraries(static_consumer PRIVATE vwn::vwn_static)
+CMAKE
+printf '#include <vwn.h>\n#include <stdio.h>\nint main(void) { puts(vwn_version()); return 0; }\n' >"$TMP/static/main.c"
+check "vwn::vwn_static: configure, build, run without libvwn.so" bash -c "
+  cmake -S '$TMP/static' -B '$TMP/static/b' -DCMAKE_PREFIX_PATH='$PREFIX' && cmake --build '$TMP/static/b' &&
+  '$TMP/static/b/static_consumer' && ! ldd '$TMP/static/b/static_consumer' | grep -q libvwn"
 check "a bad model path fails with the library's message" \
   bash -c "! '$TMP/c/vwn_c_example' /nonexistent.gguf 2>'$TMP/err' && grep -q 'VWN_ERR_IO.*/nonexistent.gguf' '$TMP/err'"
 

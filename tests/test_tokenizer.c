@@ -497,6 +497,19 @@ static void test_llama(void) {
     }
     llama_vocab_init(&v);
 
+    /* a piece with a space inside ("c▁", score 0): merges may cross the place before a space */
+    v.tokens[L_CC] = S("c\xe2\x96\x81");
+    v.scores[L_CC] = 0;
+    CHECK_OK(vwn_tokenizer_build(&d, &t));
+    if (t) {
+        n = tok(t, "c c", 3, ids, false, false);
+        const int32_t want[] = {L_SP, L_CC, L_C};
+        CHECK(ids_equal(ids, n, want, 3));
+        CHECK(round_trip(t, "c c cc  c", 9, true, false));
+        vwn_tokenizer_free(t);
+    }
+    llama_vocab_init(&v);
+
     /* validation */
     d.scores = NULL;
     CHECK_STATUS(vwn_tokenizer_build(&d, &t), VWN_ERR_BAD_MODEL);
@@ -702,6 +715,17 @@ static void test_long_texts(void) {
     CHECK(round_trip(t, text, n, true, false));
     t1 = vwn_time_us();
     printf("llama tiny vocabulary: 1 MiB tokenized and detokenized in %.0f ms\n", (t1 - t0) / 1000);
+    /* random bytes (mostly invalid UTF-8) round-trip through both BPE kinds */
+    for (size_t i = 0; i < 65536; i++) {
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+        text[i] = (char)(x >> 56);
+    }
+    CHECK(round_trip(t, text, 65536, true, false));
+    CHECK(round_trip(t, text, 65536, false, true));
+    vwn_tokenizer_free(t);
+    CHECK_OK(vwn_tokenizer_build(&d, &t));
+    CHECK(round_trip(t, text, 65536, false, false));
+    CHECK(round_trip(t, text, 65536, false, true));
     vwn_tokenizer_free(t);
     free(text);
 }

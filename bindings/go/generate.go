@@ -18,6 +18,7 @@ import "C"
 import (
 	"io"
 	"runtime/cgo"
+	"strings"
 	"unsafe"
 )
 
@@ -105,6 +106,9 @@ type genState struct {
 // returned. opts nil means DefaultGenerateOptions(). The writer runs while the context is locked:
 // it must not call methods of this Context (or of opts.Sampler).
 func (c *Context) Generate(prompt string, opts *GenerateOptions, w io.Writer) (Stats, error) {
+	if strings.IndexByte(prompt, 0) >= 0 {
+		return Stats{}, newError(ErrInvalidArg, "the prompt contains a NUL byte (tokenize it and use GenerateTokens)")
+	}
 	cprompt := C.CString(prompt)
 	defer C.free(unsafe.Pointer(cprompt))
 	return c.generate(opts, w, func(p *C.vwn_context, gp *C.vwn_generate_params, st *C.vwn_generate_stats) C.vwn_status {
@@ -158,6 +162,9 @@ func (c *Context) generate(opts *GenerateOptions, w io.Writer,
 		defer C.free(unsafe.Pointer(arr))
 		stops := unsafe.Slice(arr, nStop)
 		for i, s := range o.Stop {
+			if strings.IndexByte(s, 0) >= 0 {
+				return Stats{}, newError(ErrInvalidArg, "stop string %d contains a NUL byte", i)
+			}
 			stops[i] = C.CString(s)
 			defer C.free(unsafe.Pointer(stops[i]))
 		}

@@ -393,6 +393,9 @@ func TestOutOfRangeTokens(t *testing.T) {
 	if _, err := c.Logits(-1); err == nil {
 		t.Fatal("logits before any decode")
 	}
+	if _, err := c.Generate("a\x00b", nil, nil); !errors.Is(err, vwn.ErrInvalidArg) {
+		t.Fatalf("prompt with a NUL byte: %v", err)
+	}
 }
 
 func TestSpeculationWithoutMTP(t *testing.T) {

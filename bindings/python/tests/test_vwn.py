@@ -412,6 +412,48 @@ def test_lifetimes(model_files):
     ctx.close()  # idempotent
 
 
+def test_close_during_a_call_is_safe(model_files):
+    m = vwn.Model(model_files["plain"])
+    started = threading.Event()
+    ctx = vwn.Context(m, n_ctx=2048, n_threads=1, abort_callback=lambda: started.set() or False)
+    errors = []
+
+    def work():
+        try:
+            ctx.decode(list(range(256)) * 6)  # runs while the main thread closes everything
+        except BaseException as e:  # pragma: no cover
+            errors.append(e)
+
+    t = threading.Thread(target=work)
+    t.start()
+    started.wait()
+    ctx.close()
+    m.close()
+    t.join()
+    assert not errors  # the call in flight kept the C objects alive; no crash, no error
+
+
+def test_abort_callback(models):
+    calls = []
+    abort = [False]
+
+    def cb():
+        calls.append(1)
+        return abort[0]
+
+    with vwn.Context(models["plain"], n_ctx=32, n_threads=1, abort_callback=cb) as ctx:
+        ctx.decode([1, 2, 3])
+        assert calls
+        abort[0] = True
+        with pytest.raises(vwn.VwnError) as e:
+            ctx.decode([4, 5])
+        assert e.value.status == vwn.Status.ABORTED
+        assert ctx.length == 3  # rolled back
+        abort[0] = False
+        ctx.decode([4, 5])
+        assert ctx.length == 5
+
+
 def test_exit_with_running_generation(model_files):
     code = ("import vwn, sys\n"
             "m = vwn.Model(sys.argv[1])\n"

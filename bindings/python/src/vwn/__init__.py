@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import atexit
 import codecs
+import collections
 import ctypes
 import enum
 import os
-import queue
 import threading
+import time
 import weakref
 from ctypes import byref, c_double, c_float, c_int32, c_uint64, c_void_p
 from dataclasses import dataclass, fields
@@ -173,13 +174,21 @@ def _simd_value(simd: Union[None, Simd, int, str]) -> int:
 
 class _Handle:
     """Owns one C object: frees it when the last Python reference goes. deps are handles that must
-    outlive this one (a context's model)."""
+    outlive this one (a context's model). Passed to ctypes functions directly (_as_parameter_),
+    so a call in flight holds a reference and a concurrent close() cannot free the object under
+    it."""
     __slots__ = ("ptr", "_free", "_deps", "__weakref__")
 
-    def __init__(self, ptr: int, free: Callable[[int], None], deps: Tuple["_Handle", ...] = ()):
-        self.ptr = ptr
+    def __init__(self, ptr: Optional[int], free: Callable[[int], None], deps: Tuple[Any, ...] = ()):
+        if not ptr:
+            raise VwnError(Status.INTERNAL, "the library returned success and a NULL object")
+        self.ptr: Optional[int] = ptr
         self._free = free
         self._deps = deps
+
+    @property
+    def _as_parameter_(self) -> c_void_p:
+        return c_void_p(self.ptr)
 
     def __del__(self) -> None:
         ptr, self.ptr = self.ptr, None
@@ -195,7 +204,7 @@ class _ArrayView:
     this object the array's .base)."""
     __slots__ = ("__array_interface__", "_owner")
 
-    def __init__(self, address: int, shape: Tuple[int, ...], owner: Any) -> None:
+    def __init__(self, address: Optional[int], shape: Tuple[int, ...], owner: Any) -> None:
         self.__array_interface__ = {"shape": shape, "typestr": "<f4", "data": (address, True),
                                     "version": 3}
         self._owner = owner
@@ -288,7 +297,7 @@ class Model:
         verify_tensors scans every float tensor for NaN/Inf). Raises VwnError (IO, BAD_MAGIC,
         BAD_VERSION, TRUNCATED, BAD_FORMAT, UNSUPPORTED, BAD_MODEL, OUT_OF_MEMORY)."""
         self._h: Optional[_Handle] = None
-        self.path = os.fspath(path)
+        self.path: Union[str, bytes] = os.fspath(path)
         params = L.vwn_model_default_params()
         params.use_mmap = bool(use_mmap)
         params.verify_tensors = bool(verify_tensors)
@@ -305,10 +314,12 @@ class Model:
 
     # lifetime
     @property
-    def _ptr(self) -> int:
-        if self._h is None:
+    def _ptr(self) -> _Handle:
+        """The live handle (raises if closed); pass it to the C functions as the object."""
+        h = self._h
+        if h is None or not h.ptr:
             raise ValueError("vwn.Model is closed")
-        return self._h.ptr
+        return h
 
     def close(self) -> None:
         """Releases the model. Contexts made from it keep it alive until they are closed too."""
@@ -392,7 +403,7 @@ class Model:
                 _check(L.vwn_model_tensor_read_f32(self._ptr, name.encode(),
                                                    a.ctypes.data_as(L._F32P), a.size))
                 return a
-        raise VwnError(Status.INVALID_ARG, "no tensor named '%s' in %s" % (name, self.path))
+        raise VwnError(Status.INVALID_ARG, "no tensor named '%s' in %s" % (name, os.fsdecode(self.path)))
 
     # tokenizer
     @property
@@ -514,10 +525,12 @@ class Sampler:
         self._h = _Handle(out.value, L.vwn_sampler_free)
 
     @property
-    def _ptr(self) -> int:
-        if self._h is None:
+    def _ptr(self) -> _Handle:
+        """The live handle (raises if closed); pass it to the C functions as the object."""
+        h = self._h
+        if h is None or not h.ptr:
             raise ValueError("vwn.Sampler is closed")
-        return self._h.ptr
+        return h
 
     def close(self) -> None:
         self._h = None
@@ -679,7 +692,7 @@ class Context:
         # the callback object lives as long as the C context (it is one of the handle's deps)
         self._h = _Handle(out.value, L.vwn_context_free, (mh,))
         if self._abort_cb is not None:
-            self._h._deps = (mh, self._abort_cb)  # type: ignore[assignment]
+            self._h._deps = (mh, self._abort_cb)
         q = L.vwn_context_get_params(self._h.ptr)
         self._params = ContextParams(q.n_ctx, q.n_batch, q.n_threads, bool(q.logits_all),
                                      bool(q.mtp), q.simd, q.memory_limit)
@@ -689,12 +702,14 @@ class Context:
 
     # ---- lifetime and locking
     @property
-    def _ptr(self) -> int:
-        if self._h is None:
+    def _ptr(self) -> _Handle:
+        """The live handle (raises if closed); pass it to the C functions as the object."""
+        h = self._h
+        if h is None or not h.ptr:
             raise ValueError("vwn.Context is closed")
-        return self._h.ptr
+        return h
 
-    def _acquire(self) -> int:
+    def _acquire(self) -> _Handle:
         ptr = self._ptr
         if not self._busy.acquire(blocking=False):
             raise RuntimeError("vwn.Context is in use by a running generate() iterator or another "
@@ -803,9 +818,9 @@ class Context:
             self._busy.release()
 
     # ---- outputs
-    def _view(self, p: Any) -> np.ndarray:
+    def _view(self, p: Any, owner: _Handle) -> np.ndarray:
         addr = ctypes.cast(p, c_void_p).value
-        return np.asarray(_ArrayView(addr, (self._n_vocab,), self._h))
+        return np.asarray(_ArrayView(addr, (self._n_vocab,), owner))
 
     def logits(self, pos: int = -1) -> np.ndarray:
         """Main-model logits (n_vocab float32) at absolute position pos (-1: the last), computed by
@@ -818,7 +833,7 @@ class Context:
         try:
             p = L._F32P()
             _check(L.vwn_get_logits(ptr, int(pos), byref(p)))
-            return self._view(p)
+            return self._view(p, ptr)
         finally:
             self._busy.release()
 
@@ -854,7 +869,7 @@ class Context:
         try:
             p = L._F32P()
             _check(L.vwn_get_mtp_logits(ptr, int(j), int(pos), byref(p)))
-            return self._view(p)
+            return self._view(p, ptr)
         finally:
             self._busy.release()
 
@@ -1002,7 +1017,7 @@ class Context:
 
         def callback(token: int, piece: Optional[int], n: int, user: Any) -> bool:
             try:
-                sink(token, ctypes.string_at(piece, n) if n > 0 else b"")
+                sink(token, ctypes.string_at(piece, n) if piece and n > 0 else b"")
                 return True
             except BaseException as e:  # KeyboardInterrupt included: stop, re-raise below
                 failure.append(e)
@@ -1049,7 +1064,8 @@ class _GenPlan:
         self.stop_arr = (ctypes.c_char_p * max(len(self.stop_bytes), 1))(*self.stop_bytes)
         gp = L.vwn_generate_default_params()
         gp.n_predict = int(n_predict)
-        gp.sampler = sampler._ptr if sampler is not None else None
+        self.sampler_handle = sampler._ptr if sampler is not None else None  # kept alive
+        gp.sampler = self.sampler_handle.ptr if self.sampler_handle is not None else None
         gp.stop = ctypes.cast(self.stop_arr, ctypes.POINTER(ctypes.c_char_p))
         gp.n_stop = len(self.stop_bytes)
         gp.stop_at_eog = bool(stop_at_eog)
@@ -1087,7 +1103,7 @@ class _GenPlan:
         a = {**cls._DEFAULTS, **kwargs}
         return cls(ctx, prompt, n_predict, *(a[k] for k in cls._KEYS))
 
-    def run(self, ctx_ptr: int, callback: Any) -> Tuple[int, GenerateStats]:
+    def run(self, ctx_ptr: _Handle, callback: Any) -> Tuple[int, GenerateStats]:
         """Calls vwn_generate(_tokens) on this thread (the GIL is released inside)."""
         gp = self.gp
         gp.callback = callback
@@ -1096,6 +1112,7 @@ class _GenPlan:
             st = L.vwn_generate(ctx_ptr, self.text, byref(gp), byref(stats))
         else:
             t = self.tokens
+            assert t is not None
             st = L.vwn_generate_tokens(ctx_ptr, _i32p(t), t.size, byref(gp), byref(stats))
         gp.callback = L.vwn_token_callback()
         return st, GenerateStats._from_c(stats)
@@ -1114,7 +1131,9 @@ class _GenState:
     Generation, so dropping the iterator runs its __del__ and stops the thread)."""
 
     def __init__(self) -> None:
-        self.q: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
+        self.items: "collections.deque[Any]" = collections.deque()  # pieces, then _DONE
+        self.wake = threading.Event()   # set by the producer when the consumer waits
+        self.waiting = False
         self.stop = False
         self.thread: Optional[threading.Thread] = None
         self.tokens: List[int] = []
@@ -1127,7 +1146,33 @@ class _GenState:
         if t is not None and t is not threading.current_thread():
             t.join()
 
-    __slots__ = ("q", "stop", "thread", "tokens", "error", "stats", "__weakref__")
+    def put(self, item: Any) -> None:
+        """Producer side (holds the GIL): append, and wake the consumer only if it sleeps."""
+        self.items.append(item)
+        if self.waiting:
+            self.wake.set()
+
+    def get(self) -> Any:
+        """Consumer side. When nothing is there yet it first sleeps _BATCH_DELAY, so a fast
+        generation hands over several pieces per wake-up instead of switching threads (and the
+        GIL) for every token; then it blocks until the producer wakes it."""
+        items = self.items
+        if not items:
+            time.sleep(_BATCH_DELAY)
+            while not items:
+                self.waiting = True
+                if not items:           # re-checked after announcing: no lost wake-up
+                    self.wake.wait()
+                self.wake.clear()
+                self.waiting = False
+        return items.popleft()
+
+    __slots__ = ("items", "wake", "waiting", "stop", "thread", "tokens", "error", "stats",
+                 "__weakref__")
+
+
+# Longest extra latency the streaming iterator adds to a piece (seconds); see _GenState.get.
+_BATCH_DELAY = 0.0005
 
 
 _running: "weakref.WeakSet[_GenState]" = weakref.WeakSet()
@@ -1140,15 +1185,15 @@ def _stop_running_generations() -> None:
         state.stop_and_join()
 
 
-def _generation_thread(state: _GenState, ctx: Context, plan: _GenPlan, ptr: int) -> None:
-    q, tokens = state.q, state.tokens
+def _generation_thread(state: _GenState, ctx: Context, plan: _GenPlan, ptr: _Handle) -> None:
+    put, tokens = state.put, state.tokens
 
     def callback(token: int, piece: Optional[int], n: int, user: Any) -> bool:
         if state.stop:
             return False
         if token >= 0:
             tokens.append(token)
-        q.put(ctypes.string_at(piece, n) if n > 0 else b"")
+        put(ctypes.string_at(piece, n) if piece and n > 0 else b"")
         return True
 
     try:
@@ -1162,7 +1207,8 @@ def _generation_thread(state: _GenState, ctx: Context, plan: _GenPlan, ptr: int)
     finally:
         plan.close()
         ctx._busy.release()
-        q.put(_DONE)
+        state.items.append(_DONE)
+        state.wake.set()
 
 
 class Generation(Iterator[Any]):
@@ -1191,6 +1237,7 @@ class Generation(Iterator[Any]):
 
     def _start(self) -> None:
         plan, self._plan = self._plan, None
+        assert plan is not None
         ctx = self._ctx
         try:
             ptr = ctx._acquire()
@@ -1218,9 +1265,9 @@ class Generation(Iterator[Any]):
             raise StopIteration
         if self._plan is not None:
             self._start()
-        q = self._state.q
+        get = self._state.get
         while True:
-            item = q.get()
+            item = get()
             if item is _DONE:
                 self._finished = True
                 self._state.stop_and_join()

@@ -16,6 +16,7 @@ import os
 import sys
 from ctypes import (CFUNCTYPE, POINTER, Structure, c_bool, c_char_p, c_double, c_float, c_int,
                     c_int32, c_int64, c_size_t, c_uint32, c_uint64, c_void_p)
+from typing import Any
 
 # ---- loading -------------------------------------------------------------------------------------
 
@@ -223,3 +224,8 @@ _fn("vwn_state_save", vwn_status, _P, c_void_p, c_uint64, POINTER(c_uint64))
 _fn("vwn_state_load", vwn_status, _P, c_void_p, c_uint64)
 _fn("vwn_state_save_file", vwn_status, _P, c_char_p)
 _fn("vwn_state_load_file", vwn_status, _P, c_char_p)
+
+
+def __getattr__(name: str) -> Any:
+    """The functions above are module globals made by _fn; this tells type checkers so."""
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))
