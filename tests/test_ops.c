@@ -338,9 +338,14 @@ static void test_matmul(const vwn_ops *ops) {
             check_matmul(ops, VWN_TYPE_Q8_0, rows, cols, T, 0, rows, false);
             check_matmul(ops, VWN_TYPE_Q8_0, rows, cols, T, 0, rows, true);
         }
-    /* sub-ranges of rows */
+    /* sub-ranges of rows; and sizes past every blocking of the GEMMs (tokens > 48, rows > 12,
+     * cols > 2 x 512 with an odd block count) */
     for (int ti = 0; ti < 4; ti++) {
         int32_t type = ti < 3 ? float_types[ti] : VWN_TYPE_Q8_0;
+        check_matmul(ops, type, 45, 1056, 53, 0, 45, false);
+        check_matmul(ops, type, 45, 1056, 53, 7, 38, false);
+        if (type != VWN_TYPE_Q8_0) check_matmul(ops, type, 29, 1057, 50, 0, 29, false);
+        else check_matmul(ops, type, 29, 1056, 50, 0, 29, true);
         check_matmul(ops, type, 37, 96, 5, 3, 30, false);
         check_matmul(ops, type, 37, 96, 1, 17, 18, false);
         check_matmul(ops, type, 37, 96, 13, 9, 37, false);
@@ -353,7 +358,7 @@ static void test_matmul(const vwn_ops *ops) {
 static void test_matmul_consistent(const vwn_ops *ops) {
     static const int32_t types[] = {VWN_TYPE_F32, VWN_TYPE_F16, VWN_TYPE_BF16, VWN_TYPE_Q8_0};
     for (int ti = 0; ti < 4; ti++) {
-        int64_t rows = 45, cols = 160, T = 11;
+        int64_t rows = 45, cols = 1056, T = 53;
         test_mat m;
         make_mat(&m, types[ti], rows, cols, false);
         vwn_mat w = as_vwn(&m);
@@ -379,7 +384,7 @@ static void test_matmul_consistent(const vwn_ops *ops) {
 static void test_matmul_mt(const vwn_ops *ops) {
     static const int32_t types[] = {VWN_TYPE_F32, VWN_TYPE_F16, VWN_TYPE_BF16, VWN_TYPE_Q8_0};
     for (int ti = 0; ti < 4; ti++) {
-        int64_t rows = 83, cols = 256, T = 7;
+        int64_t rows = 83, cols = 512, T = 7; /* 297K multiply-adds: above the threading cutoff */
         test_mat m;
         make_mat(&m, types[ti], rows, cols, false);
         vwn_mat w = as_vwn(&m);
@@ -387,7 +392,7 @@ static void test_matmul_mt(const vwn_ops *ops) {
         vwn_block_q8_0 *xq = malloc(sizeof(vwn_block_q8_0) * (size_t)(T * cols / 32));
         make_x(X, cols, xq, T, cols, false);
         size_t scratch_size = vwn_matmul_scratch_size(&w, T);
-        CHECK(scratch_size == (types[ti] == VWN_TYPE_Q8_0 ? (size_t)T * 8 * 34 : 0));
+        CHECK(scratch_size == (types[ti] == VWN_TYPE_Q8_0 ? (size_t)(T * cols / 32) * 34 : 0));
         void *scratch = malloc(scratch_size + 1);
         float *Ys = malloc(sizeof(float) * (size_t)(T * rows));
         float *Y = malloc(sizeof(float) * (size_t)(T * rows));

@@ -367,6 +367,7 @@ def save_checkpoint_dir(model, config, out_dir, tokenizer_json=None):
     sd = {k: v.detach().float().cpu().contiguous() for k, v in model.state_dict().items()}
     tmp = os.path.join(out_dir, "model.safetensors.tmp")
     save_file(sd, tmp, metadata={"format": "pt"})
+    os.chmod(tmp, 0o644)
     os.replace(tmp, os.path.join(out_dir, "model.safetensors"))
     cfg = {k: config[k] for k in DEFAULT_CONFIG}
     with open(os.path.join(out_dir, "config.json"), "w") as f:

@@ -1,7 +1,8 @@
 /* matmul.c -- the threaded matmul driver the forward pass calls: quantizes the activations once
  * when the weights are Q8_0, then splits the weight rows over OpenMP threads in 16-row-aligned
- * chunks and runs the kernel of the chosen vwn_ops table on each chunk. Every (row, token) result
- * is computed the same way whatever the split, so any thread count gives identical output. */
+ * chunks (small matmuls stay on the calling thread) and runs the kernel of the chosen vwn_ops
+ * table on each chunk. Every (row, token) result is computed the same way whatever the split, so
+ * any thread count gives identical output. */
 #include "ops/ops.h"
 #include "vwn.h"
 
@@ -10,6 +11,9 @@
 #endif
 
 #define ROW_ALIGN 16
+/* Below this many multiply-adds a matmul runs on the calling thread: starting a thread team costs
+ * a few microseconds, more than the work saves. Results do not depend on the split either way. */
+#define MIN_PARALLEL_MACS (1 << 17)
 
 size_t vwn_matmul_scratch_size(const vwn_mat *W, int64_t T) {
     if (W->type != VWN_TYPE_Q8_0 || T <= 0 || W->cols < VWN_QK8_0) return 0;
@@ -40,6 +44,7 @@ void vwn_matmul_mt(const vwn_ops *ops, const vwn_mat *W, const float *X, int64_t
     int64_t chunks = (rows + ROW_ALIGN - 1) / ROW_ALIGN;
     int n = n_threads < 1 ? 1 : n_threads;
     if (n > chunks) n = (int)chunks;
+    if ((double)rows * (double)cols * (double)T < (double)MIN_PARALLEL_MACS) n = 1;
 #ifdef VWN_OPENMP
     if (n > 1) {
 #pragma omp parallel num_threads(n)

@@ -43,7 +43,10 @@ typedef struct vwn_ops {
 
     /* Y[t][r] = sum_c W[r][c] * X[t][c] for t < T and rows r0 <= r < r1.
      * X: T rows of W->cols fp32 (ldx floats apart); Y: ldy floats apart. For Q8_0 weights, xq holds
-     * X quantized to Q8_0 blocks by quantize_q8_0 (T rows of cols/32 blocks); else xq is unused. */
+     * X quantized to Q8_0 blocks by quantize_q8_0 (T rows of cols/32 blocks); else xq is unused
+     * (X may then be NULL for Q8_0). Within one table every Y[t][r] is bit-identical whatever T,
+     * r0, r1 and the other rows and tokens of the call: decode (T = 1) and prefill agree exactly,
+     * and so do all thread splits. Y must not overlap X or the weights. */
     void (*matmul)(const vwn_mat *W, const float *X, int64_t ldx, const void *xq, int64_t T,
                    float *Y, int64_t ldy, int64_t r0, int64_t r1);
     /* Quantizes n floats (n % 32 == 0) to Q8_0 blocks (the activation side of Q8_0 dots). */
@@ -59,7 +62,8 @@ typedef struct vwn_ops {
      * rmsnorm:     out[i] = x[i] / sqrt(mean(x^2) + eps) * gain[i]   (gain NULL means 1)
      * silu_mul:    out[i] = silu(gate[i]) * up[i],  silu(g) = g / (1 + exp(-g))
      * attn_scores: out[j] = scale * dot(q, K + j*ldk, head_dim)       for j < n_kv
-     * attn_values: out[i] = sum_j p[j] * V[j*ldv + i]                 for i < head_dim (overwrites) */
+     * attn_values: out[i] = sum_j p[j] * V[j*ldv + i]                 for i < head_dim (overwrites;
+     *              out must not overlap p or V) */
     void (*rmsnorm)(float *out, const float *x, const float *gain, int64_t n, float eps);
     void (*silu_mul)(float *out, const float *gate, const float *up, int64_t n);
     void (*attn_scores)(float *out, const float *q, const float *K, int64_t ldk, int64_t n_kv,
@@ -78,7 +82,9 @@ const vwn_ops *vwn_ops_best(void);
  * Y = X W^T for T tokens: X is T x W->cols floats, contiguous; Y is T x W->rows floats, contiguous.
  * For Q8_0 weights X is first quantized into xq_scratch, which must hold
  * vwn_matmul_scratch_size(W, T) bytes (0 for other types: scratch may then be NULL). Rows are split
- * over n_threads OpenMP threads in chunks of 16 rows (serial without OpenMP or if n_threads <= 1). */
+ * over n_threads OpenMP threads in chunks of 16 rows (serial without OpenMP, if n_threads <= 1 or
+ * for matmuls under 2^17 multiply-adds, where a thread team costs more than it saves). The output
+ * is bit-identical for every n_threads. */
 size_t vwn_matmul_scratch_size(const vwn_mat *W, int64_t T);
 void vwn_matmul_mt(const vwn_ops *ops, const vwn_mat *W, const float *X, int64_t T, float *Y,
                    void *xq_scratch, int n_threads);

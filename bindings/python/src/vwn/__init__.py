@@ -20,14 +20,12 @@ from __future__ import annotations
 
 import atexit
 import codecs
-import collections
 import ctypes
 import enum
 import os
 import threading
-import time
 import weakref
-from ctypes import byref, c_double, c_float, c_int32, c_uint64, c_void_p
+from ctypes import byref, c_double, c_float, c_int32, c_int64, c_uint64, c_void_p
 from dataclasses import dataclass, fields
 from typing import (Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple,
                     Union)
@@ -966,12 +964,15 @@ class Context:
         library produces them.
 
         The whole loop -- prompt evaluation, decoding, sampling, stop strings -- runs in C
-        (vwn_generate) on a background thread without the GIL; each kept token's text is handed
-        to this iterator through a queue, so there is no per-token Python round trip in the
-        compute. Stopping early (break, close(), leaving a `with` block, or the iterator being
-        garbage collected) stops the C loop at the next token and joins the thread. The library
-        runs ahead of a slow consumer, so after an early stop the context may hold a few more
-        generated tokens than were yielded (see .tokens of the iterator and truncate()).
+        (vwn_generate) on a background thread without the GIL. Its token callback is C code too
+        (the bundled libvwnpy) that appends each kept token's text to a buffer which this
+        iterator drains, so there is no per-token Python round trip: the C loop never waits for
+        the GIL or the consumer. A piece may hold the text of several tokens (those produced
+        while the consumer was busy, or within 0.5 ms). Stopping early (break, close(), leaving
+        a `with` block, or the iterator being garbage collected) stops the C loop at its next
+        token and joins the thread. The library runs ahead of a slow consumer, so after an early
+        stop the context may hold a few more generated tokens than were yielded (.tokens of the
+        iterator lists them all; truncate() rewinds).
 
         prompt: text (tokenized with add_special / parse_special), or token ids; [] continues
         the context. n_predict: token budget (< 0: until end-of-generation or a full context).
@@ -1103,10 +1104,12 @@ class _GenPlan:
         a = {**cls._DEFAULTS, **kwargs}
         return cls(ctx, prompt, n_predict, *(a[k] for k in cls._KEYS))
 
-    def run(self, ctx_ptr: _Handle, callback: Any) -> Tuple[int, GenerateStats]:
+    def run(self, ctx_ptr: _Handle, callback: Any,
+            user_data: Optional[int] = None) -> Tuple[int, GenerateStats]:
         """Calls vwn_generate(_tokens) on this thread (the GIL is released inside)."""
         gp = self.gp
         gp.callback = callback
+        gp.user_data = user_data
         stats = L.vwn_generate_stats()
         if self.text is not None:
             st = L.vwn_generate(ctx_ptr, self.text, byref(gp), byref(stats))
@@ -1123,57 +1126,64 @@ class _GenPlan:
             self.own_sampler = None
 
 
-_DONE = object()
-
-
 class _GenState:
     """What the background thread shares with a Generation (and nothing that refers back to the
-    Generation, so dropping the iterator runs its __del__ and stops the thread)."""
+    Generation, so dropping the iterator runs its __del__ and stops the thread). The pieces travel
+    through a libvwnpy stream: its C callback never takes the GIL."""
+    __slots__ = ("stream", "thread", "tokens", "error", "stats", "__weakref__")
 
     def __init__(self) -> None:
-        self.items: "collections.deque[Any]" = collections.deque()  # pieces, then _DONE
-        self.wake = threading.Event()   # set by the producer when the consumer waits
-        self.waiting = False
-        self.stop = False
+        ptr = L.vwnpy_stream_new()
+        if not ptr:
+            raise MemoryError("vwn: cannot allocate a generation stream")
+        self.stream = _Handle(ptr, L.vwnpy_stream_free)
         self.thread: Optional[threading.Thread] = None
         self.tokens: List[int] = []
         self.error: Optional[BaseException] = None
         self.stats: Optional[GenerateStats] = None
 
     def stop_and_join(self) -> None:
-        self.stop = True
+        """Makes the C loop stop at its next token and waits for the thread."""
+        L.vwnpy_stream_stop(self.stream)
         t = self.thread
         if t is not None and t is not threading.current_thread():
             t.join()
 
-    def put(self, item: Any) -> None:
-        """Producer side (holds the GIL): append, and wake the consumer only if it sleeps."""
-        self.items.append(item)
-        if self.waiting:
-            self.wake.set()
+    def _take(self, text_len: int, n_tokens: int) -> bytes:
+        buf = ctypes.create_string_buffer(max(text_len, 1))
+        toks = np.empty(max(n_tokens, 1), dtype=np.int32)
+        got_text, got_tokens = c_int64(), c_int64()
+        L.vwnpy_stream_take(self.stream, buf, text_len, byref(got_text), _i32p(toks), n_tokens,
+                            byref(got_tokens))
+        if got_tokens.value:
+            self.tokens.extend(toks[:got_tokens.value].tolist())
+        return buf.raw[:got_text.value]
 
-    def get(self) -> Any:
-        """Consumer side. When nothing is there yet it first sleeps _BATCH_DELAY, so a fast
-        generation hands over several pieces per wake-up instead of switching threads (and the
-        GIL) for every token; then it blocks until the producer wakes it."""
-        items = self.items
-        if not items:
-            time.sleep(_BATCH_DELAY)
-            while not items:
-                self.waiting = True
-                if not items:           # re-checked after announcing: no lost wake-up
-                    self.wake.wait()
-                self.wake.clear()
-                self.waiting = False
-        return items.popleft()
+    def take(self) -> Optional[bytes]:
+        """Blocks (in C, without the GIL) until the generation has produced something, and returns
+        the text produced since the last call (b"" if only tokens without text); None once the
+        generation has finished and everything was taken. A fast generation is handed over in
+        batches: when nothing is pending the wait first sleeps _BATCH_US."""
+        text_len, n_tokens = c_int64(), c_int64()
+        while True:
+            # a bounded wait, so Ctrl-C (KeyboardInterrupt) reaches the consumer within 0.1 s
+            rc = L.vwnpy_stream_wait(self.stream, _BATCH_US, 100000, byref(text_len),
+                                     byref(n_tokens))
+            if rc == 0:
+                return None
+            if rc == 1:
+                return self._take(text_len.value, n_tokens.value)
 
-    __slots__ = ("items", "wake", "waiting", "stop", "thread", "tokens", "error", "stats",
-                 "__weakref__")
+    def drain_tokens(self) -> None:
+        """Moves the token ids generated so far (not their text) into .tokens, without blocking."""
+        text_len, n_tokens = c_int64(), c_int64()
+        L.vwnpy_stream_sizes(self.stream, byref(text_len), byref(n_tokens))
+        if n_tokens.value:
+            self._take(0, n_tokens.value)
 
 
-# Longest extra latency the streaming iterator adds to a piece (seconds); see _GenState.get.
-_BATCH_DELAY = 0.0005
-
+# Longest extra latency (microseconds) the streaming iterator adds to a piece; see _GenState.take.
+_BATCH_US = 500
 
 _running: "weakref.WeakSet[_GenState]" = weakref.WeakSet()
 
@@ -1186,29 +1196,21 @@ def _stop_running_generations() -> None:
 
 
 def _generation_thread(state: _GenState, ctx: Context, plan: _GenPlan, ptr: _Handle) -> None:
-    put, tokens = state.put, state.tokens
-
-    def callback(token: int, piece: Optional[int], n: int, user: Any) -> bool:
-        if state.stop:
-            return False
-        if token >= 0:
-            tokens.append(token)
-        put(ctypes.string_at(piece, n) if piece and n > 0 else b"")
-        return True
-
+    stream = state.stream
     try:
-        st, stats = plan.run(ptr, L.vwn_token_callback(callback))
+        st, stats = plan.run(ptr, L.stream_callback, stream.ptr)
         state.stats = stats
         ctx.last_stats = stats
         if st:
             state.error = _error(st)  # on this thread: vwn_last_error is thread-local
+        elif L.vwnpy_stream_out_of_memory(stream):
+            state.error = MemoryError("vwn: out of memory buffering the generated text")
     except BaseException as e:
         state.error = e
     finally:
         plan.close()
         ctx._busy.release()
-        state.items.append(_DONE)
-        state.wake.set()
+        L.vwnpy_stream_finish(stream)
 
 
 class Generation(Iterator[Any]):
@@ -1227,7 +1229,8 @@ class Generation(Iterator[Any]):
 
     @property
     def tokens(self) -> List[int]:
-        """Token ids generated so far (a copy)."""
+        """Token ids generated so far, also those whose text was not yielded yet (a copy)."""
+        self._state.drain_tokens()
         return list(self._state.tokens)
 
     @property
@@ -1265,10 +1268,10 @@ class Generation(Iterator[Any]):
             raise StopIteration
         if self._plan is not None:
             self._start()
-        get = self._state.get
+        take = self._state.take
         while True:
-            item = get()
-            if item is _DONE:
+            item = take()
+            if item is None:
                 self._finished = True
                 self._state.stop_and_join()
                 if self._state.error is not None:

@@ -3,7 +3,9 @@
 Everything here mirrors the C header one to one (structs field by field, functions with their
 argument and result types); the Pythonic API lives in vwn/__init__.py. The library is the
 libvwn shared object installed next to this file by `pip install`; the environment variable
-VWN_LIB (a path to libvwn.so) overrides it, for testing a build tree.
+VWN_LIB (a path to libvwn.so) overrides it, for testing a build tree. libvwnpy, next to it, is
+the package's own small C helper (bindings/python/csrc/stream.c): the token callback of the
+streaming iterator.
 
 ctypes releases the GIL for the duration of every foreign call (these are CDLL functions), so
 model loading, decoding and generation run without holding it; callbacks from C into Python
@@ -21,29 +23,35 @@ from typing import Any
 # ---- loading -------------------------------------------------------------------------------------
 
 
-def _library_path() -> str:
-    env = os.environ.get("VWN_LIB")
-    if env:
-        return env
+def _library_path(base: str, env: str) -> str:
+    if env and os.environ.get(env):
+        return os.environ[env]
     here = os.path.dirname(os.path.abspath(__file__))
     if sys.platform == "darwin":
-        names = ["libvwn.dylib"]
+        names = ["lib%s.dylib" % base]
     elif sys.platform == "win32":
-        names = ["vwn.dll", "libvwn.dll"]
+        names = ["%s.dll" % base, "lib%s.dll" % base]
     else:
-        names = ["libvwn.so"]
-    for name in names:
-        path = os.path.join(here, name)
-        if os.path.exists(path):
-            return path
+        names = ["lib%s.so" % base]
+    # next to this file, or in another directory of the package (an editable install keeps the
+    # Python files in the source tree and the libraries in site-packages)
+    package = sys.modules.get(__package__ or "")
+    dirs = [here] + [d for d in getattr(package, "__path__", []) if d != here]
+    for d in dirs:
+        for name in names:
+            path = os.path.join(d, name)
+            if os.path.exists(path):
+                return path
     raise OSError(
-        "vwn: the bundled C library (%s) is missing from %s; reinstall the package with "
-        "`pip install ./bindings/python`, or point VWN_LIB at a libvwn shared library"
-        % (names[0], here))
+        "vwn: the bundled C library %s is missing from %s; reinstall the package with "
+        "`pip install ./bindings/python`%s"
+        % (names[0], here, ", or point %s at a libvwn shared library" % env if env else ""))
 
 
-LIB_PATH = _library_path()
+LIB_PATH = _library_path("vwn", "VWN_LIB")
 lib = ctypes.CDLL(LIB_PATH)
+# the streaming helper (bindings/python/csrc/stream.c); independent of which libvwn is loaded
+stream_lib = ctypes.CDLL(_library_path("vwnpy", ""))
 
 # ---- types ---------------------------------------------------------------------------------------
 
@@ -224,6 +232,30 @@ _fn("vwn_state_save", vwn_status, _P, c_void_p, c_uint64, POINTER(c_uint64))
 _fn("vwn_state_load", vwn_status, _P, c_void_p, c_uint64)
 _fn("vwn_state_save_file", vwn_status, _P, c_char_p)
 _fn("vwn_state_load_file", vwn_status, _P, c_char_p)
+
+
+# ---- libvwnpy: the streaming callback -------------------------------------------------------------
+
+
+def _sfn(name, restype, *argtypes):
+    f = getattr(stream_lib, name)
+    f.restype = restype
+    f.argtypes = list(argtypes)
+    globals()[name] = f
+    return f
+
+
+_sfn("vwnpy_stream_new", c_void_p)
+_sfn("vwnpy_stream_free", None, _P)
+_sfn("vwnpy_stream_stop", None, _P)
+_sfn("vwnpy_stream_finish", None, _P)
+_sfn("vwnpy_stream_out_of_memory", c_bool, _P)
+_sfn("vwnpy_stream_sizes", None, _P, POINTER(c_int64), POINTER(c_int64))
+_sfn("vwnpy_stream_wait", c_int, _P, c_int64, c_int64, POINTER(c_int64), POINTER(c_int64))
+_sfn("vwnpy_stream_take", None, _P, c_char_p, c_int64, POINTER(c_int64), _I32P, c_int64,
+     POINTER(c_int64))
+# the C function itself as a vwn_token_callback: calling it never enters Python
+stream_callback = ctypes.cast(stream_lib.vwnpy_stream_callback, vwn_token_callback)
 
 
 def __getattr__(name: str) -> Any:

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# sanitize.sh -- build everything with AddressSanitizer + UndefinedBehaviorSanitizer (clang) and run
+# the whole ctest suite under them. libc malloc instead of mimalloc, so ASan sees every allocation
+# of the library; leak checking on; any report fails the run.
+#
+#   scripts/sanitize.sh                 (build dir: $VWN_ASAN_BUILD, default build-asan)
+#   VWN_CTEST_ARGS="-R test_state" scripts/sanitize.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD="${VWN_ASAN_BUILD:-build-asan}"
+
+cmake -S . -B "$BUILD" -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVWN_SANITIZE=ON -DVWN_USE_MIMALLOC=OFF >/dev/null
+nice cmake --build "$BUILD"
+
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+# shellcheck disable=SC2086
+nice ctest --test-dir "$BUILD" --output-on-failure -j2 ${VWN_CTEST_ARGS:-}
