@@ -490,15 +490,31 @@ VWN_API vwn_status vwn_verify(vwn_context *ctx, vwn_sampler *sampler, int32_t *o
  * Saved state (KV caches of the main model and MTP modules, positions, tokens)
  * ------------------------------------------------------------------------------------------- */
 
-/* Bytes needed to save the context's current state. */
+/* A saved state holds what a context needs to continue exactly where it stood: the tokens, the
+ * main and MTP KV cache rows, the MTP modules' lengths and wide-state ring, and the outputs of the
+ * latest call (so vwn_get_logits works right after a restore). Not saved: a pending draft, the perf
+ * counters, the parameters. A restored context continues with logits bit-identical to those of the
+ * context that saved it. The format (versioned "VWNS" header, a fingerprint of the model, a 64-bit
+ * checksum) is described in lib/state.c and docs/reliability.md.
+ *
+ * Bytes needed to save the context's current state. Errors: INVALID_ARG, BAD_HANDLE. */
 VWN_API vwn_status vwn_state_size(const vwn_context *ctx, uint64_t *out_size);
-/* Saves into buf (size bytes). Errors: BUFFER_TOO_SMALL (needed size in the message). */
+/* Saves into buf (size bytes); *out_written (may be NULL) receives the bytes written, 0 on failure.
+ * Errors: INVALID_ARG, BAD_HANDLE, BUFFER_TOO_SMALL (needed size in the message). */
 VWN_API vwn_status vwn_state_save(const vwn_context *ctx, void *buf, uint64_t size,
                                   uint64_t *out_written);
-/* Restores a state saved by vwn_state_save. The model must be the same (identity is checked), the
- * context must be large enough. Errors: BAD_FORMAT, BAD_VERSION, TRUNCATED, STATE_MISMATCH,
- * CHECKSUM, CONTEXT_FULL. On failure the context is unchanged. */
+/* Restores a state saved by vwn_state_save into a context of the same model (the fingerprint is
+ * checked). The context may have other parameters: any n_ctx holding the saved tokens, any n_batch,
+ * logits_all on or off (the last saved output rows that fit are kept); a state saved with MTP also
+ * loads into a context with MTP off (the MTP part is dropped), but not the reverse.
+ * Errors, in the order they are checked: INVALID_ARG, BAD_HANDLE, BAD_FORMAT (not a state: magic),
+ * BAD_VERSION, TRUNCATED (shorter than its header states), BAD_FORMAT (longer), CHECKSUM,
+ * STATE_MISMATCH (another model or shape, or saved without MTP into an MTP context), CONTEXT_FULL
+ * (n_ctx smaller than the saved length), BAD_FORMAT (inconsistent contents), OUT_OF_MEMORY.
+ * On failure the context is unchanged. */
 VWN_API vwn_status vwn_state_load(vwn_context *ctx, const void *buf, uint64_t size);
+/* The same through a file (written whole; removed again if writing fails). Errors: as above, and IO
+ * (the message names the file). */
 VWN_API vwn_status vwn_state_save_file(const vwn_context *ctx, const char *path);
 VWN_API vwn_status vwn_state_load_file(vwn_context *ctx, const char *path);
 

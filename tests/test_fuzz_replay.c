@@ -36,7 +36,7 @@ static int replay_dir(const char *dir, fuzz_fn fn) {
     while ((e = readdir(dp))) {
         if (e->d_name[0] == '.' || strncmp(e->d_name, "README", 6) == 0) continue;
         char path[4096];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path) continue;
         struct stat sb;
         if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) continue;
         FILE *fp = fopen(path, "rb");

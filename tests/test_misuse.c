@@ -24,14 +24,18 @@ static int32_t g_V;
 static void *g_dead;         /* looks like a freed object: VWN_MAGIC_DEAD, then zeros */
 static void *g_foreign;      /* not an object of ours at all */
 
+static int g_cases; /* misuse calls made (EXPECT*), for the summary line */
+
 /* The call fails with status st and leaves a message. */
 #define EXPECT(expr, st) do { \
+    g_cases++; \
     CHECK_STATUS(expr, st); \
     CHECK_MSG(vwn_last_error()[0] != '\0', "%s: no error message", #expr); \
 } while (0)
 
 /* A call returning a sentinel value v (not a status) on failure, with a message. */
 #define EXPECT_VAL(expr, v) do { \
+    g_cases++; \
     CHECK_MSG((expr) == (v), "%s did not return %s", #expr, #v); \
     CHECK_MSG(vwn_last_error()[0] != '\0', "%s: no error message", #expr); \
 } while (0)
@@ -311,6 +315,7 @@ static void test_context_params(void) {
         p.n_threads = bad[i].n_threads;
         p.simd = bad[i].simd;
         vwn_context *ctx = (vwn_context *)g_foreign;
+        g_cases += 2;
         vwn_status st = vwn_context_estimate(g_model, &p, &bytes);
         CHECK_MSG(st == VWN_ERR_INVALID_ARG, "estimate with %s: %s", bad[i].what, vwn_status_string(st));
         st = vwn_context_new(g_model, &p, &ctx);
@@ -501,6 +506,7 @@ static void test_sampler(void) {
     bad[nb].what = "penalty_last_n INT32_MAX"; bad[nb].p = d; bad[nb++].p.penalty_last_n = INT32_MAX;
     for (size_t i = 0; i < nb; i++) {
         s = (vwn_sampler *)g_foreign;
+        g_cases++;
         vwn_status st = vwn_sampler_new(&bad[i].p, &s);
         CHECK_MSG(st == VWN_ERR_INVALID_ARG, "sampler with %s: %s", bad[i].what, vwn_status_string(st));
         CHECK_MSG(vwn_last_error()[0] != '\0', "sampler with %s: no message", bad[i].what);
@@ -557,6 +563,7 @@ static void test_sampler(void) {
                                    {-FLT_MAX, FLT_MAX, 0, 0}};
     for (size_t i = 0; i < sizeof odd_logits / sizeof odd_logits[0]; i++) {
         tok = -7;
+        g_cases += 2;
         vwn_status st = vwn_sampler_sample(s, odd_logits[i], 4, &tok);
         CHECK_MSG((st == VWN_OK && tok >= 0 && tok < 4) || (st != VWN_OK && vwn_last_error()[0] != '\0'),
                   "odd logits %zu: status %s token %d", i, vwn_status_string(st), tok);
@@ -858,7 +865,10 @@ int main(void) {
     g_V = tm_vocab(g_model);
 
     run_matrix();
+    const int cases = g_cases;
     test_no_printing();
+    printf("test_misuse: %d misuse calls with a checked status or sentinel (and again with output redirected)\n",
+           cases);
 
     vwn_model_free(g_model);
     vwn_model_free(g_plain);

@@ -488,6 +488,10 @@ static void test_damage(void) {
         expect_load(forge3[i].what, buf, n, VWN_ERR_BAD_FORMAT);
     }
 
+    printf("test_state: damaged states tried: %llu truncations (every length), %d single-bit flips, "
+           "%zu forged bodies with a valid checksum, 8 header edits, 3 foreign states\n",
+           (unsigned long long)n, flips,
+           sizeof forge / sizeof forge[0] + sizeof forge2 / sizeof forge2[0] + sizeof forge3 / sizeof forge3[0] + 1);
     /* after all of that, the victim decodes like a fresh context with the same tokens */
     vwn_context *fresh = tm_context(g_model, tm_params(64, 8, true, false));
     CHECK_OK(vwn_decode(fresh, t + 3, 7));

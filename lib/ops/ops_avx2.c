@@ -5,13 +5,14 @@
  * a time (Q8_0: one 32-value block at a time) and is summed across its lanes at the end in a fixed
  * order, whatever tile it is computed in: so results do not depend on T, on the row range or on
  * the thread split (decode and prefill agree bit for bit).
- *  - T = 1 (decode, memory-bound): 8 rows at a time (Q8_0: 4), each weight row streamed once.
+ *  - T = 1 (decode, memory-bound): 8 rows at a time, each weight row streamed once (Q8_0 also
+ *    prefetches the next 8 rows: its rows are short).
  *  - T > 1 (prefill): a blocked, register-tiled GEMM. Tokens go in blocks of TB, rows in blocks of
  *    RB and columns in blocks of KC (the TB x KC block of X stays in L1/L2 for all RB rows and the
- *    RT x KC weight panel in L1 for all TB tokens); inside,
- *    tiles of RT rows x TT tokens keep their accumulators in registers and load (and convert) each
- *    weight vector once for all TT tokens. Partial sums of a tile between column blocks are the
- *    8-lane accumulators themselves, stored and reloaded, so blocking does not change results.
+ *    RT x KC weight panel in L1 for all TB tokens); inside, tiles of RT rows x TT tokens keep their
+ *    accumulators in registers and load (and convert) each weight vector once for all TT tokens.
+ *    Partial sums of a tile between column blocks are the 8-lane accumulators themselves, stored
+ *    and reloaded, so blocking does not change results.
  *  - Q8_0: activations pre-quantized to Q8_0 (the caller's xq); per block the int8 pairs are
  *    multiplied with the sign trick (|w| times x with w's sign, vpmaddubsw, no saturation since
  *    |w| <= 128 and |x| <= 127), summed to int32 exactly, then scaled by d_w * d_x (exact in fp32). */
@@ -31,7 +32,7 @@
 #define RD 8        /* float decode tile: rows                   */
 #define QRT 2       /* Q8_0 GEMM tile: rows                      */
 #define QTT 3       /*                 tokens                    */
-#define QRD 4       /* Q8_0 decode tile: rows                    */
+#define QRD 8       /* Q8_0 decode tile: rows                    */
 
 #define INLINE static inline __attribute__((always_inline))
 
@@ -182,16 +183,22 @@ INLINE __m256i block_dot(__m256i aw, __m256i wq, __m256i xq) {
     return _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
 }
 
-/* rt rows x tt tokens over blocks [k0, k1); w: first row's blocks, x: first token's blocks. */
+/* rt rows x tt tokens over blocks [k0, k1); w: first row's blocks, x: first token's blocks.
+ * n_pf: rows after the tile to prefetch as it goes (decode: Q8_0 rows are short, and several
+ * interleaved short streams defeat the hardware prefetcher). */
 INLINE void tile_q8(int rt, int tt, const char *w, size_t wstride, const vwn_block_q8_0 *x,
                     int64_t ldxq, int64_t k0, int64_t k1, __m256 *part, bool first, bool last,
-                    float *y, int64_t ldy) {
+                    float *y, int64_t ldy, int64_t n_pf) {
     __m256 acc[QRD][QTT];
     for (int i = 0; i < rt; i++)
         for (int j = 0; j < tt; j++) acc[i][j] = first ? _mm256_setzero_ps() : part[i * TB + j];
     for (int64_t k = k0; k < k1; k++) {
         __m256i wq[QRD], aw[QRD];
         float dw[QRD];
+        for (int i = 0; i < rt; i++)
+            if (i < n_pf)
+                _mm_prefetch((const char *)((const vwn_block_q8_0 *)(w + (rt + i) * wstride) + k),
+                             _MM_HINT_T0);
         for (int i = 0; i < rt; i++) {
             const vwn_block_q8_0 *b = (const vwn_block_q8_0 *)(w + i * wstride) + k;
             wq[i] = load_qs(b);
@@ -228,10 +235,12 @@ void vwn_avx2_matmul_q8_0(const vwn_mat *W, const void *xqv, int64_t T, float *Y
 
     if (T == 1) {
         int64_t r = r0;
-        for (; r + QRD <= r1; r += QRD)
-            tile_q8(QRD, 1, base + r * rs, rs, xq, nb, 0, nb, NULL, true, true, Y + r, ldy);
+        for (; r + QRD <= r1; r += QRD) {
+            const int64_t n_pf = W->rows - (r + QRD) < QRD ? W->rows - (r + QRD) : QRD;
+            tile_q8(QRD, 1, base + r * rs, rs, xq, nb, 0, nb, NULL, true, true, Y + r, ldy, n_pf);
+        }
         for (; r < r1; r++)
-            tile_q8(1, 1, base + r * rs, rs, xq, nb, 0, nb, NULL, true, true, Y + r, ldy);
+            tile_q8(1, 1, base + r * rs, rs, xq, nb, 0, nb, NULL, true, true, Y + r, ldy, 0);
         return;
     }
 
@@ -254,17 +263,17 @@ void vwn_avx2_matmul_q8_0(const vwn_mat *W, const void *xqv, int64_t T, float *Y
                     if (rt == QRT) {
                         for (; t + QTT <= tb; t += QTT)
                             tile_q8(QRT, QTT, w, rs, xb + t * nb, nb, k0, k1, pr + t, first, last,
-                                    yb + t * ldy + r, ldy);
+                                    yb + t * ldy + r, ldy, 0);
                         for (; t < tb; t++)
                             tile_q8(QRT, 1, w, rs, xb + t * nb, nb, k0, k1, pr + t, first, last,
-                                    yb + t * ldy + r, ldy);
+                                    yb + t * ldy + r, ldy, 0);
                     } else {
                         for (; t + QTT <= tb; t += QTT)
                             tile_q8(1, QTT, w, rs, xb + t * nb, nb, k0, k1, pr + t, first, last,
-                                    yb + t * ldy + r, ldy);
+                                    yb + t * ldy + r, ldy, 0);
                         for (; t < tb; t++)
                             tile_q8(1, 1, w, rs, xb + t * nb, nb, k0, k1, pr + t, first, last,
-                                    yb + t * ldy + r, ldy);
+                                    yb + t * ldy + r, ldy, 0);
                     }
                     r += rt;
                 }

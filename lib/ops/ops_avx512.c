@@ -178,10 +178,16 @@ INLINE __m512i load_pair(const vwn_block_q8_0 *b, bool two, __m512 *d) {
 
 /* One step of a Q8_0 tile: the block pair at k (or the single block, if !two). */
 INLINE void q8_step(int rt, int tt, const char *w, size_t wstride, const vwn_block_q8_0 *x,
-                    int64_t ldxq, int64_t k, bool two, __m512 acc[QMAX_R][QTT]) {
+                    int64_t ldxq, int64_t k, bool two, __m512 acc[QMAX_R][QTT], int64_t n_pf) {
     const __m512i k80 = _mm512_set1_epi8((char)0x80);
     __m512i wq[QMAX_R], ncorr[QMAX_R];
     __m512 dw[QMAX_R];
+    for (int i = 0; i < rt; i++)
+        if (i < n_pf) {
+            const char *p = (const char *)((const vwn_block_q8_0 *)(w + (rt + i) * wstride) + k);
+            _mm_prefetch(p, _MM_HINT_T0);
+            _mm_prefetch(p + 64, _MM_HINT_T0);
+        }
     for (int i = 0; i < rt; i++) {
         wq[i] = load_pair((const vwn_block_q8_0 *)(w + i * wstride) + k, two, &dw[i]);
         ncorr[i] = _mm512_sub_epi32(_mm512_setzero_si512(),
@@ -197,16 +203,18 @@ INLINE void q8_step(int rt, int tt, const char *w, size_t wstride, const vwn_blo
     }
 }
 
-/* rt rows x tt tokens over blocks [k0, k1) (k0 even; k1 - k0 even unless k1 is the row end). */
+/* rt rows x tt tokens over blocks [k0, k1) (k0 even; k1 - k0 even unless k1 is the row end).
+ * n_pf: rows after the tile to prefetch as it goes (decode: Q8_0 rows are short, and several
+ * interleaved short streams defeat the hardware prefetcher). */
 INLINE void tile_q8(int rt, int tt, const char *w, size_t wstride, const vwn_block_q8_0 *x,
                     int64_t ldxq, int64_t k0, int64_t k1, __m512 *part, bool first, bool last,
-                    float *y, int64_t ldy) {
+                    float *y, int64_t ldy, int64_t n_pf) {
     __m512 acc[QMAX_R][QTT];
     for (int i = 0; i < rt; i++)
         for (int j = 0; j < tt; j++) acc[i][j] = first ? _mm512_setzero_ps() : part[i * TB + j];
     int64_t k = k0;
-    for (; k + 2 <= k1; k += 2) q8_step(rt, tt, w, wstride, x, ldxq, k, true, acc);
-    if (k < k1) q8_step(rt, tt, w, wstride, x, ldxq, k, false, acc);
+    for (; k + 2 <= k1; k += 2) q8_step(rt, tt, w, wstride, x, ldxq, k, true, acc, n_pf);
+    if (k < k1) q8_step(rt, tt, w, wstride, x, ldxq, k, false, acc, n_pf);
     for (int i = 0; i < rt; i++)
         for (int j = 0; j < tt; j++) {
             if (last) y[j * ldy + i] = _mm512_reduce_add_ps(acc[i][j]);
@@ -223,10 +231,12 @@ static void matmul_q8_0_vnni(const vwn_mat *W, const void *xqv, int64_t T, float
 
     if (T == 1) {
         int64_t r = r0;
-        for (; r + QRD <= r1; r += QRD)
-            tile_q8(QRD, 1, base + r * rs, rs, xq, nb, 0, nb, NULL, true, true, Y + r, ldy);
+        for (; r + QRD <= r1; r += QRD) {
+            const int64_t n_pf = W->rows - (r + QRD) < QRD ? W->rows - (r + QRD) : QRD;
+            tile_q8(QRD, 1, base + r * rs, rs, xq, nb, 0, nb, NULL, true, true, Y + r, ldy, n_pf);
+        }
         for (; r < r1; r++)
-            tile_q8(1, 1, base + r * rs, rs, xq, nb, 0, nb, NULL, true, true, Y + r, ldy);
+            tile_q8(1, 1, base + r * rs, rs, xq, nb, 0, nb, NULL, true, true, Y + r, ldy, 0);
         return;
     }
 
@@ -249,17 +259,17 @@ static void matmul_q8_0_vnni(const vwn_mat *W, const void *xqv, int64_t T, float
                     if (rt == QRT) {
                         for (; t + QTT <= tb; t += QTT)
                             tile_q8(QRT, QTT, w, rs, xb + t * nb, nb, k0, k1, pr + t, first, last,
-                                    yb + t * ldy + r, ldy);
+                                    yb + t * ldy + r, ldy, 0);
                         for (; t < tb; t++)
                             tile_q8(QRT, 1, w, rs, xb + t * nb, nb, k0, k1, pr + t, first, last,
-                                    yb + t * ldy + r, ldy);
+                                    yb + t * ldy + r, ldy, 0);
                     } else {
                         for (; t + QTT <= tb; t += QTT)
                             tile_q8(1, QTT, w, rs, xb + t * nb, nb, k0, k1, pr + t, first, last,
-                                    yb + t * ldy + r, ldy);
+                                    yb + t * ldy + r, ldy, 0);
                         for (; t < tb; t++)
                             tile_q8(1, 1, w, rs, xb + t * nb, nb, k0, k1, pr + t, first, last,
-                                    yb + t * ldy + r, ldy);
+                                    yb + t * ldy + r, ldy, 0);
                     }
                     r += rt;
                 }

@@ -145,7 +145,10 @@ static void st_write(const char *dir, const char *name, uint8_t flags, vwn_conte
     buf[0] = flags;
     memcpy(buf + 1, st_before, (size_t)n);
     char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
+    if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path) {
+        free(buf);
+        return;
+    }
     FILE *fp = fopen(path, "wb");
     if (fp) {
         fwrite(buf, 1, (size_t)n + 1, fp);

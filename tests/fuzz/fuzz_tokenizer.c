@@ -1,6 +1,10 @@
 /* fuzz_tokenizer.c -- libFuzzer target: arbitrary bytes through every tokenizer.
  *
- * Input: byte 0 picks the tokenizer and the flags, the rest is the text. The tokenizers are built
+ * Input: byte 0 picks the tokenizer (bits 0-3: 0 bytes, 1 gpt2, 2 llama built in; 3.. the models of
+ * $VWN_FUZZ_MODELS in name order, falling back to the built-ins) and the flags (bit 4
+ * parse_special, 5 add_special, 6 remove_special, 7 unrestricted raw ids); the rest is the text.
+ * The built-in choices do not depend on the environment, so regression inputs replay anywhere. The
+ * tokenizers are built
  * once: three tiny built-in vocabularies (bytes; gpt2 with merges, a control and a user-defined
  * token; llama with scores, byte fallback, BOS/EOS) and, if $VWN_FUZZ_MODELS names a folder, the
  * tokenizer of every *.gguf in it (tests/fuzz/make_corpus.sh writes a trained gpt2 vocabulary and
@@ -140,22 +144,25 @@ static void tk_setup(void) {
         tk_list[tk_n++] = tk_owned[i];
     }
     const char *dir = getenv("VWN_FUZZ_MODELS");
-    DIR *dp = dir && *dir ? opendir(dir) : NULL;
-    struct dirent *e;
-    while (dp && (e = readdir(dp)) && tk_n < TK_MAX) {
-        const size_t len = strlen(e->d_name);
-        if (len < 5 || strcmp(e->d_name + len - 5, ".gguf") != 0) continue;
+    struct dirent **names = NULL;
+    const int n_names = dir && *dir ? scandir(dir, &names, NULL, alphasort) : 0;
+    for (int i = 0; i < n_names; i++) {
+        const char *name = names[i]->d_name;
+        const size_t len = strlen(name);
         char path[4096];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
         vwn_model *m = NULL;
-        if (vwn_model_load(path, NULL, &m) != VWN_OK) {
-            fprintf(stderr, "fuzz_tokenizer: skipping %s: %s\n", path, vwn_last_error());
-            continue;
+        if (tk_n < TK_MAX && len >= 5 && strcmp(name + len - 5, ".gguf") == 0 &&
+            snprintf(path, sizeof path, "%s/%s", dir, name) < (int)sizeof path) {
+            if (vwn_model_load(path, NULL, &m) == VWN_OK) {
+                tk_models[tk_n] = m;
+                tk_list[tk_n++] = m->tokenizer;
+            } else {
+                fprintf(stderr, "fuzz_tokenizer: skipping %s: %s\n", path, vwn_last_error());
+            }
         }
-        tk_models[tk_n] = m;
-        tk_list[tk_n++] = m->tokenizer;
+        free(names[i]);
     }
-    if (dp) closedir(dp);
+    free(names);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
@@ -168,7 +175,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     tk_setup();
     if (size < 1) return 0;
-    const vwn_tokenizer *t = tk_list[data[0] % tk_n];
+    const int k = data[0] & 15;
+    const vwn_tokenizer *t = tk_list[k < tk_n ? k : k % 3];
     const bool parse_special = (data[0] >> 4) & 1, add_special = (data[0] >> 5) & 1,
                remove_special = (data[0] >> 6) & 1;
     const char *text = (const char *)data + 1;

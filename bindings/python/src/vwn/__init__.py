@@ -968,7 +968,7 @@ class Context:
         (the bundled libvwnpy) that appends each kept token's text to a buffer which this
         iterator drains, so there is no per-token Python round trip: the C loop never waits for
         the GIL or the consumer. A piece may hold the text of several tokens (those produced
-        while the consumer was busy, or within 0.5 ms). Stopping early (break, close(), leaving
+        while the consumer was busy, or within 1 ms). Stopping early (break, close(), leaving
         a `with` block, or the iterator being garbage collected) stops the C loop at its next
         token and joins the thread. The library runs ahead of a slow consumer, so after an early
         stop the context may hold a few more generated tokens than were yielded (.tokens of the
@@ -1183,7 +1183,7 @@ class _GenState:
 
 
 # Longest extra latency (microseconds) the streaming iterator adds to a piece; see _GenState.take.
-_BATCH_US = 500
+_BATCH_US = 1000
 
 _running: "weakref.WeakSet[_GenState]" = weakref.WeakSet()
 
