@@ -38,34 +38,34 @@ void vwn_attention(const vwn_ops *ops, const float *q, const float *k_cache, con
     const int32_t kv_dim = n_head_kv * hd;
     const int32_t group = n_head / n_head_kv;
     const float inv_sqrt_hd = 1.0f / sqrtf((float)hd);
-    const int64_t n_items = (int64_t)T * n_head;
+    /* one work item = one token and one KV head: the `group` query heads that share the KV head
+     * run back to back, so its keys and values are read from memory once and then from cache */
+    const int64_t n_items = (int64_t)T * n_head_kv;
+    const int64_t work = n_items * (int64_t)(p0 + T) * hd * group;
 #ifdef VWN_OPENMP
-#pragma omp parallel for num_threads(n_threads) schedule(dynamic, 1) if (n_items > 1)
+#pragma omp parallel for num_threads(n_threads) schedule(dynamic, 1) if (n_items > 1 && work > 65536)
 #endif
     for (int64_t it = 0; it < n_items; it++) {
-        const int32_t t = (int32_t)(it / n_head), h = (int32_t)(it % n_head);
+        const int32_t t = (int32_t)(it / n_head_kv), kvh = (int32_t)(it % n_head_kv);
 #ifdef VWN_OPENMP
         float *sc = scores + (size_t)omp_get_thread_num() * n_ctx;
 #else
         float *sc = scores;
 #endif
-        const int32_t kvh = h / group;
         const int32_t n_keys = p0 + t + 1; /* causal: positions 0..p0+t */
-        const float *qh = q + (size_t)t * n_head * hd + (size_t)h * hd;
-        float mx = -INFINITY;
-        for (int32_t p = 0; p < n_keys; p++) {
-            sc[p] = ops->dot(qh, k_cache + (size_t)p * kv_dim + (size_t)kvh * hd, hd) * inv_sqrt_hd;
-            if (sc[p] > mx) mx = sc[p];
+        const float *K = k_cache + (size_t)kvh * hd, *V = v_cache + (size_t)kvh * hd;
+        for (int32_t h = kvh * group; h < (kvh + 1) * group; h++) {
+            const float *qh = q + (size_t)t * n_head * hd + (size_t)h * hd;
+            ops->attn_scores(sc, qh, K, kv_dim, n_keys, hd, inv_sqrt_hd);
+            float mx = -INFINITY;
+            for (int32_t p = 0; p < n_keys; p++) mx = sc[p] > mx ? sc[p] : mx;
+            double sum = 0.0;
+            for (int32_t p = 0; p < n_keys; p++) {
+                sc[p] = expf(sc[p] - mx);
+                sum += sc[p];
+            }
+            ops->scale(sc, (float)(1.0 / sum), n_keys);
+            ops->attn_values(out + (size_t)t * n_head * hd + (size_t)h * hd, sc, V, kv_dim, n_keys, hd);
         }
-        double sum = 0.0;
-        for (int32_t p = 0; p < n_keys; p++) {
-            sc[p] = expf(sc[p] - mx);
-            sum += sc[p];
-        }
-        const float inv_sum = (float)(1.0 / sum);
-        float *oh = out + (size_t)t * n_head * hd + (size_t)h * hd;
-        memset(oh, 0, (size_t)hd * sizeof(float));
-        for (int32_t p = 0; p < n_keys; p++)
-            ops->axpy(oh, sc[p] * inv_sum, v_cache + (size_t)p * kv_dim + (size_t)kvh * hd, hd);
     }
 }

@@ -16,14 +16,6 @@
 
 /* ---- small helpers -------------------------------------------------------------------------- */
 
-/* out = x / sqrt(mean(x^2) + eps) * w (w may be NULL for no gain); out may equal x. */
-static void rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps) {
-    double ss = 0.0;
-    for (int64_t i = 0; i < n; i++) ss += (double)x[i] * x[i];
-    const float inv = (float)(1.0 / sqrt(ss / (double)n + (double)eps));
-    for (int64_t i = 0; i < n; i++) out[i] = x[i] * inv * (w ? w[i] : 1.0f);
-}
-
 /* torch.nn.GroupNorm over r = n/m groups of D contiguous channels, then the affine weight/bias. */
 static void groupnorm(float *out, const float *x, const vwn_hparams *hp, const float *w,
                       const float *b) {
@@ -51,8 +43,6 @@ static inline void linear(vwn_context *ctx, const vwn_mat *W, const float *X, in
     vwn_matmul_mt(ctx->ops, W, X, T, Y, ctx->s.xq, ctx->n_threads);
 }
 
-static inline float silu(float x) { return x / (1.0f + expf(-x)); }
-
 /* ---- input embedding (spec §4) -------------------------------------------------------------- */
 
 /* h'_0 of T tokens into out [T][D']. Uses ctx->s.x as row scratch for the factorized kind. */
@@ -77,7 +67,7 @@ static void attention_sublayer(vwn_context *ctx, const vwn_layer_weights *lw, co
     vwn_scratch *s = &ctx->s;
     const int32_t D = hp->n_embd, hd = hp->head_dim, kv_dim = hp->n_head_kv * hd;
     for (int32_t t = 0; t < T; t++)
-        rmsnorm(s->xn + (size_t)t * D, x + (size_t)t * D, lw->attn_norm, D, hp->rms_eps);
+        ctx->ops->rmsnorm(s->xn + (size_t)t * D, x + (size_t)t * D, lw->attn_norm, D, hp->rms_eps);
     linear(ctx, &lw->wq, s->xn, T, s->q);
     linear(ctx, &lw->wk, s->xn, T, s->k);
     linear(ctx, &lw->wv, s->xn, T, s->v);
@@ -102,10 +92,10 @@ static void ffn_sublayer(vwn_context *ctx, const vwn_layer_weights *lw, const fl
     vwn_scratch *s = &ctx->s;
     const int32_t D = hp->n_embd, F = hp->n_ff;
     for (int32_t t = 0; t < T; t++)
-        rmsnorm(s->xn + (size_t)t * D, x + (size_t)t * D, lw->ffn_norm, D, hp->rms_eps);
+        ctx->ops->rmsnorm(s->xn + (size_t)t * D, x + (size_t)t * D, lw->ffn_norm, D, hp->rms_eps);
     linear(ctx, &lw->w_gate, s->xn, T, s->ff1);
     linear(ctx, &lw->w_up, s->xn, T, s->ff2);
-    for (size_t i = 0; i < (size_t)T * F; i++) s->ff1[i] = silu(s->ff1[i]) * s->ff2[i];
+    ctx->ops->silu_mul(s->ff1, s->ff1, s->ff2, (int64_t)T * F);
     linear(ctx, &lw->w_down, s->ff1, T, y);
 }
 
@@ -159,7 +149,7 @@ static void output_head(vwn_context *ctx, const float *H, int32_t T, const float
     if (m->reduce.data) linear(ctx, &m->reduce, z, T, s->head);
     else memcpy(s->head, z, (size_t)T * D * sizeof(float)); /* n == m: D' == D */
     for (int32_t t = 0; t < T; t++)
-        rmsnorm(s->head + (size_t)t * D, s->head + (size_t)t * D, final_norm, D, hp->rms_eps);
+        ctx->ops->rmsnorm(s->head + (size_t)t * D, s->head + (size_t)t * D, final_norm, D, hp->rms_eps);
     linear(ctx, &m->lm_head, s->head, T, logits);
 }
 
@@ -233,9 +223,9 @@ static void mtp_run(vwn_context *ctx, int32_t j, int32_t pos0, int32_t T, const 
     embed(ctx, toks, T, s->emb);
     for (int32_t t = 0; t < T; t++) {
         float *e = s->emb + (size_t)t * Dw;
-        rmsnorm(e, e, mw->enorm, Dw, hp->rms_eps);
+        ctx->ops->rmsnorm(e, e, mw->enorm, Dw, hp->rms_eps);
         float *p = s->carry + (size_t)t * Dw;
-        rmsnorm(p, P[t], mw->hnorm, Dw, hp->rms_eps);
+        ctx->ops->rmsnorm(p, P[t], mw->hnorm, Dw, hp->rms_eps);
         for (int32_t c = 0; c < n; c++) {
             float *dst = s->mtp_in + ((size_t)t * n + c) * 2 * sg;
             memcpy(dst, e + (size_t)c * sg, (size_t)sg * sizeof(float));

@@ -24,10 +24,7 @@ static void coef_row(const vwn_hparams *hp, const vwn_ghc_weights *g, const vwn_
         return;
     }
     float r[4096]; /* the routing-normalised row; s <= 4096 is checked when a context is made */
-    double ss = 0.0;
-    for (int c = 0; c < s; c++) ss += (double)h[c] * h[c];
-    const float inv = (float)(1.0 / sqrt(ss / s + (double)hp->rms_eps));
-    for (int c = 0; c < s; c++) r[c] = h[c] * inv * g->norm[c];
+    ops->rmsnorm(r, h, g->norm, s, hp->rms_eps);
     const float inv_sqrt_s = 1.0f / sqrtf((float)s);
     for (int c = 0; c < K; c++) {
         const float dot = ops->dot(r, g->proj + (size_t)c * s, s);
