@@ -56,6 +56,7 @@ static void usage(FILE *out) {
             "  --spec K|auto  also time greedy speculative generation of N tokens with K drafts\n"
             "  --simd LEVEL   scalar|avx2|avx512|neon|auto (default auto)\n"
             "  --bw-mb N      buffer of the bandwidth test in MiB (default 1024)\n"
+            "  --no-mmap      read the model into (huge-page) memory instead of mapping the file\n"
             "  --json         print every result as one JSON object on the last line\n"
             "\n"
             "With several models they run interleaved (model 1 rep 1, model 2 rep 1, model 1 rep 2, ...)\n"
@@ -68,7 +69,7 @@ typedef struct options {
     const char *models[MAX_MODELS];
     int n_models;
     int32_t n_threads, prompt_len, gen_len, reps, spec, simd, bw_mb;
-    bool json;
+    bool json, no_mmap;
 } options;
 
 /* ---- one (model, rep) run: the child's result, sent to the parent through a pipe -------------- */
@@ -137,7 +138,9 @@ static void run_one(const char *path, const options *o, run_result *r) {
     const int32_t P = o->prompt_len, N = o->gen_len;
 
     double t0 = cli_time_us();
-    if ((st = vwn_model_load(path, NULL, &model))) {
+    vwn_model_params mp = vwn_model_default_params();
+    mp.use_mmap = !o->no_mmap;
+    if ((st = vwn_model_load(path, &mp, &model))) {
         char what[1200];
         snprintf(what, sizeof what, "cannot load model '%s'", path);
         run_error(r, what, st);
@@ -520,6 +523,8 @@ int cmd_bench(int argc, char **argv) {
             else if (cli_parse_int(CMD, a, v, 1, 16, &o.spec)) return 2;
         } else if (!strcmp(a, "--simd")) {
             if (!(v = cli_next_value(CMD, argc, argv, &i)) || cli_parse_simd(CMD, v, &o.simd)) return 2;
+        } else if (!strcmp(a, "--no-mmap")) {
+            o.no_mmap = true;
         } else if (!strcmp(a, "--bw-mb")) {
             if (!(v = cli_next_value(CMD, argc, argv, &i)) || cli_parse_int(CMD, a, v, 16, 1 << 20, &o.bw_mb)) return 2;
         } else if (a[0] == '-' && a[1] != '\0') return cli_usage_error(CMD, "unknown option '%s'", a);

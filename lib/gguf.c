@@ -475,6 +475,8 @@ void gguf_close(gguf_file *f) {
     if (f->image) {
         if (f->mapped)
             munmap((void *)f->image, (size_t)f->size);
+        else if (f->anon_len)
+            munmap((void *)f->image, f->anon_len);
         else
             vwn_aligned_free((void *)f->image);
     }
@@ -550,7 +552,19 @@ vwn_status gguf_open(const char *path, bool use_mmap, gguf_file **out) {
         f->image = p;
         f->mapped = true;
     } else {
-        uint8_t *buf = vwn_aligned_alloc((size_t)f->size);
+        /* anonymous memory in 2 MiB pages where the kernel allows (transparent huge pages): the
+         * weights are streamed once per token, and huge pages spare the TLB a miss every 4 KiB */
+        uint8_t *buf = NULL;
+        const size_t huge = (size_t)2 << 20;
+        size_t len = ((size_t)f->size + huge - 1) / huge * huge;
+        void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p != MAP_FAILED) {
+#ifdef MADV_HUGEPAGE
+            madvise(p, len, MADV_HUGEPAGE);
+#endif
+            buf = p;
+            f->anon_len = len;
+        }
         if (!buf) {
             close(fd);
             vwn_free(f);

@@ -57,7 +57,8 @@ typedef struct gguf_file {
     const uint8_t *image;          /* the whole file                                */
     uint64_t size;
     uint64_t data_offset;          /* start of the data section in the image        */
-    bool mapped;                   /* true: munmap on close; false: vwn_aligned_free */
+    bool mapped;                   /* true: the file is mapped (munmap on close)    */
+    size_t anon_len;               /* read path: length of the anonymous mapping (0: vwn_aligned_free) */
     uint32_t *kv_sorted;           /* kv indexes sorted by key (binary-search lookups) */
     uint32_t *tensor_sorted;       /* tensor indexes sorted by name                   */
 } gguf_file;
