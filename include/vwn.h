@@ -94,6 +94,11 @@ VWN_API const char *vwn_status_string(vwn_status status);
  * thread-local storage, valid until the next libvwn call on this thread. */
 VWN_API const char *vwn_last_error(void);
 
+/* The status of the last failed call on this thread (VWN_OK if the last call succeeded). For the
+ * functions that return a count instead of a status (vwn_tokenize, vwn_detokenize,
+ * vwn_token_to_piece, vwn_model_meta, ...), this says why they failed. Thread-local. */
+VWN_API vwn_status vwn_last_status(void);
+
 /* ---------------------------------------------------------------------------------------------
  * Tensor types and SIMD levels
  * ------------------------------------------------------------------------------------------- */

@@ -2,6 +2,8 @@
 #include "common.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,8 +16,10 @@
 /* ---- the last error, one per thread ---- */
 
 static _Thread_local char last_error[1024];
+static _Thread_local vwn_status last_status;
 
 vwn_status vwn_fail(vwn_status status, const char *fmt, ...) {
+    last_status = status;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(last_error, sizeof last_error, fmt, ap);
@@ -23,9 +27,14 @@ vwn_status vwn_fail(vwn_status status, const char *fmt, ...) {
     return status;
 }
 
-void vwn_clear_error(void) { last_error[0] = '\0'; }
+void vwn_clear_error(void) {
+    last_error[0] = '\0';
+    last_status = VWN_OK;
+}
 
 const char *vwn_last_error(void) { return last_error; }
+
+vwn_status vwn_last_status(void) { return last_status; }
 
 const char *vwn_status_string(vwn_status status) {
     switch (status) {
@@ -114,6 +123,38 @@ char *vwn_strdup(const char *s) {
     if (d) memcpy(d, s, n);
     return d;
 }
+
+/* ---- the thread budget ---- */
+
+static atomic_int threads_in_use;
+
+static int n_cores(void) {
+    static atomic_int cached;
+    int n = atomic_load(&cached);
+    if (n == 0) {
+        long c = sysconf(_SC_NPROCESSORS_ONLN);
+        n = c < 1 ? 1 : c > 1024 ? 1024 : (int)c;
+        atomic_store(&cached, n);
+    }
+    return n;
+}
+
+int vwn_threads_acquire(int want) {
+    if (want <= 1) {
+        atomic_fetch_add(&threads_in_use, 1);
+        return 1;
+    }
+    const int cores = n_cores();
+    int used = atomic_load(&threads_in_use);
+    for (;;) {
+        int grant = cores - used;
+        if (grant > want) grant = want;
+        if (grant < 1) grant = 1;
+        if (atomic_compare_exchange_weak(&threads_in_use, &used, used + grant)) return grant;
+    }
+}
+
+void vwn_threads_release(int granted) { atomic_fetch_sub(&threads_in_use, granted); }
 
 double vwn_time_us(void) {
     struct timespec ts;

@@ -59,6 +59,12 @@ static inline bool vwn_add_u64(uint64_t a, uint64_t b, uint64_t *out) {
     return true;
 }
 
+/* The process-wide compute-thread budget: contexts that decode at the same time share the cores
+ * instead of oversubscribing them. acquire returns how many threads the caller may use now
+ * (between 1 and want: what is left of the budget, never less than one); release gives them back. */
+int vwn_threads_acquire(int want);
+void vwn_threads_release(int granted);
+
 /* Monotonic clock in microseconds. */
 double vwn_time_us(void);
 

@@ -182,6 +182,7 @@ vwn_status vwn_context_new(const vwn_model *model, const vwn_context_params *par
     ctx->model = model;
     ctx->params = p;
     ctx->n_threads = p.n_threads;
+    ctx->n_run = 1;
     ctx->ops = p.simd == VWN_SIMD_AUTO ? vwn_ops_best() : vwn_ops_get(p.simd);
     ctx->n_mtp = pl.n_mtp;
     ctx->n_out = pl.n_out;
@@ -265,6 +266,15 @@ vwn_context_params vwn_context_get_params(const vwn_context *ctx) {
     return ctx->params;
 }
 
+/* ---- the thread budget ---------------------------------------------------------------------- */
+
+void vwn_ctx_begin(vwn_context *ctx) { ctx->n_run = vwn_threads_acquire(ctx->n_threads); }
+
+void vwn_ctx_end(vwn_context *ctx) {
+    vwn_threads_release(ctx->n_run);
+    ctx->n_run = 1;
+}
+
 /* ---- decode --------------------------------------------------------------------------------- */
 
 vwn_status vwn_decode(vwn_context *ctx, const int32_t *tokens, int32_t n_tokens) {
@@ -288,6 +298,7 @@ vwn_status vwn_decode(vwn_context *ctx, const int32_t *tokens, int32_t n_tokens)
 
     const double t0 = vwn_time_us();
     const int32_t n_before = ctx->n_past;
+    vwn_ctx_begin(ctx);
     ctx->draft_n = 0;
     ctx->logits_count = 0;
     for (int32_t j = 0; j < ctx->n_mtp; j++) ctx->mtp_count[j] = 0;
@@ -308,10 +319,12 @@ vwn_status vwn_decode(vwn_context *ctx, const int32_t *tokens, int32_t n_tokens)
             vwn_context_truncate_internal(ctx, n_before);
             ctx->logits_count = 0;
             for (int32_t j = 0; j < ctx->n_mtp; j++) ctx->mtp_count[j] = 0;
+            vwn_ctx_end(ctx);
             return vwn_fail(st, "%s (the context was rolled back to %d tokens)", msg, n_before);
         }
         done += n;
     }
+    vwn_ctx_end(ctx);
     ctx->perf.n_eval_tokens += (uint64_t)n_tokens;
     ctx->perf.n_eval_calls++;
     ctx->perf.t_eval_us += vwn_time_us() - t0;
@@ -450,7 +463,10 @@ vwn_status vwn_context_truncate(vwn_context *ctx, int32_t n_keep) {
         return vwn_fail(VWN_ERR_INVALID_ARG, "n_keep = %d is outside 0..%d (the context length)", n_keep, ctx->n_past);
     ctx->logits_count = 0;
     for (int32_t j = 0; j < ctx->n_mtp; j++) ctx->mtp_count[j] = 0;
-    return vwn_context_truncate_internal(ctx, n_keep);
+    vwn_ctx_begin(ctx); /* a far rewind recomputes a few states */
+    st = vwn_context_truncate_internal(ctx, n_keep);
+    vwn_ctx_end(ctx);
+    return st;
 }
 
 vwn_status vwn_context_clear(vwn_context *ctx) { return vwn_context_truncate(ctx, 0); }

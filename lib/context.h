@@ -30,7 +30,8 @@ struct vwn_context {
     const vwn_model *model;
     vwn_context_params params;     /* after defaults */
     const vwn_ops *ops;
-    int32_t n_threads;
+    int32_t n_threads;             /* threads the context may use (vwn_context_set_threads)     */
+    int32_t n_run;                 /* threads granted for the call in progress (thread budget) */
 
     /* main model */
     int32_t n_past;                /* tokens in the cache                               */
@@ -89,6 +90,11 @@ vwn_status vwn_forward_mtp_step(vwn_context *ctx, int32_t j, int32_t pos, const 
 
 /* Pointer to the ring slot of stage at position pos, or NULL if the ring does not hold it. */
 float *vwn_ring_get(vwn_context *ctx, int32_t stage, int32_t pos);
+
+/* Every public call that computes runs between these: they take threads from the process-wide
+ * budget (common.h) so that contexts decoding at the same time do not oversubscribe the cores. */
+void vwn_ctx_begin(vwn_context *ctx);
+void vwn_ctx_end(vwn_context *ctx);
 
 /* Internal truncation (no handle checks); the public vwn_context_truncate wraps it. */
 vwn_status vwn_context_truncate_internal(vwn_context *ctx, int32_t n_keep);

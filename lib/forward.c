@@ -40,7 +40,7 @@ static void groupnorm(float *out, const float *x, const vwn_hparams *hp, const f
 }
 
 static inline void linear(vwn_context *ctx, const vwn_mat *W, const float *X, int64_t T, float *Y) {
-    vwn_matmul_mt(ctx->ops, W, X, T, Y, ctx->s.xq, ctx->n_threads);
+    vwn_matmul_mt(ctx->ops, W, X, T, Y, ctx->s.xq, ctx->n_run);
 }
 
 /* ---- input embedding (spec §4) -------------------------------------------------------------- */
@@ -81,7 +81,7 @@ static void attention_sublayer(vwn_context *ctx, const vwn_layer_weights *lw, co
         memcpy(v_cache + (size_t)pos * kv_dim, s->v + (size_t)t * kv_dim, (size_t)kv_dim * sizeof(float));
     }
     vwn_attention(ctx->ops, s->q, k_cache, v_cache, p0, T, hp->n_head, hp->n_head_kv, hd, s->xn,
-                  s->att, ctx->params.n_ctx, ctx->n_threads);
+                  s->att, ctx->params.n_ctx, ctx->n_run);
     linear(ctx, &lw->wo, s->xn, T, y);
 }
 
@@ -112,19 +112,19 @@ static void layer_forward(vwn_context *ctx, const vwn_layer_weights *lw, int32_t
     double t0 = vwn_time_us();
 
     /* attention, wrapped */
-    vwn_ghc_before(hp, &lw->attn_ghc, ctx->ops, s->wide, T, s->coef, s->x, s->carry, ctx->n_threads);
+    vwn_ghc_before(hp, &lw->attn_ghc, ctx->ops, s->wide, T, s->coef, s->x, s->carry, ctx->n_run);
     double t1 = vwn_time_us();
     attention_sublayer(ctx, lw, s->x, T, p0, k_cache, v_cache, s->y);
     double t2 = vwn_time_us();
-    vwn_ghc_after(hp, ctx->ops, s->coef, s->y, T, s->carry, ctx->n_threads);
+    vwn_ghc_after(hp, ctx->ops, s->coef, s->y, T, s->carry, ctx->n_run);
     tmp = s->wide; s->wide = s->carry; s->carry = tmp;
 
     /* FFN, wrapped */
-    vwn_ghc_before(hp, &lw->ffn_ghc, ctx->ops, s->wide, T, s->coef, s->x, s->carry, ctx->n_threads);
+    vwn_ghc_before(hp, &lw->ffn_ghc, ctx->ops, s->wide, T, s->coef, s->x, s->carry, ctx->n_run);
     double t3 = vwn_time_us();
     ffn_sublayer(ctx, lw, s->x, T, s->y);
     double t4 = vwn_time_us();
-    vwn_ghc_after(hp, ctx->ops, s->coef, s->y, T, s->carry, ctx->n_threads);
+    vwn_ghc_after(hp, ctx->ops, s->coef, s->y, T, s->carry, ctx->n_run);
     tmp = s->wide; s->wide = s->carry; s->carry = tmp;
     double t5 = vwn_time_us();
 

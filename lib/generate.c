@@ -12,6 +12,7 @@
 #include "common.h"
 
 #include <limits.h>
+#include <stdio.h>
 #include <string.h>
 
 vwn_generate_params vwn_generate_default_params(void) {

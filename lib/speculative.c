@@ -26,11 +26,9 @@ static int32_t argmax(const float *x, int32_t n) {
 
 static bool sampler_greedy(const vwn_sampler *s) { return s == NULL || vwn_sampler_is_greedy(s); }
 
-vwn_status vwn_draft(vwn_context *ctx, int32_t next_token, int32_t depth, vwn_sampler *sampler,
-                     int32_t *out_drafts, float *out_draft_probs, int32_t *out_n_drafts) {
-    vwn_clear_error();
-    vwn_status st = vwn_check_handle(ctx, VWN_MAGIC_CONTEXT, "context");
-    if (st) return st;
+static vwn_status draft(vwn_context *ctx, int32_t next_token, int32_t depth, vwn_sampler *sampler,
+                        int32_t *out_drafts, float *out_draft_probs, int32_t *out_n_drafts) {
+    vwn_status st;
     if (out_n_drafts) *out_n_drafts = 0;
     const vwn_hparams *hp = &ctx->model->hp;
     if (hp->mtp_depth == 0) return vwn_fail(VWN_ERR_NO_MTP, "the model has no MTP modules to draft with");
@@ -93,10 +91,8 @@ vwn_status vwn_draft(vwn_context *ctx, int32_t next_token, int32_t depth, vwn_sa
     return VWN_OK;
 }
 
-vwn_status vwn_verify(vwn_context *ctx, vwn_sampler *sampler, int32_t *out_tokens, int32_t *out_n) {
-    vwn_clear_error();
-    vwn_status st = vwn_check_handle(ctx, VWN_MAGIC_CONTEXT, "context");
-    if (st) return st;
+static vwn_status verify(vwn_context *ctx, vwn_sampler *sampler, int32_t *out_tokens, int32_t *out_n) {
+    vwn_status st;
     if (out_n) *out_n = 0;
     if (!out_tokens || !out_n) return vwn_fail(VWN_ERR_INVALID_ARG, "out_tokens or out_n is NULL");
     if (ctx->draft_n == 0) return vwn_fail(VWN_ERR_NO_DRAFT, "verify needs a pending draft: call vwn_draft first");
@@ -193,5 +189,28 @@ vwn_status vwn_verify(vwn_context *ctx, vwn_sampler *sampler, int32_t *out_token
 fail:
     vwn_context_truncate_internal(ctx, n0);
     ctx->logits_count = 0;
+    return st;
+}
+
+/* ---- public entry points: handle check, thread budget ---------------------------------------- */
+
+vwn_status vwn_draft(vwn_context *ctx, int32_t next_token, int32_t depth, vwn_sampler *sampler,
+                     int32_t *out_drafts, float *out_draft_probs, int32_t *out_n_drafts) {
+    vwn_clear_error();
+    vwn_status st = vwn_check_handle(ctx, VWN_MAGIC_CONTEXT, "context");
+    if (st) return st;
+    vwn_ctx_begin(ctx);
+    st = draft(ctx, next_token, depth, sampler, out_drafts, out_draft_probs, out_n_drafts);
+    vwn_ctx_end(ctx);
+    return st;
+}
+
+vwn_status vwn_verify(vwn_context *ctx, vwn_sampler *sampler, int32_t *out_tokens, int32_t *out_n) {
+    vwn_clear_error();
+    vwn_status st = vwn_check_handle(ctx, VWN_MAGIC_CONTEXT, "context");
+    if (st) return st;
+    vwn_ctx_begin(ctx);
+    st = verify(ctx, sampler, out_tokens, out_n);
+    vwn_ctx_end(ctx);
     return st;
 }

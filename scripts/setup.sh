@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(build-essential cmake ninja-build pkg-config clang libomp-dev libclang-rt-14-dev
-              libmimalloc-dev libutf8proc-dev python3 python3-venv python3-pip python3-numpy python3-torch
+              libmimalloc-dev libutf8proc-dev python3 python3-venv python3-pip python3-numpy python3-torch libopenblas0-openmp
               valgrind)
 
 if [ "${VWN_SKIP_APT:-0}" != 1 ]; then
@@ -30,6 +30,6 @@ fi
 .venv/bin/pip install -q --disable-pip-version-check -r tools/requirements.txt
 
 # The library, the vwn command, examples and C tests (clang: OpenMP from LLVM's libomp).
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ >/dev/null
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_COMPILER=clang >/dev/null
 cmake --build build
 echo "setup: built build/bin/vwn and build/lib/libvwn.so"

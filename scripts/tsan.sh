@@ -5,7 +5,7 @@
 #
 # The build has no OpenMP (libomp is not TSan-instrumented and gives false reports; each context
 # then computes on its calling thread) and libc malloc (mimalloc is not instrumented either).
-# VWN_WERROR is off only because lib/ops/matmul.c has a function unused without OpenMP.
+# VWN_WERROR is off: without OpenMP some thread helpers are unused (warnings, not errors, here).
 #
 #   scripts/tsan.sh              (build dir: $VWN_TSAN_BUILD, default build-tsan)
 #   VWN_STRESS_OPS=1000 VWN_STRESS_SEEDS="1 2 3" scripts/tsan.sh

@@ -138,6 +138,7 @@ PROTOTYPES = {
     "vwn_version_number": (C.c_uint32, []),
     "vwn_status_string": (_s, [_st]),
     "vwn_last_error": (_s, []),
+    "vwn_last_status": (C.c_int, []),
     "vwn_type_name": (_s, [_i32]),
     "vwn_simd_best": (C.c_int, []),
     "vwn_simd_supported": (_b, [C.c_int]),

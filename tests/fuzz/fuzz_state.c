@@ -20,6 +20,8 @@
 
 static vwn_model *st_model;
 static vwn_context *st_ctx[ST_CTXS];
+static uint8_t *st_start[ST_CTXS];   /* each context's starting point: 5 tokens decoded */
+static uint64_t st_start_n[ST_CTXS];
 static uint8_t *st_before, *st_after;
 static uint64_t st_cap;
 
@@ -60,6 +62,14 @@ static void st_setup(void) {
     st_ctx[1] = st_new_context(64, 1, true, true);
     st_ctx[2] = st_new_context(64, 8, false, false);
     st_ctx[3] = st_new_context(12, 4, true, false);
+    const int32_t start[5] = {3, 1, 4, 1, 5};
+    for (int i = 0; i < ST_CTXS; i++) {
+        for (int k = 0; k < 5; k++) FUZZ_CHECK(vwn_decode(st_ctx[i], start + k, 1) == VWN_OK); /* n_batch may be 1 */
+        st_start_n[i] = st_save(st_ctx[i], &st_before);
+        st_start[i] = malloc((size_t)st_start_n[i]);
+        FUZZ_CHECK(st_start[i] != NULL);
+        memcpy(st_start[i], st_before, (size_t)st_start_n[i]);
+    }
     const char *seeds = getenv("VWN_FUZZ_WRITE_SEEDS");
     if (seeds && *seeds) {
         st_write_seeds(seeds);
@@ -78,7 +88,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     st_setup();
     if (size < 1) return 0;
     const uint8_t flags = data[0];
-    vwn_context *ctx = st_ctx[(flags >> 1) & 3];
+    const int which = (flags >> 1) & 3;
+    vwn_context *ctx = st_ctx[which];
     const uint8_t *state = data + 1;
     const size_t n = size - 1;
     uint8_t *copy = NULL;
@@ -91,11 +102,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         state = copy;
     }
 
-    /* a known starting point: a few tokens */
-    FUZZ_CHECK(vwn_context_clear(ctx) == VWN_OK);
-    const int32_t start[5] = {3, 1, 4, 1, 5};
-    for (int i = 0; i < 5; i++) FUZZ_CHECK(vwn_decode(ctx, start + i, 1) == VWN_OK); /* n_batch may be 1 */
-    const uint64_t nb = st_save(ctx, &st_before);
+    /* a known starting point: the 5 tokens of the setup */
+    FUZZ_CHECK(vwn_state_load(ctx, st_start[which], st_start_n[which]) == VWN_OK);
+    const uint64_t nb = st_start_n[which];
 
     const vwn_status st = vwn_state_load(ctx, state, n);
     if (st != VWN_OK) {
@@ -104,7 +113,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                    st == VWN_ERR_OUT_OF_MEMORY);
         FUZZ_CHECK(vwn_last_error()[0] != '\0');
         const uint64_t na = st_save(ctx, &st_after);
-        FUZZ_CHECK(na == nb && memcmp(st_before, st_after, (size_t)nb) == 0);
+        FUZZ_CHECK(na == nb && memcmp(st_start[which], st_after, (size_t)nb) == 0);
     } else {
         /* loaded: the context must work, and its state must save and load back unchanged */
         const uint64_t na = st_save(ctx, &st_after);

@@ -37,6 +37,7 @@ typedef struct vwnpy_stream {
     bool finished;          /* the producer is done         */
     bool waiting;           /* the consumer sleeps on cv    */
     bool out_of_memory;
+    bool fast;              /* the previous wait did not block for batch_us: tokens come fast */
 } vwnpy_stream;
 
 VWNPY_API vwnpy_stream *vwnpy_stream_new(void) {
@@ -133,30 +134,45 @@ VWNPY_API void vwnpy_stream_sizes(vwnpy_stream *s, int64_t *out_text_len, int64_
     pthread_mutex_unlock(&s->mu);
 }
 
+/* now + us as an absolute CLOCK_REALTIME time, for pthread_cond_timedwait. */
+static struct timespec deadline_after(int64_t us) {
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    t.tv_sec += (time_t)(us / 1000000);
+    t.tv_nsec += (long)(us % 1000000) * 1000;
+    if (t.tv_nsec >= 1000000000L) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000L;
+    }
+    return t;
+}
+
+static int64_t monotonic_us(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000 + t.tv_nsec / 1000;
+}
+
 /* Blocks until text or tokens are pending or the producer finished, or for at most timeout_us
- * microseconds when timeout_us > 0 (so the caller can look at its signals). When nothing is pending
- * on entry it first sleeps batch_us microseconds, so a fast generation hands over several tokens
- * per wake-up. Sets the pending sizes; returns 0 when the stream is finished and drained, 2 on a
- * timeout with nothing pending, else 1. */
-VWNPY_API int vwnpy_stream_wait(vwnpy_stream *s, int64_t batch_us, int64_t timeout_us,
+ * microseconds when timeout_us > 0 (so the caller can look at its signals). Batching: first
+ * batch_us are let pass -- cut short only by the end of the generation -- so that several tokens
+ * are handed over per wake-up: always with always_batch (the consumer then wakes at most every
+ * batch_us), else only while tokens come fast (the previous wait did not have to block for
+ * batch_us) and nothing is pending on entry (a slow generation wakes the consumer once per token).
+ * Sets the pending sizes; returns 0 when the stream is finished and drained, 2 on a timeout with
+ * nothing pending, else 1. */
+VWNPY_API int vwnpy_stream_wait(vwnpy_stream *s, int64_t batch_us, int always_batch, int64_t timeout_us,
                                 int64_t *out_text_len, int64_t *out_n_tokens) {
     pthread_mutex_lock(&s->mu);
-    if (s->text_len == 0 && s->n_tokens == 0 && !s->finished && batch_us > 0) {
-        pthread_mutex_unlock(&s->mu);
-        struct timespec ts = {(time_t)(batch_us / 1000000), (long)(batch_us % 1000000) * 1000};
-        nanosleep(&ts, NULL);
-        pthread_mutex_lock(&s->mu);
-    }
-    struct timespec deadline = {0, 0};
-    if (timeout_us > 0) {
-        clock_gettime(CLOCK_REALTIME, &deadline);
-        deadline.tv_sec += (time_t)(timeout_us / 1000000);
-        deadline.tv_nsec += (long)(timeout_us % 1000000) * 1000;
-        if (deadline.tv_nsec >= 1000000000L) {
-            deadline.tv_sec++;
-            deadline.tv_nsec -= 1000000000L;
+    const bool empty = s->text_len == 0 && s->n_tokens == 0;
+    if (batch_us > 0 && !s->finished && (always_batch || (s->fast && empty))) {
+        /* waiting stays false: new tokens do not signal, only vwnpy_stream_finish does */
+        const struct timespec batch_end = deadline_after(batch_us);
+        while (!s->finished && pthread_cond_timedwait(&s->cv, &s->mu, &batch_end) != ETIMEDOUT) {
         }
     }
+    const int64_t t0 = monotonic_us();
+    const struct timespec deadline = deadline_after(timeout_us > 0 ? timeout_us : 0);
     bool timed_out = false;
     while (s->text_len == 0 && s->n_tokens == 0 && !s->finished && !timed_out) {
         s->waiting = true;
@@ -169,6 +185,7 @@ VWNPY_API int vwnpy_stream_wait(vwnpy_stream *s, int64_t batch_us, int64_t timeo
     *out_text_len = (int64_t)s->text_len;
     *out_n_tokens = (int64_t)s->n_tokens;
     int rc = s->text_len > 0 || s->n_tokens > 0 ? 1 : s->finished ? 0 : 2;
+    if (rc == 1) s->fast = monotonic_us() - t0 < batch_us;
     pthread_mutex_unlock(&s->mu);
     return rc;
 }

@@ -1,9 +1,9 @@
 """test_vwn.py -- tests of the installed `vwn` Python package (pip install ./bindings/python).
 
-Small random models are made with tools/random_checkpoint.py and tools/convert.py (bytes tokenizer,
-V = 256; run by $VWN_TOOLS_PYTHON, default this Python). Outputs are compared with the C command line tool ($VWN_BIN, default
-/work/main/build/bin/vwn; those tests are skipped when it is missing): logits to 1e-6, greedy text
-byte for byte, token ids exactly.
+Small random models are made with tools/random_checkpoint.py and tools/convert.py (bytes
+tokenizer, V = 256; run by $VWN_TOOLS_PYTHON, default this Python). Outputs are compared with the
+C command line tool ($VWN_BIN, default /work/main/build/bin/vwn; those tests are skipped when it
+is missing): logits to 1e-6, greedy text byte for byte, token ids exactly.
 
     /work/main/.venv/bin/python -m pytest bindings/python/tests -q
 """
@@ -61,6 +61,18 @@ def models(model_files):
     yield ms
     for m in ms.values():
         m.close()
+
+
+DEMO = ROOT / "models" / "demo.gguf"
+
+
+def pick(key, models, model_files):
+    """(Model, path) of a test model; "demo" is models/demo.gguf (skipped when absent)."""
+    if key == "demo":
+        if not DEMO.exists():
+            pytest.skip("models/demo.gguf is not there")
+        return vwn.Model(DEMO), DEMO
+    return models[key], model_files[key]
 
 
 def cli(*args, check=True):
@@ -141,7 +153,7 @@ def test_tokenize_matches_cli(models, model_files):
 
 
 def test_tokenize_demo_model_matches_cli():
-    demo = ROOT / "models" / "demo.gguf"
+    demo = DEMO
     if not demo.exists():
         pytest.skip("models/demo.gguf is not there")
     with vwn.Model(demo) as m:
@@ -156,11 +168,11 @@ def test_tokenize_demo_model_matches_cli():
 # ---- logits against the C tool -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("key", sorted(CONFIGS))
+@pytest.mark.parametrize("key", sorted(CONFIGS) + ["demo"])
 def test_logits_match_cli(models, model_files, tmp_path, key):
-    m = models[key]
+    m, path = pick(key, models, model_files)
     out = tmp_path / "logits.npy"
-    cli("logits", model_files[key], "--tokens", ",".join(map(str, TOKENS)), "--all",
+    cli("logits", path, "--tokens", ",".join(map(str, TOKENS)), "--all",
         *(["--mtp"] if m.mtp_depth else []), "-t", THREADS, "-o", out)
     want = np.load(out)
     with vwn.Context(m, n_ctx=64, logits_all=True, n_threads=THREADS) as ctx:
@@ -194,19 +206,25 @@ def test_incremental_decode_equals_batch(models):
 # ---- generation against the C tool ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("key", ["mtp2", "plain"])
+@pytest.mark.parametrize("key", ["mtp2", "plain", "demo"])
 def test_greedy_generation_matches_cli(models, model_files, key):
-    m = models[key]
+    m, path = pick(key, models, model_files)
     n = 40
-    r = cli("run", model_files[key], "--prompt", PROMPT, "-n", n, "--greedy", "-t", THREADS)
+    r = cli("run", path, "--prompt", PROMPT, "-n", n, "--greedy", "-t", THREADS)
     assert r.stdout.startswith(PROMPT.encode())
     want = r.stdout[len(PROMPT):]
     with vwn.Context(m, n_ctx=256, n_threads=THREADS, mtp=False) as ctx:
         assert ctx.generate_bytes(PROMPT, n_predict=n, greedy=True) == want
         ctx.clear()
         assert b"".join(ctx.generate(PROMPT, n_predict=n, greedy=True, as_bytes=True)) == want
-        assert ctx.last_stats.n_generated == n
-        assert ctx.last_stats.stop_reason == vwn.StopReason.BUDGET
+        if key != "demo":  # the demo model may end its text early
+            assert ctx.last_stats.n_generated == n
+            assert ctx.last_stats.stop_reason == vwn.StopReason.BUDGET
+        if m.mtp_depth:  # greedy speculative decoding gives the same text
+            for depth in range(1, m.mtp_depth + 1):
+                with vwn.Context(m, n_ctx=256, n_threads=THREADS) as spec:
+                    assert spec.generate_bytes(PROMPT, n_predict=n, greedy=True,
+                                               spec_depth=depth) == want
 
 
 def test_generate_forms_agree(models):
@@ -224,6 +242,9 @@ def test_generate_forms_agree(models):
         g = ctx.generate(PROMPT, n_predict=30, greedy=True)
         assert "".join(g) == text_bytes.decode("utf-8", "replace")
         assert g.tokens == toks and g.stats.n_generated == 30
+        ctx.clear()
+        g = ctx.generate(PROMPT, n_predict=30, greedy=True, stream_interval=0.01, as_bytes=True)
+        assert b"".join(g) == text_bytes and g.tokens == toks
         # a token-id prompt gives the same as the text prompt
         ctx.clear()
         assert ctx.generate_tokens(m.tokenize(PROMPT), n_predict=30, greedy=True) == toks

@@ -401,7 +401,8 @@ class Model:
                 _check(L.vwn_model_tensor_read_f32(self._ptr, name.encode(),
                                                    a.ctypes.data_as(L._F32P), a.size))
                 return a
-        raise VwnError(Status.INVALID_ARG, "no tensor named '%s' in %s" % (name, os.fsdecode(self.path)))
+        raise VwnError(Status.INVALID_ARG,
+                       "no tensor named '%s' in %s" % (name, os.fsdecode(self.path)))
 
     # tokenizer
     @property
@@ -959,7 +960,7 @@ class Context:
                  presence_penalty: float = 0.0, penalty_last_n: int = 64,
                  sampler: Optional[Sampler] = None, stop_at_eog: bool = True,
                  add_special: bool = True, parse_special: bool = False,
-                 as_bytes: bool = False) -> "Generation":
+                 as_bytes: bool = False, stream_interval: float = 0.0) -> "Generation":
         """Streams generated text: an iterator of str pieces (bytes with as_bytes) yielded as the
         library produces them.
 
@@ -968,11 +969,11 @@ class Context:
         (the bundled libvwnpy) that appends each kept token's text to a buffer which this
         iterator drains, so there is no per-token Python round trip: the C loop never waits for
         the GIL or the consumer. A piece may hold the text of several tokens (those produced
-        while the consumer was busy, or within 1 ms). Stopping early (break, close(), leaving
-        a `with` block, or the iterator being garbage collected) stops the C loop at its next
-        token and joins the thread. The library runs ahead of a slow consumer, so after an early
-        stop the context may hold a few more generated tokens than were yielded (.tokens of the
-        iterator lists them all; truncate() rewinds).
+        while the consumer was busy, or within 1 ms of each other). Stopping early (break,
+        close(), leaving a `with` block, or the iterator being garbage collected) stops the C
+        loop at its next token and joins the thread. The library runs ahead of a slow consumer,
+        so after an early stop the context may hold a few more generated tokens than were
+        yielded (.tokens of the iterator lists them all; truncate() rewinds).
 
         prompt: text (tokenized with add_special / parse_special), or token ids; [] continues
         the context. n_predict: token budget (< 0: until end-of-generation or a full context).
@@ -980,20 +981,24 @@ class Context:
         greedy=True (or temperature <= 0) takes the argmax; sampler= uses your Sampler instead.
         stop: strings (str or bytes) that end the generation (not emitted). spec_depth:
         speculative decoding with the MTP heads (0 off, 1..mtp_depth fixed depth, -1 adaptive);
-        the output follows the same distribution (identical text when greedy). Errors raise VwnError from the iterator.
+        the output follows the same distribution (identical text when greedy). as_bytes: yield
+        the exact bytes instead of str. stream_interval: 0 (default) hands each piece over as
+        soon as it is produced; > 0 hands over the text at most every stream_interval seconds,
+        which saves thread wake-ups -- worth it when the compute threads occupy every core, where
+        each wake-up of the consuming thread can preempt them. Errors raise VwnError from the
+        iterator.
         """
         plan = _GenPlan(self, prompt, n_predict, temperature, top_k, top_p, min_p, repeat_penalty,
                         frequency_penalty, presence_penalty, penalty_last_n, seed, greedy, stop,
                         spec_depth, sampler, stop_at_eog, add_special, parse_special)
-        return Generation(self, plan, as_bytes)
+        return Generation(self, plan, as_bytes, stream_interval)
 
     def generate_bytes(self, prompt: Union[str, bytes, TokensLike], n_predict: int = 128,
                        **kwargs: Any) -> bytes:
-        """Generates in the calling thread (no background thread, compute without the GIL) and
-        returns the exact bytes of the generated text. Arguments as generate()."""
-        pieces: List[bytes] = []
-        self._run_sync(prompt, n_predict, kwargs, lambda tok, data: pieces.append(data))
-        return b"".join(pieces)
+        """Runs the generation to its end and returns the exact bytes of the generated text.
+        The same C loop as generate(), drained in large batches (no Python code runs per token;
+        Ctrl-C still stops it within 0.1 s). Keyword arguments as generate()."""
+        return self._run_to_end(prompt, n_predict, kwargs)[0]
 
     def generate_text(self, prompt: Union[str, bytes, TokensLike], n_predict: int = 128,
                       **kwargs: Any) -> str:
@@ -1002,39 +1007,21 @@ class Context:
 
     def generate_tokens(self, prompt: Union[str, bytes, TokensLike], n_predict: int = 128,
                         **kwargs: Any) -> List[int]:
-        """Generates in the calling thread and returns the generated token ids (stop strings
+        """Runs the generation to its end and returns the generated token ids (stop strings
         apply to the text as in generate(); the token that completes a stop string is included).
         Arguments as generate()."""
-        toks: List[int] = []
-        self._run_sync(prompt, n_predict, kwargs,
-                       lambda tok, data: toks.append(tok) if tok >= 0 else None)
-        return toks
+        return self._run_to_end(prompt, n_predict, kwargs)[1]
 
-    def _run_sync(self, prompt: Any, n_predict: int, kwargs: Dict[str, Any],
-                  sink: Callable[[int, bytes], None]) -> None:
+    def _run_to_end(self, prompt: Any, n_predict: int,
+                    kwargs: Dict[str, Any]) -> Tuple[bytes, List[int]]:
         kwargs.pop("as_bytes", None)
         plan = _GenPlan.from_kwargs(self, prompt, n_predict, kwargs)
-        failure: List[BaseException] = []
-
-        def callback(token: int, piece: Optional[int], n: int, user: Any) -> bool:
-            try:
-                sink(token, ctypes.string_at(piece, n) if piece and n > 0 else b"")
-                return True
-            except BaseException as e:  # KeyboardInterrupt included: stop, re-raise below
-                failure.append(e)
-                return False
-
-        ptr = self._acquire()
+        g = Generation(self, plan, as_bytes=True, interval=_INTERVAL_TO_END)
         try:
-            st, stats = plan.run(ptr, L.vwn_token_callback(callback))
-            if st:
-                raise _error(st)
+            text = b"".join(g)
         finally:
-            self._busy.release()
-            plan.close()
-        self.last_stats = stats
-        if failure:
-            raise failure[0]
+            g.close()
+        return text, g.tokens
 
 
 # ---- generation --------------------------------------------------------------------------------
@@ -1130,13 +1117,16 @@ class _GenState:
     """What the background thread shares with a Generation (and nothing that refers back to the
     Generation, so dropping the iterator runs its __del__ and stops the thread). The pieces travel
     through a libvwnpy stream: its C callback never takes the GIL."""
-    __slots__ = ("stream", "thread", "tokens", "error", "stats", "__weakref__")
+    __slots__ = ("stream", "batch_us", "always_batch", "thread", "tokens", "error", "stats",
+                 "__weakref__")
 
-    def __init__(self) -> None:
+    def __init__(self, batch_us: int, always_batch: bool) -> None:
         ptr = L.vwnpy_stream_new()
         if not ptr:
             raise MemoryError("vwn: cannot allocate a generation stream")
         self.stream = _Handle(ptr, L.vwnpy_stream_free)
+        self.batch_us = batch_us
+        self.always_batch = always_batch
         self.thread: Optional[threading.Thread] = None
         self.tokens: List[int] = []
         self.error: Optional[BaseException] = None
@@ -1162,13 +1152,14 @@ class _GenState:
     def take(self) -> Optional[bytes]:
         """Blocks (in C, without the GIL) until the generation has produced something, and returns
         the text produced since the last call (b"" if only tokens without text); None once the
-        generation has finished and everything was taken. A fast generation is handed over in
-        batches: when nothing is pending the wait first sleeps _BATCH_US."""
+        generation has finished and everything was taken. Text is handed over in batches: of
+        what came within batch_us while tokens come fast, and of everything every batch_us with
+        always_batch (see vwnpy_stream_wait)."""
         text_len, n_tokens = c_int64(), c_int64()
         while True:
             # a bounded wait, so Ctrl-C (KeyboardInterrupt) reaches the consumer within 0.1 s
-            rc = L.vwnpy_stream_wait(self.stream, _BATCH_US, 100000, byref(text_len),
-                                     byref(n_tokens))
+            rc = L.vwnpy_stream_wait(self.stream, self.batch_us, self.always_batch, 100000,
+                                     byref(text_len), byref(n_tokens))
             if rc == 0:
                 return None
             if rc == 1:
@@ -1182,8 +1173,11 @@ class _GenState:
             self._take(0, n_tokens.value)
 
 
-# Longest extra latency (microseconds) the streaming iterator adds to a piece; see _GenState.take.
+# Tokens that come within this many microseconds of each other are handed over together by the
+# streaming iterator (stream_interval=0); see _GenState.take.
 _BATCH_US = 1000
+# generate_text/_bytes/_tokens only want the end: they take the text every 50 ms.
+_INTERVAL_TO_END = 0.05
 
 _running: "weakref.WeakSet[_GenState]" = weakref.WeakSet()
 
@@ -1219,10 +1213,14 @@ class Generation(Iterator[Any]):
     .tokens: the token ids generated so far; .stats: GenerateStats once finished; close() (or a
     `with` block, or dropping the iterator) stops the generation and joins its thread."""
 
-    def __init__(self, ctx: Context, plan: _GenPlan, as_bytes: bool) -> None:
+    def __init__(self, ctx: Context, plan: _GenPlan, as_bytes: bool,
+                 interval: float = 0.0) -> None:
         self._ctx = ctx
         self._plan: Optional[_GenPlan] = plan
-        self._state = _GenState()
+        if interval > 0:
+            self._state = _GenState(max(int(interval * 1e6), 1), True)
+        else:
+            self._state = _GenState(_BATCH_US, False)
         self._as_bytes = as_bytes
         self._decoder = None if as_bytes else codecs.getincrementaldecoder("utf-8")("replace")
         self._finished = False

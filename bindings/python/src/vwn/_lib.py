@@ -143,7 +143,8 @@ _F32P = POINTER(c_float)
 
 def _missing(name):
     def call(*args):
-        raise NotImplementedError("vwn: the loaded library (%s) has no function %s" % (LIB_PATH, name))
+        raise NotImplementedError("vwn: the loaded library (%s) has no function %s"
+                                  % (LIB_PATH, name))
     return call
 
 
@@ -234,7 +235,7 @@ _fn("vwn_state_save_file", vwn_status, _P, c_char_p)
 _fn("vwn_state_load_file", vwn_status, _P, c_char_p)
 
 
-# ---- libvwnpy: the streaming callback -------------------------------------------------------------
+# ---- libvwnpy: the streaming callback ----------------------------------------------------------
 
 
 def _sfn(name, restype, *argtypes):
@@ -251,7 +252,8 @@ _sfn("vwnpy_stream_stop", None, _P)
 _sfn("vwnpy_stream_finish", None, _P)
 _sfn("vwnpy_stream_out_of_memory", c_bool, _P)
 _sfn("vwnpy_stream_sizes", None, _P, POINTER(c_int64), POINTER(c_int64))
-_sfn("vwnpy_stream_wait", c_int, _P, c_int64, c_int64, POINTER(c_int64), POINTER(c_int64))
+_sfn("vwnpy_stream_wait", c_int, _P, c_int64, c_int, c_int64, POINTER(c_int64),
+     POINTER(c_int64))
 _sfn("vwnpy_stream_take", None, _P, c_char_p, c_int64, POINTER(c_int64), _I32P, c_int64,
      POINTER(c_int64))
 # the C function itself as a vwn_token_callback: calling it never enters Python
