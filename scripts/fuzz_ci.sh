@@ -12,8 +12,10 @@ ROOT=$PWD
 export VWN_FUZZ_BUILD="${VWN_FUZZ_BUILD:-$ROOT/build-fuzz}"
 SECS="${VWN_FUZZ_SECONDS:-20}"
 
+mkdir -p "$VWN_FUZZ_BUILD"
 cmake -S . -B "$VWN_FUZZ_BUILD" -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
-  -DVWN_FUZZ=ON -DVWN_BUILD_TESTS=OFF -DVWN_BUILD_CLI=OFF >/dev/null || exit 1
+  -DVWN_FUZZ=ON -DVWN_BUILD_TESTS=OFF -DVWN_BUILD_CLI=OFF >"$VWN_FUZZ_BUILD/configure.log" 2>&1 ||
+  { cat "$VWN_FUZZ_BUILD/configure.log" >&2; exit 1; }
 nice cmake --build "$VWN_FUZZ_BUILD" --target fuzz_gguf fuzz_tokenizer fuzz_state >/dev/null || exit 1
 [ -d "$VWN_FUZZ_BUILD/corpus/seeds" ] || tests/fuzz/make_corpus.sh "$VWN_FUZZ_BUILD/corpus" || exit 1
 
