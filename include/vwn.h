@@ -415,8 +415,9 @@ VWN_API bool vwn_sampler_is_greedy(const vwn_sampler *smpl);
  * ------------------------------------------------------------------------------------------- */
 
 /* Called for each kept token with the text it completes. piece holds whole UTF-8 characters only
- * (bytes of a character split over tokens are held back until complete); piece_len may be 0.
- * Return false to stop the generation. */
+ * (bytes of a character split over tokens are held back until complete, and so is text that may be
+ * the start of a stop string); piece_len may be 0. At the end, text still held back is flushed by
+ * one last call with token = -1. Return false to stop the generation. */
 typedef bool (*vwn_token_callback)(int32_t token, const char *piece, int32_t piece_len,
                                    void *user_data);
 

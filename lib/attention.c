@@ -42,6 +42,7 @@ void vwn_attention(const vwn_ops *ops, const float *q, const float *k_cache, con
      * run back to back, so its keys and values are read from memory once and then from cache */
     const int64_t n_items = (int64_t)T * n_head_kv;
     const int64_t work = n_items * (int64_t)(p0 + T) * hd * group;
+    (void)work; /* only used by the OpenMP clause */
 #ifdef VWN_OPENMP
 #pragma omp parallel for num_threads(n_threads) schedule(dynamic, 1) if (n_items > 1 && work > 65536)
 #endif

@@ -283,14 +283,14 @@ vwn_status vwn_decode(vwn_context *ctx, const int32_t *tokens, int32_t n_tokens)
     if (st) return st;
     if (n_tokens < 1) return vwn_fail(VWN_ERR_INVALID_ARG, "n_tokens = %d, at least 1 token is needed", n_tokens);
     if (!tokens) return vwn_fail(VWN_ERR_INVALID_ARG, "tokens is NULL");
+    if (n_tokens > ctx->params.n_ctx - ctx->n_past)
+        return vwn_fail(VWN_ERR_CONTEXT_FULL, "%d tokens do not fit: the context holds %d of %d positions",
+                        n_tokens, ctx->n_past, ctx->params.n_ctx);
     const int32_t V = ctx->model->hp.n_vocab;
     for (int32_t i = 0; i < n_tokens; i++)
         if (tokens[i] < 0 || tokens[i] >= V)
             return vwn_fail(VWN_ERR_TOKEN_OUT_OF_RANGE, "token %d at index %d is outside the vocabulary [0, %d)",
                             tokens[i], i, V);
-    if (n_tokens > ctx->params.n_ctx - ctx->n_past)
-        return vwn_fail(VWN_ERR_CONTEXT_FULL, "%d tokens do not fit: the context holds %d of %d positions",
-                        n_tokens, ctx->n_past, ctx->params.n_ctx);
     if (ctx->params.logits_all && n_tokens > ctx->params.n_batch)
         return vwn_fail(VWN_ERR_BATCH_TOO_LARGE,
                         "%d tokens exceed n_batch = %d, the most whose logits_all outputs can be kept",

@@ -443,6 +443,7 @@ vwn_status vwn_sampler_reset(vwn_sampler *smpl) {
 }
 
 bool vwn_sampler_is_greedy(const vwn_sampler *smpl) {
-    if (!smpl || smpl->magic != VWN_MAGIC_SAMPLER) return false;
+    vwn_clear_error();
+    if (vwn_check_handle(smpl, VWN_MAGIC_SAMPLER, "sampler")) return false;
     return !smpl->custom && smpl->params.temperature <= 0.0f;
 }

@@ -1078,9 +1078,10 @@ static bool token_text(const vwn_tokenizer *t, const int32_t *tokens, int32_t i,
         if (remove_special) *n = 0;
         return true;
     }
-    /* llama: the dummy space of the first token and of a token after a control token */
+    /* llama: the dummy space the encoder puts before each piece of text: at the start and after
+     * a control or user-defined token (the encoder splits the text around both) */
     if (t->kind == VWN_TOKENIZER_LLAMA && *n > 0 && (*p)[0] == ' ' &&
-        (i == 0 || (t->flags[tokens[i - 1]] & F_CONTROL) || tokens[i - 1] == t->bos)) {
+        (i == 0 || (t->flags[tokens[i - 1]] & (F_CONTROL | F_USER)) || tokens[i - 1] == t->bos)) {
         (*p)++;
         (*n)--;
     }

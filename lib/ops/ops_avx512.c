@@ -29,7 +29,17 @@
 #define RB 8        /* rows per block                            */
 #define RT 4        /* float GEMM tile: rows                     */
 #define TT 6        /*                  tokens                   */
-#define RD 8        /* float decode tile: rows                   */
+#ifndef SMALL_RT1
+#define SMALL_RT1 8
+#endif
+#define SMALL_RT1_ /* small-T float tiles: rows for T = 1        */
+#define SMALL_RT2 8 /*                      rows for T = 2        */
+#ifndef PF_ROWS
+#define PF_ROWS 8
+#endif
+#define PF_ROWS_   /* small-T float: prefetch distance in rows  */
+#define MAX_RS 8    /* most rows of a float tile                 */
+#define MAX_TS 8    /* most tokens of a float tile               */
 #define QRT 4       /* Q8_0 GEMM tile: rows                      */
 #define QTT 3       /*                 tokens                    */
 #define QRD 4       /* Q8_0 decode tile: rows                    */
@@ -66,15 +76,23 @@ INLINE __mmask16 tail_mask(int64_t n) {
 
 /* ---- float weights (F32, F16, BF16) ------------------------------------------------------------ */
 
+/* rt rows x tt tokens over columns [c0, c1) (c1 - c0 a multiple of 16 unless c1 == cols).
+ * part: the tile's accumulators between column blocks (row i token j at part[i * TB + j]);
+ * first: start from zero, last: reduce into Y. n_pf: rows after the tile to prefetch as it goes,
+ * one cache line per row per step (small T: the tile streams its rows from memory once, and
+ * many interleaved short row streams defeat the hardware prefetcher). */
 INLINE void tile_float(int type, int rt, int tt, const char *w, size_t wstride, const float *x,
                        int64_t ldx, int64_t c0, int64_t c1, __m512 *part, bool first, bool last,
-                       float *y, int64_t ldy) {
-    __m512 acc[RD][TT];
+                       float *y, int64_t ldy, int n_pf) {
+    const int64_t esz = type == VWN_TYPE_F32 ? 4 : 2;
+    __m512 acc[MAX_RS][MAX_TS];
     for (int i = 0; i < rt; i++)
         for (int j = 0; j < tt; j++) acc[i][j] = first ? _mm512_setzero_ps() : part[i * TB + j];
     int64_t c = c0;
     for (; c + VL <= c1; c += VL) {
-        __m512 wv[RD];
+        __m512 wv[MAX_RS];
+        for (int i = 0; i < n_pf; i++)
+            _mm_prefetch(w + (PF_ROWS + i) * wstride + c * esz, _MM_HINT_T0);
         for (int i = 0; i < rt; i++) wv[i] = load_w(type, w + i * wstride, c);
         for (int j = 0; j < tt; j++) {
             __m512 xv = _mm512_loadu_ps(x + j * ldx + c);
@@ -83,7 +101,7 @@ INLINE void tile_float(int type, int rt, int tt, const char *w, size_t wstride, 
     }
     if (c < c1) {
         const __mmask16 m = tail_mask(c1 - c);
-        __m512 wv[RD];
+        __m512 wv[MAX_RS];
         for (int i = 0; i < rt; i++) wv[i] = load_w_tail(type, w + i * wstride, c, m);
         for (int j = 0; j < tt; j++) {
             __m512 xv = _mm512_maskz_loadu_ps(m, x + j * ldx + c);
@@ -97,19 +115,41 @@ INLINE void tile_float(int type, int rt, int tt, const char *w, size_t wstride, 
         }
 }
 
+/* Small T (decode and draft verification, memory-bound): tiles of rt rows x all T tokens over the
+ * whole row, so each weight is loaded (and widened) once for all tokens; rows after the tile are
+ * prefetched PF_ROWS ahead. Same accumulation per (row, token) as the GEMM below. */
+INLINE void small_float(int type, int rt, int tt, const vwn_mat *W, const float *X, int64_t ldx,
+                        float *Y, int64_t ldy, int64_t r0, int64_t r1) {
+    const char *base = W->data;
+    const size_t rs = W->row_bytes;
+    const int64_t cols = W->cols;
+    int64_t r = r0;
+    for (; r + rt <= r1; r += rt) {
+        const int64_t left = W->rows - (r + PF_ROWS);
+        const int n_pf = left < 0 ? 0 : left < rt ? (int)left : rt;
+        tile_float(type, rt, tt, base + r * rs, rs, X, ldx, 0, cols, NULL, true, true, Y + r, ldy,
+                   n_pf);
+    }
+    for (; r < r1; r++)
+        tile_float(type, 1, tt, base + r * rs, rs, X, ldx, 0, cols, NULL, true, true, Y + r, ldy, 0);
+}
+
 INLINE void matmul_float(int type, const vwn_mat *W, const float *X, int64_t ldx, int64_t T,
                          float *Y, int64_t ldy, int64_t r0, int64_t r1) {
     const char *base = W->data;
     const size_t rs = W->row_bytes;
     const int64_t cols = W->cols;
 
-    if (T == 1) {
-        int64_t r = r0;
-        for (; r + RD <= r1; r += RD)
-            tile_float(type, RD, 1, base + r * rs, rs, X, ldx, 0, cols, NULL, true, true, Y + r, ldy);
-        for (; r < r1; r++)
-            tile_float(type, 1, 1, base + r * rs, rs, X, ldx, 0, cols, NULL, true, true, Y + r, ldy);
-        return;
+    switch (T) {
+    case 1: small_float(type, SMALL_RT1, 1, W, X, ldx, Y, ldy, r0, r1); return;
+    case 2: small_float(type, SMALL_RT2, 2, W, X, ldx, Y, ldy, r0, r1); return;
+    case 3: small_float(type, 6, 3, W, X, ldx, Y, ldy, r0, r1); return;
+    case 4: small_float(type, 4, 4, W, X, ldx, Y, ldy, r0, r1); return;
+    case 5: small_float(type, 4, 5, W, X, ldx, Y, ldy, r0, r1); return;
+    case 6: small_float(type, 4, 6, W, X, ldx, Y, ldy, r0, r1); return;
+    case 7: small_float(type, 3, 7, W, X, ldx, Y, ldy, r0, r1); return;
+    case 8: small_float(type, 3, 8, W, X, ldx, Y, ldy, r0, r1); return;
+    default: break;
     }
 
     __m512 part[RB * TB];
@@ -130,17 +170,17 @@ INLINE void matmul_float(int type, const vwn_mat *W, const float *X, int64_t ldx
                     if (rt == RT) {
                         for (; t + TT <= tb; t += TT)
                             tile_float(type, RT, TT, w, rs, xb + t * ldx, ldx, c0, c1, pr + t,
-                                       first, last, yb + t * ldy + r, ldy);
+                                       first, last, yb + t * ldy + r, ldy, 0);
                         for (; t < tb; t++)
                             tile_float(type, RT, 1, w, rs, xb + t * ldx, ldx, c0, c1, pr + t,
-                                       first, last, yb + t * ldy + r, ldy);
+                                       first, last, yb + t * ldy + r, ldy, 0);
                     } else {
                         for (; t + TT <= tb; t += TT)
                             tile_float(type, 1, TT, w, rs, xb + t * ldx, ldx, c0, c1, pr + t,
-                                       first, last, yb + t * ldy + r, ldy);
+                                       first, last, yb + t * ldy + r, ldy, 0);
                         for (; t < tb; t++)
                             tile_float(type, 1, 1, w, rs, xb + t * ldx, ldx, c0, c1, pr + t,
-                                       first, last, yb + t * ldy + r, ldy);
+                                       first, last, yb + t * ldy + r, ldy, 0);
                     }
                     r += rt;
                 }
