@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# bench_all.sh -- the measurements behind docs/performance.md, in one run.
+#   scripts/bench_all.sh OUT_DIR [THREADS]
+# Makes the Llama-110M-shaped benchmark models (tools/bench_models.py) under $VWN_BENCH_MODELS
+# (default /tmp/vwn-bench), then runs `vwn bench` on each weight type with the three shapes
+# interleaved (ratios against the n=m=1 model), thread scaling, speculative decoding on the demo
+# model, and `vwn perplexity` of the demo model as F32, BF16 and Q8_0 on held-out text.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${1:?usage: scripts/bench_all.sh OUT_DIR [THREADS]}
+T=${2:-2}
+M=${VWN_BENCH_MODELS:-/tmp/vwn-bench}
+VWN=build/bin/vwn
+mkdir -p "$OUT" "$M"
+.venv/bin/python tools/bench_models.py "$M" >/dev/null
+
+for ty in f32 bf16 q8_0; do
+  echo "== decode/prefill, $ty, $T threads"
+  $VWN bench "$M/llama110m_m1n1.$ty.gguf" "$M/llama110m_m2n8.$ty.gguf" "$M/llama110m_m8n64.$ty.gguf" \
+    -t "$T" -p 256 -n 64 -r 3 --json | tee "$OUT/bench_$ty.txt"
+done
+
+echo "== thread scaling (q8_0 and f32, 1 vs $T threads)"
+for ty in f32 q8_0; do
+  for t in 1 "$T"; do
+    $VWN bench "$M/llama110m_m2n8.$ty.gguf" -t "$t" -p 256 -n 32 -r 3 --json | tail -1 > "$OUT/scaling_${ty}_t$t.json"
+    echo "$ty t=$t: $(cat "$OUT/scaling_${ty}_t$t.json")"
+  done
+done
+
+echo "== speculative decoding on the demo model"
+$VWN bench models/demo.gguf -t 1 -p 64 -n 128 -r 3 --spec 2 --json | tee "$OUT/spec_demo.txt"
+$VWN bench models/demo.gguf -t 1 -p 64 -n 128 -r 3 --spec 1 --json | tail -1 > "$OUT/spec_demo_d1.json"
+
+echo "== perplexity of the demo model: F32 vs BF16 vs Q8_0 (held-out text)"
+if [ -d runs/long/vwn ] || [ -n "${VWN_DEMO_CKPT:-}" ]; then
+  CK=${VWN_DEMO_CKPT:-runs/long/vwn}
+  tail -c 190000 ../shared/data/austen.txt > "$OUT/heldout.txt"
+  for ty in f32 bf16 q8_0; do
+    .venv/bin/python tools/convert.py "$CK" "$M/demo.$ty.gguf" --type "$ty" >/dev/null 2>&1
+    $VWN perplexity "$M/demo.$ty.gguf" --file "$OUT/heldout.txt" --json | tail -1 > "$OUT/ppl_$ty.json"
+    echo "$ty: $(cat "$OUT/ppl_$ty.json")"
+  done
+fi
