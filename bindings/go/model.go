@@ -194,12 +194,12 @@ func lenInt32(what string, n int) (C.int32_t, error) {
 
 // tokenError is the error of a failed int-returning tokenizer call (the C API gives only a
 // message; the status is inferred from the tokens).
+// tokenError is the error of a failed count-returning call (tokenize, detokenize, piece): the
+// library records its status in vwn_last_status. The caller holds the OS thread.
 func (m *Model) tokenError(tokens []int32) error {
-	st := ErrInvalidArg
-	for _, t := range tokens {
-		if t < 0 || int(t) >= m.info.NVocab {
-			st = ErrTokenOutOfRange
-		}
+	st := Status(C.vwn_last_status())
+	if st == 0 {
+		st = ErrInvalidArg
 	}
 	return &Error{Status: st, Message: C.GoString(C.vwn_last_error())}
 }
@@ -221,7 +221,7 @@ func (m *Model) Tokenize(text string, addSpecial, parseSpecial bool) ([]int32, e
 			tokens := make([]int32, capacity)
 			got := C.vwn_tokenize(p, bytesPtr(b), n, int32Ptr(tokens), C.int32_t(capacity), C.bool(addSpecial), C.bool(parseSpecial))
 			if got == math.MinInt32 {
-				return &Error{Status: ErrInvalidArg, Message: C.GoString(C.vwn_last_error())}
+				return m.tokenError(nil)
 			}
 			if got < 0 {
 				capacity = int(-got)

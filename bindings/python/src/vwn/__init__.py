@@ -440,7 +440,7 @@ class Model:
             buf = np.empty(cap, dtype=np.int32)
             n = L.vwn_tokenize(p, data, len(data), _i32p(buf), cap, add_special, parse_special)
             if n == L.INT32_MIN:
-                raise _error(Status.INVALID_ARG)
+                raise _error(Status(L.vwn_last_status() or Status.INVALID_ARG))
             if n >= 0:
                 return buf[:n].tolist()
             cap = -n
@@ -452,12 +452,8 @@ class Model:
         for _ in range(2):
             buf = ctypes.create_string_buffer(cap)
             n = fn(buf, cap)
-            if n == L.INT32_MIN:
-                status = Status.INVALID_ARG
-                if tokens is not None and tokens.size and (
-                        int(tokens.min()) < 0 or int(tokens.max()) >= self._info.n_vocab):
-                    status = Status.TOKEN_OUT_OF_RANGE
-                raise _error(status)
+            if n == L.INT32_MIN:  # the library says why (vwn_last_status)
+                raise _error(Status(L.vwn_last_status() or Status.INVALID_ARG))
             if n >= 0:
                 return buf.raw[:n]
             cap = -n

@@ -247,6 +247,7 @@ extern "C" {
     // errors
     pub fn vwn_status_string(status: vwn_status) -> *const c_char;
     pub fn vwn_last_error() -> *const c_char;
+    pub fn vwn_last_status() -> vwn_status;
 
     // types and SIMD
     pub fn vwn_type_name(type_: i32) -> *const c_char;

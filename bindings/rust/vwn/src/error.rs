@@ -122,6 +122,14 @@ impl Error {
         Error { status, message: msg.to_string_lossy().into_owned() }
     }
 
+    /// The error of the last failed libvwn call on this thread, with the status the library
+    /// recorded for it (`vwn_last_status`): for the calls that return a count, not a status.
+    pub(crate) fn last_call() -> Error {
+        // SAFETY: vwn_last_status reads thread-local storage and takes no arguments.
+        let raw = unsafe { sys::vwn_last_status() };
+        Error::last(Status::from_raw(raw).unwrap_or(Status::InvalidArg))
+    }
+
     /// The status code.
     pub fn status(&self) -> Status {
         self.status
