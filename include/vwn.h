@@ -269,8 +269,12 @@ typedef struct vwn_context_params {
     int32_t n_threads;      /* compute threads (default: number of cores, at most 8)          */
     bool logits_all;        /* keep the logits of every position of a call (default false:
                                only the last position)                                         */
-    bool mtp;               /* run the MTP modules during decode and keep their logits
-                               (default true when the model has MTP)                          */
+    bool mtp;               /* keep caches for the MTP modules, so that their logits can be
+                               read and drafts made (default true; off when the model has none).
+                               With logits_all they run with every vwn_decode; otherwise they run
+                               lazily -- when their logits are asked for, when drafting, or as one
+                               batch when they fall a ring's length behind -- so plain decoding
+                               pays almost nothing for them                                    */
     int32_t simd;           /* vwn_simd; VWN_SIMD_AUTO by default (environment VWN_SIMD may
                                name scalar|avx2|avx512|neon to force a level)                 */
     uint64_t memory_limit;  /* refuse to allocate more than this many bytes (0 = no limit)    */
@@ -302,9 +306,10 @@ VWN_API vwn_context_params vwn_context_get_params(const vwn_context *ctx);
 
 /* Appends n_tokens tokens at the next positions and runs the model over them (a whole prompt or one
  * token). The main model's logits are kept for the last position (or every position of the call with
- * logits_all). With MTP enabled, MTP module j (1-based) is run at every position i whose input token
- * t[i+j] is now known (so module j lags the main model by j positions) and its logits at i -- which
- * predict t[i+j+1] -- are kept for the positions computed by this call.
+ * logits_all). MTP module j (1-based) runs at every position i whose input token t[i+j] is known (so
+ * it lags the main model by j positions); its logits at i predict t[i+j+1]. With logits_all they are
+ * computed by this call for every position it brings module j to; otherwise only the logits of
+ * module j's last position (length - 1 - j) are available, computed when first asked for.
  * Errors: INVALID_ARG, BAD_HANDLE, TOKEN_OUT_OF_RANGE (nothing is appended), CONTEXT_FULL (nothing
  * is appended), ABORTED (the context is rolled back to its length before the call), OUT_OF_MEMORY. */
 VWN_API vwn_status vwn_decode(vwn_context *ctx, const int32_t *tokens, int32_t n_tokens);
@@ -314,9 +319,11 @@ VWN_API vwn_status vwn_decode(vwn_context *ctx, const int32_t *tokens, int32_t n
  * Errors: NOT_KEPT (not computed by the latest call, or not kept), INVALID_ARG, BAD_HANDLE. */
 VWN_API vwn_status vwn_get_logits(vwn_context *ctx, int32_t pos, const float **out_logits);
 
-/* Logits of MTP module j (1..mtp_depth) at absolute position pos (they predict t[pos+j+1]),
- * computed by the latest vwn_decode call; pos = -1 means the last position module j reached.
- * Errors: NO_MTP, NOT_KEPT, INVALID_ARG, BAD_HANDLE. */
+/* Logits of MTP module j (1..mtp_depth) at absolute position pos (they predict t[pos+j+1]).
+ * With logits_all: those computed by the latest vwn_decode call. Otherwise: only pos = length-1-j
+ * (the module's last position; pos = -1 means that one), computed on the first call -- which may run
+ * the lagging MTP modules, so it can also return ABORTED or OUT_OF_MEMORY. Borrowed like the logits.
+ * Errors: NO_MTP, NOT_KEPT, INVALID_ARG, BAD_HANDLE, ABORTED. */
 VWN_API vwn_status vwn_get_mtp_logits(vwn_context *ctx, int32_t j, int32_t pos,
                                       const float **out_logits);
 

@@ -80,7 +80,7 @@ static vwn_status make_plan(const vwn_model *m, const vwn_context_params *p, pla
     pl->logits = (size_t)pl->n_out * V;
     pl->mtp_logits = (size_t)pl->n_mtp * pl->n_out * V;
     pl->draft = pl->n_mtp ? (size_t)pl->n_mtp * V + (size_t)(pl->n_mtp + 1) * V +
-                            (size_t)pl->n_mtp * pl->n_mtp * Dw : 0;
+                            (size_t)pl->n_mtp * pl->n_mtp * Dw + (size_t)pl->n_mtp * Dw : 0;
 
     pl->wide = nb * Dw;
     pl->coef = nb * (size_t)hp->ghc_n * hp->n_coef;
@@ -142,7 +142,7 @@ vwn_status vwn_context_estimate(const vwn_model *model, const vwn_context_params
 static void context_release(vwn_context *ctx) {
     void *aligned[] = {ctx->k_cache, ctx->v_cache, ctx->mtp_k, ctx->mtp_v, ctx->rope_cos, ctx->rope_sin,
                        ctx->states, ctx->logits, ctx->mtp_logits, ctx->draft_probs,
-                       ctx->verify_logits, ctx->draft_states,
+                       ctx->verify_logits, ctx->draft_states, ctx->mtp_last_U,
                        ctx->s.wide, ctx->s.carry, ctx->s.coef, ctx->s.x, ctx->s.xn, ctx->s.y, ctx->s.q,
                        ctx->s.k, ctx->s.v, ctx->s.ff1, ctx->s.ff2, ctx->s.att, ctx->s.emb, ctx->s.mtp_in,
                        ctx->s.head, ctx->s.xq};
@@ -152,6 +152,7 @@ static void context_release(vwn_context *ctx) {
     vwn_free(ctx->mtp_len);
     vwn_free(ctx->mtp_first);
     vwn_free(ctx->mtp_count);
+    vwn_free(ctx->mtp_last_pos);
     vwn_free(ctx->draft_tokens);
     vwn_free((void *)ctx->s.prow);
 }
@@ -228,9 +229,11 @@ vwn_status vwn_context_new(const vwn_model *model, const vwn_context_params *par
     ctx->mtp_len = vwn_calloc((size_t)pl.n_mtp + 1, sizeof(int32_t));
     ctx->mtp_first = vwn_calloc((size_t)pl.n_mtp + 1, sizeof(int32_t));
     ctx->mtp_count = vwn_calloc((size_t)pl.n_mtp + 1, sizeof(int32_t));
+    ctx->mtp_last_pos = vwn_calloc((size_t)pl.n_mtp + 1, sizeof(int32_t));
+    ctx->mtp_last_U = falloc((size_t)pl.n_mtp * model->hp.n_wide, &ok);
     ctx->draft_tokens = vwn_calloc((size_t)pl.n_mtp + 1, sizeof(int32_t));
     if (!ctx->s.prow || !ctx->tokens || !ctx->state_pos || !ctx->mtp_len || !ctx->mtp_first ||
-        !ctx->mtp_count || !ctx->draft_tokens)
+        !ctx->mtp_count || !ctx->mtp_last_pos || !ctx->draft_tokens)
         ok = false;
     if (!ok) {
         st = ctx->ops ? vwn_fail(VWN_ERR_OUT_OF_MEMORY, "cannot allocate the context's %llu bytes",
@@ -241,6 +244,7 @@ vwn_status vwn_context_new(const vwn_model *model, const vwn_context_params *par
         return st;
     }
     for (size_t i = 0; i < pl.state_pos; i++) ctx->state_pos[i] = -1;
+    for (int32_t j = 0; j < pl.n_mtp; j++) ctx->mtp_last_pos[j] = -1;
     vwn_rope_table(ctx->rope_cos, ctx->rope_sin, p.n_ctx, model->hp.head_dim, model->hp.rope_theta);
     ctx->magic = VWN_MAGIC_CONTEXT;
     *out_ctx = ctx;
@@ -309,9 +313,15 @@ vwn_status vwn_decode(vwn_context *ctx, const int32_t *tokens, int32_t n_tokens)
         const bool last_chunk = done + n == n_tokens;
         const int32_t keep_from = !last_chunk ? INT32_MAX
                                   : ctx->params.logits_all ? ctx->n_past : ctx->n_past + n - 1;
-        st = vwn_forward_main(ctx, tokens + done, n, keep_from, NULL);
-        if (!st && ctx->n_mtp > 0)
-            st = vwn_forward_mtp_catchup(ctx, !last_chunk ? 0 : ctx->params.logits_all ? 2 : 1);
+        /* MTP modules: with logits_all they run with every call (their logits are kept for every
+         * position); otherwise they run lazily -- when asked for logits, when drafting, or when
+         * the states they still need would fall out of the ring -- so plain decoding pays
+         * nothing for them and a catch-up runs as one batch. */
+        if (ctx->n_mtp > 0 && !ctx->params.logits_all && ctx->n_past + n - ctx->mtp_len[0] > ctx->ring)
+            st = vwn_forward_mtp_catchup(ctx, 0);
+        if (!st) st = vwn_forward_main(ctx, tokens + done, n, keep_from, NULL);
+        if (!st && ctx->n_mtp > 0 && ctx->params.logits_all)
+            st = vwn_forward_mtp_catchup(ctx, last_chunk ? 2 : 0);
         if (st) {
             char msg[1024];
             strncpy(msg, vwn_last_error(), sizeof msg - 1);
@@ -360,6 +370,24 @@ vwn_status vwn_get_mtp_logits(vwn_context *ctx, int32_t j, int32_t pos, const fl
     if (ctx->n_mtp == 0) return vwn_fail(VWN_ERR_NO_MTP, "MTP is disabled in this context (params.mtp)");
     if (j < 1 || j > ctx->n_mtp)
         return vwn_fail(VWN_ERR_INVALID_ARG, "MTP module %d is outside 1..%d", j, ctx->n_mtp);
+    if (!ctx->params.logits_all) {
+        /* lazy: the logits of module j at its last position n_past-1-j, computed when first asked */
+        const int32_t last = ctx->n_past - 1 - j;
+        if (pos == -1) pos = last;
+        if (pos != last || last < 0)
+            return vwn_fail(VWN_ERR_NOT_KEPT,
+                            "MTP module %d keeps logits only at its last position %d (set logits_all to keep every position)",
+                            j, last);
+        if (ctx->mtp_count[j - 1] == 0 || ctx->mtp_first[j - 1] + ctx->mtp_count[j - 1] - 1 != pos) {
+            vwn_ctx_begin(ctx);
+            st = vwn_forward_mtp_catchup(ctx, 0);
+            if (!st && ctx->mtp_last_pos[j - 1] != pos)
+                st = vwn_fail(VWN_ERR_INTERNAL, "MTP module %d did not reach position %d", j, pos);
+            if (!st) vwn_forward_mtp_last_logits(ctx, j);
+            vwn_ctx_end(ctx);
+            if (st) return st;
+        }
+    }
     const int32_t first = ctx->mtp_first[j - 1], count = ctx->mtp_count[j - 1];
     if (count == 0) return vwn_fail(VWN_ERR_NOT_KEPT, "MTP module %d computed no logits in the latest call", j);
     if (pos == -1) pos = first + count - 1;
@@ -416,6 +444,12 @@ vwn_status vwn_context_truncate_internal(vwn_context *ctx, int32_t n_keep) {
     for (int32_t j = 1; j <= ctx->n_mtp; j++) {
         const int32_t lim = n_keep - j > 0 ? n_keep - j : 0;
         if (ctx->mtp_len[j - 1] > lim) ctx->mtp_len[j - 1] = lim;
+        /* the output state of the module's last position is kept for its logits (computed when
+         * asked for); if that position is gone, recompute the new last one */
+        if (ctx->mtp_len[j - 1] > 0 && ctx->mtp_last_pos[j - 1] != ctx->mtp_len[j - 1] - 1) {
+            ctx->mtp_len[j - 1]--;
+            ctx->mtp_last_pos[j - 1] = -1;
+        }
     }
     ring_drop_from(ctx, 0, n_keep);
     for (int32_t j = 1; j < ctx->n_mtp; j++) ring_drop_from(ctx, j, ctx->mtp_len[j - 1]);

@@ -55,6 +55,9 @@ struct vwn_context {
     int32_t logits_first, logits_count;  /* absolute positions held                   */
     float *mtp_logits;             /* [k][n_out][V]                                    */
     int32_t *mtp_first, *mtp_count;
+    float *mtp_last_U;             /* [k][D'] output state of module j at its last position, so
+                                      that its logits can be computed when first asked for   */
+    int32_t *mtp_last_pos;         /* [k] that position, -1 if none                     */
 
     /* pending draft (speculative decoding) */
     int32_t draft_n;
@@ -81,6 +84,9 @@ vwn_status vwn_forward_main(vwn_context *ctx, const int32_t *tokens, int32_t n, 
 /* forward.c: bring every MTP module up to date: module j (1-based) runs at positions
  * [mtp_len, n_past - j). want_logits: 0 none, 1 last position only, 2 every position. */
 vwn_status vwn_forward_mtp_catchup(vwn_context *ctx, int want_logits);
+
+/* forward.c: logits of module j at its last position (mtp_last_pos) into ctx->mtp_logits. */
+void vwn_forward_mtp_last_logits(vwn_context *ctx, int32_t j);
 
 /* forward.c: run module j (1-based) at position pos with input state P (D') and input token tok,
  * writing its KV cache at pos (entries past mtp_len are scratch), the output state to U_out (D')

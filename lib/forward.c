@@ -263,6 +263,8 @@ vwn_status vwn_forward_mtp_catchup(vwn_context *ctx, int want_logits) {
             if (j < ctx->n_mtp)
                 for (int32_t t = 0; t < T; t++)
                     memcpy(ring_put(ctx, j, c0 + t), U + (size_t)t * Dw, (size_t)Dw * sizeof(float));
+            memcpy(ctx->mtp_last_U + (size_t)(j - 1) * Dw, U + (size_t)(T - 1) * Dw, (size_t)Dw * sizeof(float));
+            ctx->mtp_last_pos[j - 1] = c0 + T - 1;
             /* logits: every position (want 2) or the last one of the module (want 1) */
             int32_t lf = -1, lc = 0;
             if (want_logits == 2) { /* after a far rewind a module may lag by more than n_out: keep the last n_out */
@@ -286,6 +288,14 @@ vwn_status vwn_forward_mtp_catchup(vwn_context *ctx, int want_logits) {
     }
     ctx->perf.t_mtp_us += vwn_time_us() - t_start;
     return VWN_OK;
+}
+
+void vwn_forward_mtp_last_logits(vwn_context *ctx, int32_t j) {
+    const vwn_mtp_weights *mw = &ctx->model->mtp[j - 1];
+    output_head(ctx, ctx->mtp_last_U + (size_t)(j - 1) * ctx->model->hp.n_wide, 1, mw->out_norm_w,
+                mw->out_norm_b, mw->final_norm, ctx->mtp_logits + (size_t)(j - 1) * ctx->n_out * ctx->model->hp.n_vocab);
+    ctx->mtp_first[j - 1] = ctx->mtp_last_pos[j - 1];
+    ctx->mtp_count[j - 1] = 1;
 }
 
 vwn_status vwn_forward_mtp_step(vwn_context *ctx, int32_t j, int32_t pos, const float *P,
