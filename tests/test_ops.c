@@ -338,6 +338,9 @@ static void test_matmul(const vwn_ops *ops) {
             check_matmul(ops, VWN_TYPE_Q8_0, rows, cols, T, 0, rows, false);
             check_matmul(ops, VWN_TYPE_Q8_0, rows, cols, T, 0, rows, true);
         }
+    /* long rows (129 blocks) for a batch of 5 and 8 tokens */
+    check_matmul(ops, VWN_TYPE_Q8_0, 9, 4128, 5, 0, 9, false);
+    check_matmul(ops, VWN_TYPE_Q8_0, 9, 4128, 8, 0, 9, true);
     /* sub-ranges of rows; and sizes past every blocking of the GEMMs (tokens > 48, rows > 12,
      * cols > 2 x 512 with an odd block count) */
     for (int ti = 0; ti < 4; ti++) {
@@ -357,8 +360,11 @@ static void test_matmul(const vwn_ops *ops) {
  * forward pass relies on decode (T = 1) and prefill (T > 1) agreeing, whatever the thread split. */
 static void test_matmul_consistent(const vwn_ops *ops) {
     static const int32_t types[] = {VWN_TYPE_F32, VWN_TYPE_F16, VWN_TYPE_BF16, VWN_TYPE_Q8_0};
-    for (int ti = 0; ti < 4; ti++) {
-        int64_t rows = 45, cols = 1056, T = 53;
+    /* the second shape has long rows: a T-token batch of them may take another small-T path */
+    static const int64_t shapes[2][3] = {{45, 1056, 53}, {13, 4128, 10}};
+    for (int ci = 0; ci < 8; ci++) {
+        const int si = ci / 4, ti = ci % 4;
+        int64_t rows = shapes[si][0], cols = shapes[si][1], T = shapes[si][2];
         test_mat m;
         make_mat(&m, types[ti], rows, cols, false);
         vwn_mat w = as_vwn(&m);
@@ -376,6 +382,16 @@ static void test_matmul_consistent(const vwn_ops *ops) {
         CHECK_MSG(memcmp(Y, Y1, sizeof(float) * (size_t)(T * rows)) == 0,
                   "[%s] %s matmul of T=%lld differs from T=1 calls", ops->name,
                   vwn_type_name(types[ti]), (long long)T);
+        /* small batches (draft verification: T = 2..8 may take its own path) */
+        static const int64_t small_T[] = {2, 3, 5, 8};
+        for (int k = 0; k < 4; k++) {
+            int64_t ts = small_T[k], n = T / ts * ts;
+            for (int64_t t = 0; t < n; t += ts)
+                ops->matmul(&w, X + t * cols, cols, xq + t * cols / 32, ts, Y1 + t * rows, rows, 0, rows);
+            CHECK_MSG(memcmp(Y, Y1, sizeof(float) * (size_t)(n * rows)) == 0,
+                      "[%s] %s matmul of T=%lld differs from T=%lld calls", ops->name,
+                      vwn_type_name(types[ti]), (long long)T, (long long)ts);
+        }
         free(X), free(xq), free(Y), free(Y1);
         free_mat(&m);
     }

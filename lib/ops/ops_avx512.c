@@ -9,13 +9,20 @@
  *
  * Matmul structure as in ops_avx2.c: one 16-lane fp32 accumulator per (row, token) dot, stepping
  * 16 columns (Q8_0: two 32-value blocks) at a time, summed across lanes at the end in a fixed order,
- * so results do not depend on T, the row range or the thread split. T = 1 streams RD rows at once;
- * T > 1 is a GEMM blocked over tokens (TB), rows (RB) and columns (KC) with RT x TT register tiles.
+ * so results do not depend on T, the row range or the thread split.
+ *  - T <= 8 (F32: T <= 4; decode, draft verification): one weight row at a time for all T tokens,
+ *    so the weights are read once, as one linear stream. On Zen 4 this reaches the single-thread
+ *    read bandwidth, while tiles of several interleaved rows (as in ops_avx2.c) measured 1.5-2.5x
+ *    slower: short interleaved row streams defeat the hardware prefetcher (software prefetch did
+ *    not recover it).
+ *  - larger T: a GEMM blocked over tokens (TB), rows (RB) and columns (KC) with RT x TT register
+ *    tiles (partial sums between column blocks are the accumulators themselves).
  * Column tails use masked loads (they never touch memory past the row).
  *
- * Q8_0 with VNNI: vpdpbusd multiplies unsigned by signed bytes. x is made unsigned as x + 128
- * (xor 0x80) and the excess 128 * sum(w) -- computed once per weight block with another vpdpbusd --
- * is subtracted by starting the accumulation from its negation. Sums stay exact int32. */
+ * Q8_0 with VNNI: vpdpbusd multiplies unsigned by signed bytes, so one side is offset by 128
+ * (xor 0x80) and the excess is subtracted; the int32 sums of w * x are exact either way. The GEMM
+ * offsets x and subtracts 128 * sum(w), computed once per weight block and shared by the tile's
+ * tokens; the small-T path offsets w and subtracts 128 * sum(x). */
 #include "ops/ops.h"
 #include "vwn.h"
 
@@ -29,21 +36,12 @@
 #define RB 8        /* rows per block                            */
 #define RT 4        /* float GEMM tile: rows                     */
 #define TT 6        /*                  tokens                   */
-#ifndef SMALL_RT1
-#define SMALL_RT1 8
-#endif
-#define SMALL_RT1_ /* small-T float tiles: rows for T = 1        */
-#define SMALL_RT2 8 /*                      rows for T = 2        */
-#ifndef PF_ROWS
-#define PF_ROWS 8
-#endif
-#define PF_ROWS_   /* small-T float: prefetch distance in rows  */
-#define MAX_RS 8    /* most rows of a float tile                 */
-#define MAX_TS 8    /* most tokens of a float tile               */
+#define MAX_RS RT   /* most rows of a float tile                 */
+#define SMALL_T 8   /* T up to this: one row at a time           */
+#define SMALL_T_F32 4 /*            (F32 weights: up to this)     */
+#define MAX_TS SMALL_T /* most tokens of a float tile             */
 #define QRT 4       /* Q8_0 GEMM tile: rows                      */
 #define QTT 3       /*                 tokens                    */
-#define QRD 4       /* Q8_0 decode tile: rows                    */
-#define QMAX_R (QRT > QRD ? QRT : QRD)
 
 #define INLINE static inline __attribute__((always_inline))
 
@@ -78,21 +76,16 @@ INLINE __mmask16 tail_mask(int64_t n) {
 
 /* rt rows x tt tokens over columns [c0, c1) (c1 - c0 a multiple of 16 unless c1 == cols).
  * part: the tile's accumulators between column blocks (row i token j at part[i * TB + j]);
- * first: start from zero, last: reduce into Y. n_pf: rows after the tile to prefetch as it goes,
- * one cache line per row per step (small T: the tile streams its rows from memory once, and
- * many interleaved short row streams defeat the hardware prefetcher). */
+ * first: start from zero, last: reduce into Y. */
 INLINE void tile_float(int type, int rt, int tt, const char *w, size_t wstride, const float *x,
                        int64_t ldx, int64_t c0, int64_t c1, __m512 *part, bool first, bool last,
-                       float *y, int64_t ldy, int n_pf) {
-    const int64_t esz = type == VWN_TYPE_F32 ? 4 : 2;
+                       float *y, int64_t ldy) {
     __m512 acc[MAX_RS][MAX_TS];
     for (int i = 0; i < rt; i++)
         for (int j = 0; j < tt; j++) acc[i][j] = first ? _mm512_setzero_ps() : part[i * TB + j];
     int64_t c = c0;
     for (; c + VL <= c1; c += VL) {
         __m512 wv[MAX_RS];
-        for (int i = 0; i < n_pf; i++)
-            _mm_prefetch(w + (PF_ROWS + i) * wstride + c * esz, _MM_HINT_T0);
         for (int i = 0; i < rt; i++) wv[i] = load_w(type, w + i * wstride, c);
         for (int j = 0; j < tt; j++) {
             __m512 xv = _mm512_loadu_ps(x + j * ldx + c);
@@ -115,23 +108,17 @@ INLINE void tile_float(int type, int rt, int tt, const char *w, size_t wstride, 
         }
 }
 
-/* Small T (decode and draft verification, memory-bound): tiles of rt rows x all T tokens over the
- * whole row, so each weight is loaded (and widened) once for all tokens; rows after the tile are
- * prefetched PF_ROWS ahead. Same accumulation per (row, token) as the GEMM below. */
-INLINE void small_float(int type, int rt, int tt, const vwn_mat *W, const float *X, int64_t ldx,
-                        float *Y, int64_t ldy, int64_t r0, int64_t r1) {
+/* Small T (decode and draft verification, memory-bound): one row at a time, whole, for all T
+ * tokens -- each weight is loaded (and widened) once, and the weights are read as one linear
+ * stream, which the hardware prefetcher follows at full bandwidth (several interleaved row streams
+ * measured 1.5-2x slower on Zen 4). Same accumulation per (row, token) as the GEMM below. */
+INLINE void small_float(int type, int tt, const vwn_mat *W, const float *X, int64_t ldx, float *Y,
+                        int64_t ldy, int64_t r0, int64_t r1) {
     const char *base = W->data;
-    const size_t rs = W->row_bytes;
-    const int64_t cols = W->cols;
     int64_t r = r0;
-    for (; r + rt <= r1; r += rt) {
-        const int64_t left = W->rows - (r + PF_ROWS);
-        const int n_pf = left < 0 ? 0 : left < rt ? (int)left : rt;
-        tile_float(type, rt, tt, base + r * rs, rs, X, ldx, 0, cols, NULL, true, true, Y + r, ldy,
-                   n_pf);
-    }
     for (; r < r1; r++)
-        tile_float(type, 1, tt, base + r * rs, rs, X, ldx, 0, cols, NULL, true, true, Y + r, ldy, 0);
+        tile_float(type, 1, tt, base + r * W->row_bytes, 0, X, ldx, 0, W->cols, NULL, true, true,
+                   Y + r, ldy);
 }
 
 INLINE void matmul_float(int type, const vwn_mat *W, const float *X, int64_t ldx, int64_t T,
@@ -140,15 +127,17 @@ INLINE void matmul_float(int type, const vwn_mat *W, const float *X, int64_t ldx
     const size_t rs = W->row_bytes;
     const int64_t cols = W->cols;
 
-    switch (T) {
-    case 1: small_float(type, SMALL_RT1, 1, W, X, ldx, Y, ldy, r0, r1); return;
-    case 2: small_float(type, SMALL_RT2, 2, W, X, ldx, Y, ldy, r0, r1); return;
-    case 3: small_float(type, 6, 3, W, X, ldx, Y, ldy, r0, r1); return;
-    case 4: small_float(type, 4, 4, W, X, ldx, Y, ldy, r0, r1); return;
-    case 5: small_float(type, 4, 5, W, X, ldx, Y, ldy, r0, r1); return;
-    case 6: small_float(type, 4, 6, W, X, ldx, Y, ldy, r0, r1); return;
-    case 7: small_float(type, 3, 7, W, X, ldx, Y, ldy, r0, r1); return;
-    case 8: small_float(type, 3, 8, W, X, ldx, Y, ldy, r0, r1); return;
+    /* F32 from T = 5 on: the GEMM's 4-row tiles load fewer x vectors per FMA, and at that T
+     * the float kernels are compute-bound (measured: T = 8 was 13% faster in the GEMM). */
+    switch (type == VWN_TYPE_F32 && T > SMALL_T_F32 ? 0 : T) {
+    case 1: small_float(type, 1, W, X, ldx, Y, ldy, r0, r1); return;
+    case 2: small_float(type, 2, W, X, ldx, Y, ldy, r0, r1); return;
+    case 3: small_float(type, 3, W, X, ldx, Y, ldy, r0, r1); return;
+    case 4: small_float(type, 4, W, X, ldx, Y, ldy, r0, r1); return;
+    case 5: small_float(type, 5, W, X, ldx, Y, ldy, r0, r1); return;
+    case 6: small_float(type, 6, W, X, ldx, Y, ldy, r0, r1); return;
+    case 7: small_float(type, 7, W, X, ldx, Y, ldy, r0, r1); return;
+    case 8: small_float(type, 8, W, X, ldx, Y, ldy, r0, r1); return;
     default: break;
     }
 
@@ -170,17 +159,17 @@ INLINE void matmul_float(int type, const vwn_mat *W, const float *X, int64_t ldx
                     if (rt == RT) {
                         for (; t + TT <= tb; t += TT)
                             tile_float(type, RT, TT, w, rs, xb + t * ldx, ldx, c0, c1, pr + t,
-                                       first, last, yb + t * ldy + r, ldy, 0);
+                                       first, last, yb + t * ldy + r, ldy);
                         for (; t < tb; t++)
                             tile_float(type, RT, 1, w, rs, xb + t * ldx, ldx, c0, c1, pr + t,
-                                       first, last, yb + t * ldy + r, ldy, 0);
+                                       first, last, yb + t * ldy + r, ldy);
                     } else {
                         for (; t + TT <= tb; t += TT)
                             tile_float(type, 1, TT, w, rs, xb + t * ldx, ldx, c0, c1, pr + t,
-                                       first, last, yb + t * ldy + r, ldy, 0);
+                                       first, last, yb + t * ldy + r, ldy);
                         for (; t < tb; t++)
                             tile_float(type, 1, 1, w, rs, xb + t * ldx, ldx, c0, c1, pr + t,
-                                       first, last, yb + t * ldy + r, ldy, 0);
+                                       first, last, yb + t * ldy + r, ldy);
                     }
                     r += rt;
                 }
@@ -216,18 +205,12 @@ INLINE __m512i load_pair(const vwn_block_q8_0 *b, bool two, __m512 *d) {
     return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
 }
 
-/* One step of a Q8_0 tile: the block pair at k (or the single block, if !two). */
+/* One step of a Q8_0 GEMM tile: the block pair at k (or the single block, if !two). */
 INLINE void q8_step(int rt, int tt, const char *w, size_t wstride, const vwn_block_q8_0 *x,
-                    int64_t ldxq, int64_t k, bool two, __m512 acc[QMAX_R][QTT], int64_t n_pf) {
+                    int64_t ldxq, int64_t k, bool two, __m512 acc[QRT][QTT]) {
     const __m512i k80 = _mm512_set1_epi8((char)0x80);
-    __m512i wq[QMAX_R], ncorr[QMAX_R];
-    __m512 dw[QMAX_R];
-    for (int i = 0; i < rt; i++)
-        if (i < n_pf) {
-            const char *p = (const char *)((const vwn_block_q8_0 *)(w + (rt + i) * wstride) + k);
-            _mm_prefetch(p, _MM_HINT_T0);
-            _mm_prefetch(p + 64, _MM_HINT_T0);
-        }
+    __m512i wq[QRT], ncorr[QRT];
+    __m512 dw[QRT];
     for (int i = 0; i < rt; i++) {
         wq[i] = load_pair((const vwn_block_q8_0 *)(w + i * wstride) + k, two, &dw[i]);
         ncorr[i] = _mm512_sub_epi32(_mm512_setzero_si512(),
@@ -243,23 +226,136 @@ INLINE void q8_step(int rt, int tt, const char *w, size_t wstride, const vwn_blo
     }
 }
 
-/* rt rows x tt tokens over blocks [k0, k1) (k0 even; k1 - k0 even unless k1 is the row end).
- * n_pf: rows after the tile to prefetch as it goes (decode: Q8_0 rows are short, and several
- * interleaved short streams defeat the hardware prefetcher). */
+/* rt rows x tt tokens over blocks [k0, k1) (k0 even; k1 - k0 even unless k1 is the row end). */
 INLINE void tile_q8(int rt, int tt, const char *w, size_t wstride, const vwn_block_q8_0 *x,
                     int64_t ldxq, int64_t k0, int64_t k1, __m512 *part, bool first, bool last,
-                    float *y, int64_t ldy, int64_t n_pf) {
-    __m512 acc[QMAX_R][QTT];
+                    float *y, int64_t ldy) {
+    __m512 acc[QRT][QTT];
     for (int i = 0; i < rt; i++)
         for (int j = 0; j < tt; j++) acc[i][j] = first ? _mm512_setzero_ps() : part[i * TB + j];
     int64_t k = k0;
-    for (; k + 2 <= k1; k += 2) q8_step(rt, tt, w, wstride, x, ldxq, k, true, acc, n_pf);
-    if (k < k1) q8_step(rt, tt, w, wstride, x, ldxq, k, false, acc, n_pf);
+    for (; k + 2 <= k1; k += 2) q8_step(rt, tt, w, wstride, x, ldxq, k, true, acc);
+    if (k < k1) q8_step(rt, tt, w, wstride, x, ldxq, k, false, acc);
     for (int i = 0; i < rt; i++)
         for (int j = 0; j < tt; j++) {
             if (last) y[j * ldy + i] = _mm512_reduce_add_ps(acc[i][j]);
             else part[i * TB + j] = acc[i][j];
         }
+}
+
+/* The fp16 scales of the block pair at b (both present) as fp32: d0 in lanes 0..7, d1 in 8..15.
+ * Two word broadcasts and a blend: vpermw from one load measured 2x slower on Zen 4, and the
+ * scalar way (as load_pair) costs a little more. */
+INLINE __m512 pair_scales(const vwn_block_q8_0 *b) {
+    return _mm512_cvtph_ps(_mm256_mask_blend_epi16(0xff00, _mm256_set1_epi16((short)b[0].d),
+                                                   _mm256_set1_epi16((short)b[1].d)));
+}
+
+INLINE __m512i pair_quants(const vwn_block_q8_0 *b) {
+    __m256i lo = _mm256_loadu_si256((const __m256i *)b[0].qs);
+    __m256i hi = _mm256_loadu_si256((const __m256i *)b[1].qs);
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+
+/* Small T: one Q8_0 row (nb blocks at w) for tt tokens, read once as a linear stream (see
+ * small_float). Same sums as q8_step, with the offset on the other side: the weights are made
+ * unsigned (w ^ 0x80 = w + 128) and the excess 128 * sum(x) -- which depends only on the
+ * activations -- is subtracted; the int32 sum of w * x is the same exact value. This version
+ * computes the activation side as it goes; small_q8 normally prepares it once (row_q8_prepared)
+ * and uses this one only for rows too long for its stack buffer. */
+INLINE void row_q8(int tt, const vwn_block_q8_0 *w, const vwn_block_q8_0 *x, int64_t ldxq,
+                   int64_t nb, float *y, int64_t ldy) {
+    const __m512i k80 = _mm512_set1_epi8((char)0x80);
+    __m512 acc[SMALL_T];
+    for (int j = 0; j < tt; j++) acc[j] = _mm512_setzero_ps();
+    int64_t k = 0;
+    for (; k + 2 <= nb; k += 2) {
+        const __m512i wu = _mm512_xor_si512(pair_quants(w + k), k80);
+        const __m512 dw = pair_scales(w + k);
+        for (int j = 0; j < tt; j++) {
+            const vwn_block_q8_0 *xb = x + j * ldxq + k;
+            const __m512i xv = pair_quants(xb);
+            const __m512i excess = _mm512_dpbusd_epi32(_mm512_setzero_si512(), k80, xv);
+            const __m512i sum =
+                _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), wu, xv), excess);
+            const __m512 d = _mm512_mul_ps(dw, pair_scales(xb));
+            acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), d, acc[j]);
+        }
+    }
+    if (k < nb) { /* odd block count: the last block alone, as in q8_step */
+        __m512 dw, dx;
+        const __m512i wu = _mm512_xor_si512(load_pair(w + k, false, &dw), k80);
+        for (int j = 0; j < tt; j++) {
+            const __m512i xv = load_pair(x + j * ldxq + k, false, &dx);
+            const __m512i excess = _mm512_dpbusd_epi32(_mm512_setzero_si512(), k80, xv);
+            const __m512i sum =
+                _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), wu, xv), excess);
+            acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_mul_ps(dw, dx), acc[j]);
+        }
+    }
+    for (int j = 0; j < tt; j++) y[j * ldy] = _mm512_reduce_add_ps(acc[j]);
+}
+
+/* The activation side of a small-T Q8_0 step, prepared once per call and shared by all rows: the
+ * quants of a block pair as one vector, minus 128 times their sums (the accumulator's start), and
+ * the two fp32 scales (lanes 0..7, 8..15). An odd last block is a pair with a zero second half. */
+typedef struct {
+    __m512i q, ncorr;
+    __m512 d;
+} q8_prep;
+
+#define PREP_MAX 256 /* block pairs x tokens prepared on the stack (48 KiB); more: unprepared path */
+
+/* As row_q8, with the activations prepared in xp (pair p of token j at xp[j * pairs + p]; this
+ * token-major order measured faster than pair-major for T = 2). */
+INLINE void row_q8_prepared(int tt, const vwn_block_q8_0 *w, const q8_prep *xp, int64_t nb,
+                            float *y, int64_t ldy) {
+    const int64_t pairs = (nb + 1) / 2;
+    const __m512i k80 = _mm512_set1_epi8((char)0x80);
+    __m512 acc[SMALL_T];
+    for (int j = 0; j < tt; j++) acc[j] = _mm512_setzero_ps();
+    int64_t k = 0;
+    for (; k + 2 <= nb; k += 2, xp++) {
+        const __m512i wu = _mm512_xor_si512(pair_quants(w + k), k80);
+        const __m512 dw = pair_scales(w + k);
+        for (int j = 0; j < tt; j++) {
+            const q8_prep *e = &xp[j * pairs];
+            const __m512i sum = _mm512_dpbusd_epi32(e->ncorr, wu, e->q);
+            acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_mul_ps(dw, e->d), acc[j]);
+        }
+    }
+    if (k < nb) {
+        __m512 dw;
+        const __m512i wu = _mm512_xor_si512(load_pair(w + k, false, &dw), k80);
+        for (int j = 0; j < tt; j++) {
+            const q8_prep *e = &xp[j * pairs];
+            const __m512i sum = _mm512_dpbusd_epi32(e->ncorr, wu, e->q);
+            acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_mul_ps(dw, e->d), acc[j]);
+        }
+    }
+    for (int j = 0; j < tt; j++) y[j * ldy] = _mm512_reduce_add_ps(acc[j]);
+}
+
+INLINE void small_q8(int tt, const vwn_mat *W, const vwn_block_q8_0 *xq, float *Y, int64_t ldy,
+                     int64_t r0, int64_t r1) {
+    const int64_t nb = W->cols / VWN_QK8_0, pairs = (nb + 1) / 2;
+    const char *base = W->data;
+    if (pairs * tt > PREP_MAX) {
+        for (int64_t r = r0; r < r1; r++)
+            row_q8(tt, (const vwn_block_q8_0 *)(base + r * W->row_bytes), xq, nb, nb, Y + r, ldy);
+        return;
+    }
+    const __m512i k80 = _mm512_set1_epi8((char)0x80);
+    q8_prep xp[PREP_MAX];
+    for (int64_t p = 0; p < pairs; p++)
+        for (int j = 0; j < tt; j++) {
+            q8_prep *e = &xp[j * pairs + p];
+            e->q = load_pair(xq + j * nb + 2 * p, 2 * p + 1 < nb, &e->d);
+            e->ncorr = _mm512_sub_epi32(_mm512_setzero_si512(),
+                                        _mm512_dpbusd_epi32(_mm512_setzero_si512(), k80, e->q));
+        }
+    for (int64_t r = r0; r < r1; r++)
+        row_q8_prepared(tt, (const vwn_block_q8_0 *)(base + r * W->row_bytes), xp, nb, Y + r, ldy);
 }
 
 static void matmul_q8_0_vnni(const vwn_mat *W, const void *xqv, int64_t T, float *Y, int64_t ldy,
@@ -269,15 +365,16 @@ static void matmul_q8_0_vnni(const vwn_mat *W, const void *xqv, int64_t T, float
     const int64_t nb = W->cols / VWN_QK8_0;
     const vwn_block_q8_0 *xq = xqv;
 
-    if (T == 1) {
-        int64_t r = r0;
-        for (; r + QRD <= r1; r += QRD) {
-            const int64_t n_pf = W->rows - (r + QRD) < QRD ? W->rows - (r + QRD) : QRD;
-            tile_q8(QRD, 1, base + r * rs, rs, xq, nb, 0, nb, NULL, true, true, Y + r, ldy, n_pf);
-        }
-        for (; r < r1; r++)
-            tile_q8(1, 1, base + r * rs, rs, xq, nb, 0, nb, NULL, true, true, Y + r, ldy, 0);
-        return;
+    switch (T) {
+    case 1: small_q8(1, W, xq, Y, ldy, r0, r1); return;
+    case 2: small_q8(2, W, xq, Y, ldy, r0, r1); return;
+    case 3: small_q8(3, W, xq, Y, ldy, r0, r1); return;
+    case 4: small_q8(4, W, xq, Y, ldy, r0, r1); return;
+    case 5: small_q8(5, W, xq, Y, ldy, r0, r1); return;
+    case 6: small_q8(6, W, xq, Y, ldy, r0, r1); return;
+    case 7: small_q8(7, W, xq, Y, ldy, r0, r1); return;
+    case 8: small_q8(8, W, xq, Y, ldy, r0, r1); return;
+    default: break;
     }
 
     const int64_t kcb = KC / VWN_QK8_0;
@@ -299,17 +396,17 @@ static void matmul_q8_0_vnni(const vwn_mat *W, const void *xqv, int64_t T, float
                     if (rt == QRT) {
                         for (; t + QTT <= tb; t += QTT)
                             tile_q8(QRT, QTT, w, rs, xb + t * nb, nb, k0, k1, pr + t, first, last,
-                                    yb + t * ldy + r, ldy, 0);
+                                    yb + t * ldy + r, ldy);
                         for (; t < tb; t++)
                             tile_q8(QRT, 1, w, rs, xb + t * nb, nb, k0, k1, pr + t, first, last,
-                                    yb + t * ldy + r, ldy, 0);
+                                    yb + t * ldy + r, ldy);
                     } else {
                         for (; t + QTT <= tb; t += QTT)
                             tile_q8(1, QTT, w, rs, xb + t * nb, nb, k0, k1, pr + t, first, last,
-                                    yb + t * ldy + r, ldy, 0);
+                                    yb + t * ldy + r, ldy);
                         for (; t < tb; t++)
                             tile_q8(1, 1, w, rs, xb + t * nb, nb, k0, k1, pr + t, first, last,
-                                    yb + t * ldy + r, ldy, 0);
+                                    yb + t * ldy + r, ldy);
                     }
                     r += rt;
                 }
