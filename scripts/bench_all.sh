@@ -13,6 +13,7 @@ M=${VWN_BENCH_MODELS:-/tmp/vwn-bench}
 VWN=build/bin/vwn
 mkdir -p "$OUT" "$M"
 .venv/bin/python tools/bench_models.py "$M" >/dev/null
+.venv/bin/python tools/bench_models.py "$M" --configs m2n8 --types q8_0,f32 --agree >/dev/null
 
 for ty in f32 bf16 q8_0; do
   echo "== decode/prefill, $ty, $T threads"
@@ -31,6 +32,13 @@ done
 echo "== speculative decoding on the demo model"
 $VWN bench models/demo.gguf -t 1 -p 64 -n 128 -r 3 --spec 2 --json | tee "$OUT/spec_demo.txt"
 $VWN bench models/demo.gguf -t 1 -p 64 -n 128 -r 3 --spec 1 --json | tail -1 > "$OUT/spec_demo_d1.json"
+
+echo "== speculative decoding at its ceiling (every draft accepted) on a model far larger than the caches"
+for ty in q8_0 f32; do
+  for k in 1 2; do
+    $VWN bench "$M/llama110m_m2n8_agree.$ty.gguf" -t "$T" -p 16 -n 96 -r 3 --spec "$k" --json | tee "$OUT/spec_agree_${ty}_k$k.txt" | tail -1
+  done
+done
 
 echo "== perplexity of the demo model: F32 vs BF16 vs Q8_0 (held-out text)"
 if [ -d runs/long/vwn ] || [ -n "${VWN_DEMO_CKPT:-}" ]; then
