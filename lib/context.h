@@ -18,7 +18,8 @@ typedef struct vwn_scratch {
     float *k, *v;     /* [nb][Hkv*hd]                                                  */
     float *ff1, *ff2; /* [nb][F]                                                       */
     float *att;       /* [n_threads][n_ctx] attention scores                          */
-    float *emb;       /* [nb][max(D', D)] embedding rows / MTP inputs                  */
+    float *emb;       /* [nb][max(D', D)] embedding rows / MTP inputs / GHC routing rows */
+    float *ghc_tmp;   /* [n_threads][vwn_ghc_tmp_floats] GHC mixing products            */
     float *mtp_in;    /* [nb][n][2s] MTP projection inputs                             */
     float *head;      /* [nb][D] output head vectors                                   */
     void *xq;         /* Q8_0-quantized activations for the largest matmul             */

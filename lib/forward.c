@@ -112,19 +112,21 @@ static void layer_forward(vwn_context *ctx, const vwn_layer_weights *lw, int32_t
     double t0 = vwn_time_us();
 
     /* attention, wrapped */
-    vwn_ghc_before(hp, &lw->attn_ghc, ctx->ops, s->wide, T, s->coef, s->x, s->carry, ctx->n_run);
+    vwn_ghc_before(hp, &lw->attn_ghc, ctx->ops, s->wide, T, s->coef, s->x, s->carry, s->emb, s->ghc_tmp,
+                   ctx->n_run);
     double t1 = vwn_time_us();
     attention_sublayer(ctx, lw, s->x, T, p0, k_cache, v_cache, s->y);
     double t2 = vwn_time_us();
-    vwn_ghc_after(hp, ctx->ops, s->coef, s->y, T, s->carry, ctx->n_run);
+    vwn_ghc_after(hp, ctx->ops, s->coef, s->y, T, s->carry, s->ghc_tmp, ctx->n_run);
     tmp = s->wide; s->wide = s->carry; s->carry = tmp;
 
     /* FFN, wrapped */
-    vwn_ghc_before(hp, &lw->ffn_ghc, ctx->ops, s->wide, T, s->coef, s->x, s->carry, ctx->n_run);
+    vwn_ghc_before(hp, &lw->ffn_ghc, ctx->ops, s->wide, T, s->coef, s->x, s->carry, s->emb, s->ghc_tmp,
+                   ctx->n_run);
     double t3 = vwn_time_us();
     ffn_sublayer(ctx, lw, s->x, T, s->y);
     double t4 = vwn_time_us();
-    vwn_ghc_after(hp, ctx->ops, s->coef, s->y, T, s->carry, ctx->n_run);
+    vwn_ghc_after(hp, ctx->ops, s->coef, s->y, T, s->carry, s->ghc_tmp, ctx->n_run);
     tmp = s->wide; s->wide = s->carry; s->carry = tmp;
     double t5 = vwn_time_us();
 

@@ -4,19 +4,25 @@
  *            then x_k = Σ_i R[i,k] H_i (read) and G_j = Σ_i A[i,j] H_i (carry)
  *   after:   G_j += Σ_k Bt[j,k] y_k (write), and G becomes the new wide state.
  *
- * Both passes touch a token's wide state while it sits in cache. With several tokens (prefill) the
- * threads split tokens; with one token (decode) they split rows and outputs. */
+ * The coefficient projection of all T·n rows is one matrix product. When n is large the mixes are
+ * products too (per token, [m+n, n] x [n, s] and [n, m] x [m, s], on the register-tiled matmul
+ * kernel); for small n they are short multiply-adds over each row. */
 #ifndef VWN_GHC_H
 #define VWN_GHC_H
 
 #include "model.h"
 
+/* Scratch the two passes need: `rows` holds T x D' floats (the routing-normalised rows), `tmp`
+ * vwn_ghc_tmp_floats(hp) floats per thread (transposed blocks for the mixing products). */
+size_t vwn_ghc_tmp_floats(const vwn_hparams *hp);
+
 /* Coefficients C (T x n x K), read x (T x D) and carry G (T x D') from the wide state H (T x D'). */
 void vwn_ghc_before(const vwn_hparams *hp, const vwn_ghc_weights *g, const vwn_ops *ops,
-                    const float *H, int32_t T, float *C, float *x, float *G, int n_threads);
+                    const float *H, int32_t T, float *C, float *x, float *G, float *rows, float *tmp,
+                    int n_threads);
 
 /* Write: G_j += Σ_k Bt[j,k] y_k for the sublayer output y (T x D); G is then the new state. */
 void vwn_ghc_after(const vwn_hparams *hp, const vwn_ops *ops, const float *C, const float *y,
-                   int32_t T, float *G, int n_threads);
+                   int32_t T, float *G, float *tmp, int n_threads);
 
 #endif
