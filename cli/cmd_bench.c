@@ -170,8 +170,9 @@ static void run_one(const char *path, const options *o, run_result *r) {
     if (o->n_threads > 0) cp.n_threads = o->n_threads;
     if ((st = vwn_context_new(model, &cp, &ctx))) { run_error(r, "cannot create a context", st); goto done; }
 
-    /* warm-up: page the weights in */
-    if ((st = vwn_decode(ctx, prompt, 1)) || (st = vwn_context_clear(ctx))) { run_error(r, "warm-up", st); goto done; }
+    /* warm-up, as llama-bench does: one whole prompt, so that the weights are mapped and the
+     * scratch is touched before anything is timed */
+    if ((st = vwn_decode(ctx, prompt, P)) || (st = vwn_context_clear(ctx))) { run_error(r, "warm-up", st); goto done; }
     r->rss_bytes = rss_now_bytes();
 
     /* prefill */
