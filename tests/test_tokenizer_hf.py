@@ -34,8 +34,12 @@ from vwn_ctypes import lib, load_model, last_error   # noqa: E402
 
 tokenizers = pytest.importorskip("tokenizers")
 
-DATA_FILES = sorted(glob.glob("/work/shared/data/*.txt"))
-TOK512 = "/work/shared/models/tok512.bin"
+# ../shared beside the repository (as in CI), else the developer machines' /work/shared
+SHARED = os.path.join(os.path.dirname(ROOT), "shared")
+if not os.path.isdir(SHARED):
+    SHARED = "/work/shared"
+DATA_FILES = sorted(glob.glob(os.path.join(SHARED, "data", "*.txt")))
+TOK512 = os.path.join(SHARED, "models", "tok512.bin")
 EOT = "<|endoftext|>"
 INT32_MIN = -2 ** 31
 
