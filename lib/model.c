@@ -412,10 +412,11 @@ static void compute_stats(vwn_model *m) {
     m->weight_type = big ? (int32_t)big->type : VWN_TYPE_F32;
 }
 
-static vwn_status load(const char *path, const vwn_model_params *params, vwn_model *m) {
-    vwn_status st = gguf_open(path, params->use_mmap, &m->gguf);
-    if (st) return st;
+/* Everything after the file is parsed: hyperparameters, the tensor catalogue, binding, checks,
+ * statistics and the tokenizer. verify: scan every float tensor for NaN/Inf. */
+static vwn_status load_parsed(vwn_model *m, bool verify) {
     const gguf_file *f = m->gguf;
+    vwn_status st;
     m->file_size = f->size;
     if ((st = read_hparams(f, &m->hp))) return st;
 
@@ -438,12 +439,18 @@ static vwn_status load(const char *path, const vwn_model_params *params, vwn_mod
     if (st) return st;
     if (m->hp.tied_head) m->lm_head = m->embed;
 
-    if (params->verify_tensors)
+    if (verify)
         for (uint64_t i = 0; i < f->n_tensors; i++)
             if ((st = verify_tensor(&f->tensors[i]))) return st;
 
     compute_stats(m);
     return vwn_tokenizer_load(f, m->hp.n_vocab, &m->tokenizer);
+}
+
+static vwn_status load(const char *path, const vwn_model_params *params, vwn_model *m) {
+    vwn_status st = gguf_open(path, params->use_mmap, &m->gguf);
+    if (st) return st;
+    return load_parsed(m, params->verify_tensors);
 }
 
 vwn_model_params vwn_model_default_params(void) {
@@ -606,37 +613,8 @@ vwn_status vwn_model_tensor_read_f32(const vwn_model *model, const char *name, f
 }
 
 /* ---- loading from memory (internal, for the fuzz targets and tests; lib/model.h) ----------
- * The same steps as load() after the file is opened, on an in-memory image (copied), with the
- * NaN/Inf scan on. Kept as a separate block so load() above stays as it is. */
-
-static vwn_status load_parsed(vwn_model *m) {
-    const gguf_file *f = m->gguf;
-    vwn_status st;
-    m->file_size = f->size;
-    if ((st = read_hparams(f, &m->hp))) return st;
-    m->layers = vwn_calloc((size_t)m->hp.n_layer, sizeof *m->layers);
-    m->mtp = m->hp.mtp_depth ? vwn_calloc((size_t)m->hp.mtp_depth, sizeof *m->mtp) : NULL;
-    if (!m->layers || (m->hp.mtp_depth && !m->mtp))
-        return vwn_fail(VWN_ERR_OUT_OF_MEMORY, "out of memory for the layer table");
-    catalogue c = {0};
-    build_catalogue(&c, m);
-    const gguf_tensor **found = c.oom ? NULL : vwn_calloc(c.n, sizeof *found);
-    if (!found) {
-        vwn_free(c.e);
-        return vwn_fail(VWN_ERR_OUT_OF_MEMORY, "out of memory for the tensor catalogue");
-    }
-    st = match_tensors(f, &c, found);
-    if (st == VWN_OK) st = bind_tensors(m, &c, found);
-    vwn_free(found);
-    vwn_free(c.e);
-    if (st) return st;
-    if (m->hp.tied_head) m->lm_head = m->embed;
-    for (uint64_t i = 0; i < f->n_tensors; i++)
-        if ((st = verify_tensor(&f->tensors[i]))) return st;
-    compute_stats(m);
-    return vwn_tokenizer_load(f, m->hp.n_vocab, &m->tokenizer);
-}
-
+ * The same steps as vwn_model_load after the file is opened, on an in-memory image (copied), with
+ * the NaN/Inf scan on. */
 vwn_status vwn_model_load_memory(const void *data, size_t size, vwn_model **out_model) {
     vwn_clear_error();
     if (!out_model) return vwn_fail(VWN_ERR_INVALID_ARG, "vwn_model_load_memory: out_model is NULL");
@@ -645,7 +623,7 @@ vwn_status vwn_model_load_memory(const void *data, size_t size, vwn_model **out_
     vwn_model *m = vwn_calloc(1, sizeof *m);
     if (!m) return vwn_fail(VWN_ERR_OUT_OF_MEMORY, "out of memory loading a model from memory");
     vwn_status st = gguf_open_memory(data, size, &m->gguf);
-    if (st == VWN_OK) st = load_parsed(m);
+    if (st == VWN_OK) st = load_parsed(m, true);
     if (st != VWN_OK) {
         model_destroy(m);
         return st;
