@@ -269,12 +269,12 @@ typedef struct vwn_context_params {
     int32_t n_threads;      /* compute threads (default: number of cores, at most 8)          */
     bool logits_all;        /* keep the logits of every position of a call (default false:
                                only the last position)                                         */
-    bool mtp;               /* keep caches for the MTP modules, so that their logits can be
-                               read and drafts made (default true; off when the model has none).
-                               With logits_all they run with every vwn_decode; otherwise they run
-                               lazily -- when their logits are asked for, when drafting, or as one
-                               batch when they fall a ring's length behind -- so plain decoding
-                               pays almost nothing for them                                    */
+    bool mtp;               /* run the MTP modules with every vwn_decode, so that their logits
+                               can be read and drafts made (default true; off when the model has
+                               none). Their logits -- a vocabulary head each -- are computed with
+                               the call only with logits_all, otherwise when first asked for.
+                               A host that never drafts nor reads them sets this false and pays
+                               nothing for the modules                                         */
     int32_t simd;           /* vwn_simd; VWN_SIMD_AUTO by default (environment VWN_SIMD may
                                name scalar|avx2|avx512|neon to force a level)                 */
     uint64_t memory_limit;  /* refuse to allocate more than this many bytes (0 = no limit)    */

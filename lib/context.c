@@ -316,15 +316,12 @@ vwn_status vwn_decode(vwn_context *ctx, const int32_t *tokens, int32_t n_tokens)
         const bool last_chunk = done + n == n_tokens;
         const int32_t keep_from = !last_chunk ? INT32_MAX
                                   : ctx->params.logits_all ? ctx->n_past : ctx->n_past + n - 1;
-        /* MTP modules: with logits_all they run with every call (their logits are kept for every
-         * position); otherwise they run lazily -- when asked for logits, when drafting, or when
-         * the states they still need would fall out of the ring -- so plain decoding pays
-         * nothing for them and a catch-up runs as one batch. */
-        if (ctx->n_mtp > 0 && !ctx->params.logits_all && ctx->n_past + n - ctx->mtp_len[0] > ctx->ring)
-            st = vwn_forward_mtp_catchup(ctx, 0);
-        if (!st) st = vwn_forward_main(ctx, tokens + done, n, keep_from, NULL);
-        if (!st && ctx->n_mtp > 0 && ctx->params.logits_all)
-            st = vwn_forward_mtp_catchup(ctx, last_chunk ? 2 : 0);
+        /* MTP modules follow every chunk, so their caches and input states stay current. Their
+         * logits (a full vocabulary head each) are computed here only with logits_all; otherwise
+         * the last position's are computed when first asked for (vwn_get_mtp_logits). */
+        st = vwn_forward_main(ctx, tokens + done, n, keep_from, NULL);
+        if (!st && ctx->n_mtp > 0)
+            st = vwn_forward_mtp_catchup(ctx, ctx->params.logits_all && last_chunk ? 2 : 0);
         if (st) {
             char msg[1024];
             strncpy(msg, vwn_last_error(), sizeof msg - 1);
@@ -384,8 +381,17 @@ vwn_status vwn_get_mtp_logits(vwn_context *ctx, int32_t j, int32_t pos, const fl
         if (ctx->mtp_count[j - 1] == 0 || ctx->mtp_first[j - 1] + ctx->mtp_count[j - 1] - 1 != pos) {
             vwn_ctx_begin(ctx);
             st = vwn_forward_mtp_catchup(ctx, 0);
+            if (!st && ctx->mtp_last_pos[j - 1] != pos && ctx->mtp_len[j - 1] == pos + 1 &&
+                vwn_ring_get(ctx, j - 1, pos)) {
+                /* the module's last output state is not at hand (e.g. after a restored state):
+                 * run the module at that position again (same inputs, same cache entries) */
+                ctx->mtp_len[j - 1] = pos;
+                st = vwn_forward_mtp_catchup(ctx, 0);
+            }
             if (!st && ctx->mtp_last_pos[j - 1] != pos)
-                st = vwn_fail(VWN_ERR_INTERNAL, "MTP module %d did not reach position %d", j, pos);
+                st = vwn_fail(VWN_ERR_NOT_KEPT,
+                              "MTP module %d logits of position %d are not at hand (a restored state keeps only "
+                              "the logits it had); they are computed again after the next decode", j, pos);
             if (!st) vwn_forward_mtp_last_logits(ctx, j);
             vwn_ctx_end(ctx);
             if (st) return st;
@@ -447,12 +453,9 @@ vwn_status vwn_context_truncate_internal(vwn_context *ctx, int32_t n_keep) {
     for (int32_t j = 1; j <= ctx->n_mtp; j++) {
         const int32_t lim = n_keep - j > 0 ? n_keep - j : 0;
         if (ctx->mtp_len[j - 1] > lim) ctx->mtp_len[j - 1] = lim;
-        /* the output state of the module's last position is kept for its logits (computed when
-         * asked for); if that position is gone, recompute the new last one */
-        if (ctx->mtp_len[j - 1] > 0 && ctx->mtp_last_pos[j - 1] != ctx->mtp_len[j - 1] - 1) {
-            ctx->mtp_len[j - 1]--;
-            ctx->mtp_last_pos[j - 1] = -1;
-        }
+        /* the kept output state of the module's last position (for its logits) may be gone;
+         * vwn_get_mtp_logits then recomputes that position */
+        if (ctx->mtp_last_pos[j - 1] >= ctx->mtp_len[j - 1]) ctx->mtp_last_pos[j - 1] = -1;
     }
     ring_drop_from(ctx, 0, n_keep);
     for (int32_t j = 1; j < ctx->n_mtp; j++) ring_drop_from(ctx, j, ctx->mtp_len[j - 1]);

@@ -4,16 +4,16 @@
  *            then x_k = Σ_i R[i,k] H_i (read) and G_j = Σ_i A[i,j] H_i (carry)
  *   after:   G_j += Σ_k Bt[j,k] y_k (write), and G becomes the new wide state.
  *
- * The coefficient projection of all T·n rows is one matrix product. When n is large the mixes are
- * products too (per token, [m+n, n] x [n, s] and [n, m] x [m, s], on the register-tiled matmul
- * kernel); for small n they are short multiply-adds over each row. */
+ * All three are small products on the `mix` kernel (lib/ops): the coefficient projection of all
+ * T·n rows at once ([T·n, s] x [s, K]), and per token the read and carry ([m+n, n] x [n, s]) and
+ * the write ([n, m] x [m, s]), with the coefficients read in place through strides. */
 #ifndef VWN_GHC_H
 #define VWN_GHC_H
 
 #include "model.h"
 
 /* Scratch the two passes need: `rows` holds T x D' floats (the routing-normalised rows), `tmp`
- * vwn_ghc_tmp_floats(hp) floats per thread (transposed blocks for the mixing products). */
+ * vwn_ghc_tmp_floats(hp) floats (the coefficient projection, transposed). */
 size_t vwn_ghc_tmp_floats(const vwn_hparams *hp);
 
 /* Coefficients C (T x n x K), read x (T x D) and carry G (T x D') from the wide state H (T x D'). */

@@ -541,6 +541,7 @@ static void apply_body(vwn_context *ctx, const parsed *ps) {
     for (int32_t j = 0; j < ctx->n_mtp; j++) { /* ctx->n_mtp is 0 or ps->n_mtp */
         const size_t rows = (size_t)ps->mtp_len[j] * kv_dim * sizeof(float);
         ctx->mtp_len[j] = ps->mtp_len[j];
+        ctx->mtp_last_pos[j] = -1; /* its last output state is not saved: recomputed when needed */
         memcpy(ctx->mtp_k + (size_t)j * ctx_rows * kv_dim, ps->mtp_k[j], rows);
         memcpy(ctx->mtp_v + (size_t)j * ctx_rows * kv_dim, ps->mtp_v[j], rows);
         count = ps->mtp_count[j] < ctx->n_out ? ps->mtp_count[j] : ctx->n_out;

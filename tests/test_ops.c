@@ -505,6 +505,39 @@ static void test_dispatch(void) {
     CHECK(vwn_ops_get(VWN_SIMD_AUTO) == vwn_ops_best());
 }
 
+/* mix against the scalar reference on odd sizes, both coefficient layouts, with and without
+ * accumulation. Tolerance: fp32 rounding of n_in products, 1e-5 relative to sum |a b|. */
+static void test_mix(const vwn_ops *ops) {
+    const vwn_ops *ref = vwn_ops_get(VWN_SIMD_SCALAR);
+    const int64_t outs[] = {1, 3, 4, 5, 9, 72}, ins[] = {1, 2, 7, 64, 65}, cols[] = {1, 8, 15, 16, 17, 95, 96, 97, 200};
+    int bad = 0, runs = 0;
+    for (size_t a = 0; a < sizeof outs / sizeof outs[0]; a++)
+        for (size_t b = 0; b < sizeof ins / sizeof ins[0]; b++)
+            for (size_t c = 0; c < sizeof cols / sizeof cols[0]; c++)
+                for (int layout = 0; layout < 2; layout++)
+                    for (int acc = 0; acc < 2; acc++) {
+                        const int64_t no = outs[a], ni = ins[b], nc = cols[c], ldo = nc + 3, ldb = nc + 1;
+                        const int64_t ao = layout ? 1 : ni + 2, ai = layout ? no + 1 : 1;
+                        float *A = malloc(sizeof(float) * (size_t)(no * ao + ni * ai + 4));
+                        float *B = malloc(sizeof(float) * (size_t)(ni * ldb));
+                        float *y = malloc(sizeof(float) * (size_t)(no * ldo)), *z = malloc(sizeof(float) * (size_t)(no * ldo));
+                        for (int64_t k = 0; k < no * ao + ni * ai + 4; k++) A[k] = rnd_unit();
+                        for (int64_t k = 0; k < ni * ldb; k++) B[k] = rnd_unit();
+                        for (int64_t k = 0; k < no * ldo; k++) y[k] = z[k] = rnd_unit();
+                        ops->mix(y, ldo, A, ao, ai, B, ldb, no, ni, nc, acc);
+                        ref->mix(z, ldo, A, ao, ai, B, ldb, no, ni, nc, acc);
+                        for (int64_t o = 0; o < no; o++)
+                            for (int64_t k = 0; k < ldo; k++) {
+                                const float want = z[o * ldo + k], got = y[o * ldo + k];
+                                /* columns past nc must be left alone */
+                                if (k >= nc ? got != want : fabsf(got - want) > 1e-5f * (float)(ni + 1) * 2.0f) bad++;
+                            }
+                        runs++;
+                        free(A); free(B); free(y); free(z);
+                    }
+    CHECK_MSG(bad == 0, "%s mix: %d wrong values over %d shapes", ops->name, bad, runs);
+}
+
 /* Runs every test of one table; returns true if none failed. */
 static bool test_level(const vwn_ops *ops) {
     const vwn_ops *ref = vwn_ops_get(VWN_SIMD_SCALAR);
@@ -514,6 +547,7 @@ static bool test_level(const vwn_ops *ops) {
     test_matmul_consistent(ops);
     test_matmul_mt(ops);
     test_vectors(ops);
+    test_mix(ops);
     return vt_failed == failed_before;
 }
 

@@ -70,6 +70,11 @@ typedef struct vwn_ops {
                         int64_t head_dim, float scale);
     void (*attn_values)(float *out, const float *p, const float *V, int64_t ldv, int64_t n_kv,
                         int64_t head_dim);
+    /* mix: out[o*ldo + c] (= or +=) sum_i A[o*ao + i*ai] * B[i*ldb + c], for o < n_out, c < n_cols,
+     * i < n_in -- a small product with strided coefficients and no horizontal sums (the GHC
+     * mixes and coefficient projection). out must not overlap A or B. */
+    void (*mix)(float *out, int64_t ldo, const float *A, int64_t ao, int64_t ai, const float *B,
+                int64_t ldb, int64_t n_out, int64_t n_in, int64_t n_cols, bool accumulate);
 } vwn_ops;
 
 /* The table for a level (NULL if not compiled in or not supported by this CPU). */

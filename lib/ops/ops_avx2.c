@@ -18,6 +18,7 @@
  *    |w| <= 128 and |x| <= 127), summed to int32 exactly, then scaled by d_w * d_x (exact in fp32). */
 #include "ops/ops.h"
 #include "vwn.h"
+#include "ops/mix_tiled.h"
 
 #include <immintrin.h>
 #include <math.h>
@@ -451,4 +452,5 @@ const vwn_ops vwn_ops_avx2 = {
     .silu_mul = silu_mul_avx2,
     .attn_scores = attn_scores_avx2,
     .attn_values = attn_values_avx2,
+    .mix = mix_tiled,
 };

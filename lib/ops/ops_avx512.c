@@ -541,6 +541,56 @@ static void attn_values_avx512(float *out, const float *p, const float *V, int64
     }
 }
 
+/* ---- mix: 4 outputs x nv vectors of accumulators, B rows broadcast-multiplied (ops.h) ---------- */
+
+INLINE void mix_block(int nv, float *out, int64_t ldo, const float *A, int64_t ao, int64_t ai,
+                      const float *B, int64_t ldb, int64_t no, int64_t n_in, __mmask16 last,
+                      bool accumulate) {
+    __m512 acc[4][6];
+    for (int o = 0; o < 4; o++)
+        for (int v = 0; v < nv; v++) {
+            const __mmask16 m = v == nv - 1 ? last : (__mmask16)0xffff;
+            acc[o][v] = (accumulate && o < no) ? _mm512_maskz_loadu_ps(m, out + o * ldo + v * VL)
+                                              : _mm512_setzero_ps();
+        }
+    for (int64_t i = 0; i < n_in; i++) {
+        __m512 b[6];
+        for (int v = 0; v < nv; v++)
+            b[v] = _mm512_maskz_loadu_ps(v == nv - 1 ? last : (__mmask16)0xffff, B + i * ldb + v * VL);
+        for (int o = 0; o < 4; o++) {
+            if (o >= no) break;
+            const __m512 a = _mm512_set1_ps(A[o * ao + i * ai]);
+            for (int v = 0; v < nv; v++) acc[o][v] = _mm512_fmadd_ps(a, b[v], acc[o][v]);
+        }
+    }
+    for (int o = 0; o < no; o++)
+        for (int v = 0; v < nv; v++)
+            _mm512_mask_storeu_ps(out + o * ldo + v * VL, v == nv - 1 ? last : (__mmask16)0xffff, acc[o][v]);
+}
+
+static void mix_avx512(float *out, int64_t ldo, const float *A, int64_t ao, int64_t ai, const float *B,
+                       int64_t ldb, int64_t n_out, int64_t n_in, int64_t n_cols, bool accumulate) {
+    for (int64_t c0 = 0; c0 < n_cols; c0 += 6 * VL) {
+        const int64_t nc = n_cols - c0 < 6 * VL ? n_cols - c0 : 6 * VL;
+        const int nv = (int)((nc + VL - 1) / VL);
+        const __mmask16 last = tail_mask(nc - (int64_t)(nv - 1) * VL);
+        for (int64_t o0 = 0; o0 < n_out; o0 += 4) {
+            const int64_t no = n_out - o0 < 4 ? n_out - o0 : 4;
+            float *y = out + o0 * ldo + c0;
+            const float *a = A + o0 * ao;
+            const float *b = B + c0;
+            switch (nv) {
+            case 1: mix_block(1, y, ldo, a, ao, ai, b, ldb, no, n_in, last, accumulate); break;
+            case 2: mix_block(2, y, ldo, a, ao, ai, b, ldb, no, n_in, last, accumulate); break;
+            case 3: mix_block(3, y, ldo, a, ao, ai, b, ldb, no, n_in, last, accumulate); break;
+            case 4: mix_block(4, y, ldo, a, ao, ai, b, ldb, no, n_in, last, accumulate); break;
+            case 5: mix_block(5, y, ldo, a, ao, ai, b, ldb, no, n_in, last, accumulate); break;
+            default: mix_block(6, y, ldo, a, ao, ai, b, ldb, no, n_in, last, accumulate); break;
+            }
+        }
+    }
+}
+
 #define AVX512_TABLE(ident, matmul_fn)                 \
     const vwn_ops ident = {                            \
         .name = "avx512",                              \
@@ -555,6 +605,7 @@ static void attn_values_avx512(float *out, const float *p, const float *V, int64
         .silu_mul = silu_mul_avx512,                   \
         .attn_scores = attn_scores_avx512,             \
         .attn_values = attn_values_avx512,             \
+        .mix = mix_avx512,                             \
     }
 
 AVX512_TABLE(vwn_ops_avx512, matmul_avx512);

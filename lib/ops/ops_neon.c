@@ -8,6 +8,7 @@
  * (32 vector registers: 4 x 6 accumulators). F16 weights widen with fcvtl, BF16 with a shift. */
 #include "ops/ops.h"
 #include "vwn.h"
+#include "ops/mix_tiled.h"
 
 #include <arm_neon.h>
 #include <math.h>
@@ -416,4 +417,5 @@ const vwn_ops vwn_ops_neon = {
     .silu_mul = silu_mul_neon,
     .attn_scores = attn_scores_neon,
     .attn_values = attn_values_neon,
+    .mix = mix_tiled,
 };

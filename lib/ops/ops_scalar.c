@@ -129,6 +129,20 @@ static void attn_values_scalar(float *out, const float *p, const float *V, int64
     for (int64_t j = 0; j < n_kv; j++) axpy_scalar(out, p[j], V + j * ldv, head_dim);
 }
 
+static void mix_scalar(float *out, int64_t ldo, const float *A, int64_t ao, int64_t ai, const float *B,
+                       int64_t ldb, int64_t n_out, int64_t n_in, int64_t n_cols, bool accumulate) {
+    for (int64_t o = 0; o < n_out; o++) {
+        float *y = out + o * ldo;
+        if (!accumulate)
+            for (int64_t c = 0; c < n_cols; c++) y[c] = 0.0f;
+        for (int64_t i = 0; i < n_in; i++) {
+            const float a = A[o * ao + i * ai];
+            const float *b = B + i * ldb;
+            for (int64_t c = 0; c < n_cols; c++) y[c] += a * b[c];
+        }
+    }
+}
+
 const vwn_ops vwn_ops_scalar = {
     .name = "scalar",
     .level = VWN_SIMD_SCALAR,
@@ -142,4 +156,5 @@ const vwn_ops vwn_ops_scalar = {
     .silu_mul = silu_mul_scalar,
     .attn_scores = attn_scores_scalar,
     .attn_values = attn_values_scalar,
+    .mix = mix_scalar,
 };
