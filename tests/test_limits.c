@@ -116,7 +116,7 @@ static bool same_as_twin(vwn_context *ctx, vwn_context *twin, int32_t next) {
     const float *a, *b;
     if (vwn_decode(ctx, &next, 1) || vwn_decode(twin, &next, 1)) return false;
     if (vwn_get_logits(ctx, -1, &a) || vwn_get_logits(twin, -1, &b) || !tm_same(a, b, g_V)) return false;
-    /* MTP modules run lazily, so how far they got depends on the history; asking for their
+    /* (after a far rollback the MTP modules may restart a little earlier); asking for their
      * logits brings both up to date, and then they must agree */
     for (int32_t j = 1; j <= 2; j++)
         if (vwn_get_mtp_logits(ctx, j, -1, &a) || vwn_get_mtp_logits(twin, j, -1, &b) || !tm_same(a, b, g_V))

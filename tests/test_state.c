@@ -32,7 +32,7 @@ static bool same_step(vwn_context *a, vwn_context *b, const int32_t *t, int32_t 
     vwn_model_get_info(vwn_context_model(a), &info);
     if (pa.mtp && pb.mtp)
         for (int32_t j = 1; j <= info.mtp_depth; j++) {
-            /* (asking for the logits first brings a lazily run module up to date) */
+            /* (MTP logits are computed when first asked for: ask before comparing lengths) */
             const vwn_status sa = vwn_get_mtp_logits(a, j, -1, &la), sb = vwn_get_mtp_logits(b, j, -1, &lb);
             if (sa != sb || (sa == VWN_OK && !tm_same(la, lb, g_V))) return false;
             if (vwn_context_mtp_length(a, j) != vwn_context_mtp_length(b, j)) return false;
