@@ -7,7 +7,10 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(build-essential cmake ninja-build pkg-config clang libomp-dev libclang-rt-14-dev
               libmimalloc-dev libutf8proc-dev python3 python3-venv python3-pip python3-numpy python3-torch libopenblas0-openmp
-              valgrind)
+              valgrind
+              gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static libutf8proc-dev:arm64)
+# (the last line: scripts/test_neon.sh cross-compiles for AArch64 and runs the tests under qemu;
+#  libutf8proc-dev:arm64 comes from Debian's arm64 multiarch archive, added below if needed)
 
 if [ "${VWN_SKIP_APT:-0}" != 1 ]; then
   missing=()
@@ -17,6 +20,9 @@ if [ "${VWN_SKIP_APT:-0}" != 1 ]; then
   if [ ${#missing[@]} -gt 0 ]; then
     SUDO=""; [ "$(id -u)" != 0 ] && SUDO=sudo
     echo "setup: installing ${missing[*]}"
+    if printf '%s\n' "${missing[@]}" | grep -q ':arm64$' && ! dpkg --print-foreign-architectures | grep -qx arm64; then
+      $SUDO dpkg --add-architecture arm64
+    fi
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
   fi

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # test.sh -- every test of the project, as CI runs it (after scripts/setup.sh):
 #   C tests (ctest), Python tests (pytest: tools, loader, forward pass vs the reference, tokenizers,
-#   CLI, trainer), a gcc -Werror build, ASan+UBSan, TSan, valgrind, short fuzzing runs, and the
-#   bindings (C/C++ consumers, Python, Rust, Go).
+#   CLI, trainer), a gcc -Werror build, the NEON kernels cross-built for AArch64 and run under qemu,
+#   ASan+UBSan, TSan, valgrind, short fuzzing runs, and the bindings (C/C++ consumers, Python, Rust,
+#   Go).
 #   VWN_QUICK=1 scripts/test.sh   skips the sanitizer, valgrind and fuzz suites
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +27,7 @@ suite "pytest (tools, loader, forward, tokenizers, CLI, trainer)" $PY -m pytest 
 suite "gcc -Wall -Wextra -Werror build + ctest" bash -c '
   cmake -S . -B build-gcc -G Ninja -DCMAKE_C_COMPILER=gcc >/dev/null &&
   cmake --build build-gcc >/dev/null && ctest --test-dir build-gcc -j2 2>&1 | tail -3'
+[ -x scripts/test_neon.sh ] && suite "AArch64 NEON: cross-built, ctest under qemu-aarch64" scripts/test_neon.sh
 if [ "${VWN_QUICK:-0}" != 1 ]; then
   [ -x scripts/sanitize.sh ] && suite "ASan + UBSan (whole ctest suite)" scripts/sanitize.sh
   [ -x scripts/tsan.sh ] && suite "TSan (8 threads x 8 contexts stress)" scripts/tsan.sh
