@@ -55,7 +55,7 @@ static vwn_status resolve_params(const vwn_model *m, const vwn_context_params *i
 
 typedef struct plan {
     size_t kv, rope, tokens, states, state_pos, logits, mtp_logits, mtp_kv;
-    size_t wide, coef, x, xn, y, q, kvb, ff, att, emb, mtp_in, head, xq, prow, draft, ghc_tmp;
+    size_t wide, coef, x, xn, y, q, kvb, ff, att, emb, mtp_in, head, xq, prow, draft;
     size_t total_bytes;
     int32_t n_out, ring, n_mtp;
 } plan;
@@ -95,7 +95,6 @@ static vwn_status make_plan(const vwn_model *m, const vwn_context_params *p, pla
     pl->emb = nb * max_sz(Dw, D);
     pl->mtp_in = pl->n_mtp ? nb * Dw * 2 : 0;
     pl->head = nb * D;
-    pl->ghc_tmp = (size_t)p->n_threads * vwn_ghc_tmp_floats(hp);
     pl->prow = nb; /* pointers */
 
     /* Q8_0 activations: the largest input of any matmul (rows of T tokens) */
@@ -116,7 +115,7 @@ static vwn_status make_plan(const vwn_model *m, const vwn_context_params *p, pla
      * n_ctx <= 2^20, n_batch <= n_ctx, so the products fit in 64 bits; the sum is checked). */
     size_t floats = pl->kv + pl->mtp_kv + pl->rope + pl->states + pl->logits + pl->mtp_logits + pl->draft +
                     pl->wide * 2 + pl->coef + pl->x + pl->xn + pl->y + pl->q + pl->kvb * 2 + pl->ff * 2 +
-                    pl->att + pl->emb + pl->mtp_in + pl->head + pl->ghc_tmp;
+                    pl->att + pl->emb + pl->mtp_in + pl->head;
     size_t bytes = 0;
     if (!vwn_mul_size(floats, sizeof(float), &bytes) ||
         !vwn_add_size(bytes, (pl->tokens + pl->state_pos + 3 * (size_t)pl->n_mtp + (size_t)pl->n_mtp) * 4, &bytes) ||
@@ -147,7 +146,7 @@ static void context_release(vwn_context *ctx) {
                        ctx->verify_logits, ctx->draft_states, ctx->mtp_last_U,
                        ctx->s.wide, ctx->s.carry, ctx->s.coef, ctx->s.x, ctx->s.xn, ctx->s.y, ctx->s.q,
                        ctx->s.k, ctx->s.v, ctx->s.ff1, ctx->s.ff2, ctx->s.att, ctx->s.emb, ctx->s.mtp_in,
-                       ctx->s.head, ctx->s.xq, ctx->s.ghc_tmp};
+                       ctx->s.head, ctx->s.xq};
     for (size_t i = 0; i < sizeof aligned / sizeof aligned[0]; i++) vwn_aligned_free(aligned[i]);
     vwn_free(ctx->tokens);
     vwn_free(ctx->state_pos);
@@ -221,7 +220,6 @@ vwn_status vwn_context_new(const vwn_model *model, const vwn_context_params *par
     ctx->s.emb = falloc(pl.emb, &ok);
     ctx->s.mtp_in = falloc(pl.mtp_in, &ok);
     ctx->s.head = falloc(pl.head, &ok);
-    ctx->s.ghc_tmp = falloc(pl.ghc_tmp, &ok);
     if (pl.xq) {
         ctx->s.xq = vwn_aligned_alloc(pl.xq);
         if (!ctx->s.xq) ok = false;

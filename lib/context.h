@@ -19,7 +19,6 @@ typedef struct vwn_scratch {
     float *ff1, *ff2; /* [nb][F]                                                       */
     float *att;       /* [n_threads][n_ctx] attention scores                          */
     float *emb;       /* [nb][max(D', D)] embedding rows / MTP inputs / GHC routing rows */
-    float *ghc_tmp;   /* [n_threads][vwn_ghc_tmp_floats] GHC mixing products            */
     float *mtp_in;    /* [nb][n][2s] MTP projection inputs                             */
     float *head;      /* [nb][D] output head vectors                                   */
     void *xq;         /* Q8_0-quantized activations for the largest matmul             */
@@ -89,11 +88,12 @@ vwn_status vwn_forward_mtp_catchup(vwn_context *ctx, int want_logits);
 /* forward.c: logits of module j at its last position (mtp_last_pos) into ctx->mtp_logits. */
 void vwn_forward_mtp_last_logits(vwn_context *ctx, int32_t j);
 
-/* forward.c: run module j (1-based) at position pos with input state P (D') and input token tok,
- * writing its KV cache at pos (entries past mtp_len are scratch), the output state to U_out (D')
- * and, if logits_out is not NULL, its logits. Used by drafting. */
-vwn_status vwn_forward_mtp_step(vwn_context *ctx, int32_t j, int32_t pos, const float *P,
-                                int32_t tok, float *U_out, float *logits_out);
+/* forward.c: run module j (1-based) at T consecutive positions from pos0 (one batch) with input
+ * states P[t] (D' each) and input tokens toks[t], writing its KV cache there (entries past mtp_len
+ * are scratch), the output states to U_out (T x D') and, if logits_out is not NULL, the logits of
+ * the last position. T <= n_batch. Used by drafting. */
+vwn_status vwn_forward_mtp_steps(vwn_context *ctx, int32_t j, int32_t pos0, int32_t T, const float *const *P,
+                                 const int32_t *toks, float *U_out, float *logits_out);
 
 /* Pointer to the ring slot of stage at position pos, or NULL if the ring does not hold it. */
 float *vwn_ring_get(vwn_context *ctx, int32_t stage, int32_t pos);

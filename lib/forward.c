@@ -43,6 +43,19 @@ static inline void linear(vwn_context *ctx, const vwn_mat *W, const float *X, in
     vwn_matmul_mt(ctx->ops, W, X, T, Y, ctx->s.xq, ctx->n_run);
 }
 
+/* Two or three products of the same input in one thread team when the weights share a type (a
+ * file may mix types; then one at a time). */
+static void linear_many(vwn_context *ctx, const vwn_mat *const *W, float *const *Y, int count,
+                        const float *X, int64_t T) {
+    bool same = true;
+    for (int i = 1; i < count; i++) same = same && W[i]->type == W[0]->type && W[i]->cols == W[0]->cols;
+    if (same) {
+        vwn_matmul_mt_many(ctx->ops, W, Y, count, X, T, ctx->s.xq, ctx->n_run);
+        return;
+    }
+    for (int i = 0; i < count; i++) linear(ctx, W[i], X, T, Y[i]);
+}
+
 /* ---- input embedding (spec §4) -------------------------------------------------------------- */
 
 /* h'_0 of T tokens into out [T][D']. Uses ctx->s.x as row scratch for the factorized kind. */
@@ -68,9 +81,9 @@ static void attention_sublayer(vwn_context *ctx, const vwn_layer_weights *lw, co
     const int32_t D = hp->n_embd, hd = hp->head_dim, kv_dim = hp->n_head_kv * hd;
     for (int32_t t = 0; t < T; t++)
         ctx->ops->rmsnorm(s->xn + (size_t)t * D, x + (size_t)t * D, lw->attn_norm, D, hp->rms_eps);
-    linear(ctx, &lw->wq, s->xn, T, s->q);
-    linear(ctx, &lw->wk, s->xn, T, s->k);
-    linear(ctx, &lw->wv, s->xn, T, s->v);
+    const vwn_mat *qkv[3] = {&lw->wq, &lw->wk, &lw->wv};
+    float *const qkv_out[3] = {s->q, s->k, s->v};
+    linear_many(ctx, qkv, qkv_out, 3, s->xn, T);
     const int32_t half = hd / 2;
     for (int32_t t = 0; t < T; t++) {
         const int32_t pos = p0 + t;
@@ -93,8 +106,9 @@ static void ffn_sublayer(vwn_context *ctx, const vwn_layer_weights *lw, const fl
     const int32_t D = hp->n_embd, F = hp->n_ff;
     for (int32_t t = 0; t < T; t++)
         ctx->ops->rmsnorm(s->xn + (size_t)t * D, x + (size_t)t * D, lw->ffn_norm, D, hp->rms_eps);
-    linear(ctx, &lw->w_gate, s->xn, T, s->ff1);
-    linear(ctx, &lw->w_up, s->xn, T, s->ff2);
+    const vwn_mat *gate_up[2] = {&lw->w_gate, &lw->w_up};
+    float *const gate_up_out[2] = {s->ff1, s->ff2};
+    linear_many(ctx, gate_up, gate_up_out, 2, s->xn, T);
     ctx->ops->silu_mul(s->ff1, s->ff1, s->ff2, (int64_t)T * F);
     linear(ctx, &lw->w_down, s->ff1, T, y);
 }
@@ -112,21 +126,19 @@ static void layer_forward(vwn_context *ctx, const vwn_layer_weights *lw, int32_t
     double t0 = vwn_time_us();
 
     /* attention, wrapped */
-    vwn_ghc_before(hp, &lw->attn_ghc, ctx->ops, s->wide, T, s->coef, s->x, s->carry, s->emb, s->ghc_tmp,
-                   ctx->n_run);
+    vwn_ghc_before(hp, &lw->attn_ghc, ctx->ops, s->wide, T, s->coef, s->x, s->carry, s->emb, ctx->n_run);
     double t1 = vwn_time_us();
     attention_sublayer(ctx, lw, s->x, T, p0, k_cache, v_cache, s->y);
     double t2 = vwn_time_us();
-    vwn_ghc_after(hp, ctx->ops, s->coef, s->y, T, s->carry, s->ghc_tmp, ctx->n_run);
+    vwn_ghc_after(hp, ctx->ops, s->coef, s->y, T, s->carry, ctx->n_run);
     tmp = s->wide; s->wide = s->carry; s->carry = tmp;
 
     /* FFN, wrapped */
-    vwn_ghc_before(hp, &lw->ffn_ghc, ctx->ops, s->wide, T, s->coef, s->x, s->carry, s->emb, s->ghc_tmp,
-                   ctx->n_run);
+    vwn_ghc_before(hp, &lw->ffn_ghc, ctx->ops, s->wide, T, s->coef, s->x, s->carry, s->emb, ctx->n_run);
     double t3 = vwn_time_us();
     ffn_sublayer(ctx, lw, s->x, T, s->y);
     double t4 = vwn_time_us();
-    vwn_ghc_after(hp, ctx->ops, s->coef, s->y, T, s->carry, s->ghc_tmp, ctx->n_run);
+    vwn_ghc_after(hp, ctx->ops, s->coef, s->y, T, s->carry, ctx->n_run);
     tmp = s->wide; s->wide = s->carry; s->carry = tmp;
     double t5 = vwn_time_us();
 
@@ -300,16 +312,16 @@ void vwn_forward_mtp_last_logits(vwn_context *ctx, int32_t j) {
     ctx->mtp_count[j - 1] = 1;
 }
 
-vwn_status vwn_forward_mtp_step(vwn_context *ctx, int32_t j, int32_t pos, const float *P,
-                                int32_t tok, float *U_out, float *logits_out) {
+vwn_status vwn_forward_mtp_steps(vwn_context *ctx, int32_t j, int32_t pos0, int32_t T, const float *const *P,
+                                 const int32_t *toks, float *U_out, float *logits_out) {
     const vwn_model *m = ctx->model;
-    const vwn_hparams *hp = &m->hp;
-    const float *Pr[1] = {P};
-    mtp_run(ctx, j, pos, 1, Pr, &tok);
-    memcpy(U_out, ctx->s.wide, (size_t)hp->n_wide * sizeof(float));
+    const size_t Dw = (size_t)m->hp.n_wide;
+    mtp_run(ctx, j, pos0, T, P, toks);
+    memcpy(U_out, ctx->s.wide, (size_t)T * Dw * sizeof(float));
     if (logits_out) {
         const vwn_mtp_weights *mw = &m->mtp[j - 1];
-        output_head(ctx, U_out, 1, mw->out_norm_w, mw->out_norm_b, mw->final_norm, logits_out);
+        output_head(ctx, U_out + (size_t)(T - 1) * Dw, 1, mw->out_norm_w, mw->out_norm_b, mw->final_norm,
+                    logits_out);
     }
     return VWN_OK;
 }

@@ -8,98 +8,132 @@
  * Column o < m + n of C says how much of row i goes into output o of the read (o < m: segment o of
  * x) or of the carry (o >= m: row o - m of G). So read and carry are one product: out_o = Σ_i C[i,o] H_i.
  *
- * The work is linear in D per token but touches the whole wide state: it is done in two passes,
- * each over one token's state while it is in cache (see ghc.h). */
+ * The work is linear in D per token but touches the whole wide state: it is done in two passes
+ * (see ghc.h), each shared out over the context's threads, during decoding too. */
 #include "ghc.h"
 
 #include <math.h>
 #include <string.h>
 
-#ifdef VWN_OPENMP
-#include <omp.h>
-#endif
+/* Units of work shared out between threads: coefficient rows per block, and outputs (segments of
+ * width s) per piece of the read/carry and of the write. Small enough that one token's work splits
+ * evenly over two threads at (m,n) = (8,64); each piece is a whole 4-row tile of the mix kernel. */
+#define COEF_ROWS 16
+#define OUT_ROWS 4
+/* Below this many multiply-adds a pass runs on the calling thread (as in lib/ops/matmul.c). */
+#define MIN_PARALLEL_MACS (1 << 17)
 
-/* Routing rows processed together when computing coefficients (a unit of work for a thread). */
-#define COEF_ROWS 64
+static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-size_t vwn_ghc_tmp_floats(const vwn_hparams *hp) {
-    const size_t n = (size_t)hp->ghc_n, m = (size_t)hp->ghc_m, s = (size_t)hp->seg;
-    return s * (2 * m + n) + 64; /* the projection, transposed */
-}
+/* ---- before: coefficients, then read and carry -------------------------------------------------
+ *
+ * Coefficients (dynamic): C_i = C0_i + S_i ∘ tanh(rmsnorm(H_i) · Wᵀ / sqrt(s)). The model keeps
+ * g ∘ Wᵀ (the gain folded in at load, lib/model.c), so this is (H_i · (g ∘ Wᵀ)) times
+ * 1 / (rms(H_i) sqrt(s)): a product of rows of H by an [s, K] matrix, then ghc_coef per row.
+ * Static GHC copies C0.
+ *
+ * Read and carry: column o of C weighs the rows of H into output o (x_o for o < m, G_{o-m} after).
+ *
+ * Each output is computed the same way whatever the grouping, so the two schedules below (and
+ * any thread count) give identical results. */
 
-/* tanh through one expf: 1 - 2 / (e^{2|x|} + 1), with the sign of x. Its absolute error is a few
- * float ulps of 1 (it is added to C0, so absolute error is what matters), and it costs a third of
- * libm's tanhf. */
-static inline float fast_tanh(float x) {
-    const float a = fabsf(x);
-    if (a > 9.0f) return x > 0 ? 1.0f : -1.0f;
-    const float t = 1.0f - 2.0f / (expf(2.0f * a) + 1.0f);
-    return x < 0 ? -t : t;
-}
+typedef struct before_args {
+    const vwn_hparams *hp;
+    const vwn_ghc_weights *g;
+    const vwn_ops *ops;
+    const float *H;
+    float *C, *x, *G, *mult;
+} before_args;
 
-/* ---- coefficients: C = C0 + S ∘ tanh(rmsnorm_s(H) · Wᵀ / sqrt(s)) ------------------------------ */
-
-static void coefficients(const vwn_hparams *hp, const vwn_ghc_weights *g, const vwn_ops *ops,
-                         const float *H, int32_t T, float *C, float *rows, float *tmp, int n_threads) {
-    const int n = hp->ghc_n, s = hp->seg, K = hp->n_coef;
-    const int64_t R = (int64_t)T * n;
+/* Coefficients of rows [r0, r1) of H (row r = token r / n, wide row r % n). */
+static void coef_rows(const before_args *a, int64_t r0, int64_t r1) {
+    const vwn_hparams *hp = a->hp;
+    const int64_t n = hp->ghc_n, s = hp->seg, K = hp->n_coef;
     if (!hp->ghc_dynamic) {
-        for (int32_t t = 0; t < T; t++) memcpy(C + (size_t)t * n * K, g->statc, (size_t)n * K * sizeof(float));
+        for (int64_t r = r0; r < r1; r++) memcpy(a->C + r * K, a->g->statc + (r % n) * K, (size_t)K * sizeof(float));
         return;
     }
-    /* W is [K, s] (a Linear(s, K) weight); the mix kernel wants it as [s, K] */
-    float *Wt = tmp;
-    for (int k = 0; k < K; k++)
-        for (int e = 0; e < s; e++) Wt[(size_t)e * K + k] = g->proj[(size_t)k * s + e];
     const float inv_sqrt_s = 1.0f / sqrtf((float)s);
-    const int64_t n_blocks = (R + COEF_ROWS - 1) / COEF_ROWS;
-#ifdef VWN_OPENMP
-#pragma omp parallel for num_threads(n_threads) schedule(static) if (n_blocks > 1 && n_threads > 1)
-#endif
-    for (int64_t blk = 0; blk < n_blocks; blk++) {
-        const int64_t r0 = blk * COEF_ROWS, r1 = r0 + COEF_ROWS < R ? r0 + COEF_ROWS : R;
-        for (int64_t r = r0; r < r1; r++) ops->rmsnorm(rows + (size_t)r * s, H + (size_t)r * s, g->norm, s, hp->rms_eps);
-        ops->mix(C + (size_t)r0 * K, K, rows + (size_t)r0 * s, s, 1, Wt, K, r1 - r0, s, K, false);
-        for (int64_t r = r0; r < r1; r++) {
-            const int i = (int)(r % n);
-            float *c = C + (size_t)r * K;
-            for (int k = 0; k < K; k++)
-                c[k] = g->statc[i * K + k] + g->scale[i * K + k] * fast_tanh(c[k] * inv_sqrt_s);
-        }
+    for (int64_t r = r0; r < r1; r++)
+        a->mult[r] = inv_sqrt_s / sqrtf(a->ops->sum_sq(a->H + r * s, s) / (float)s + hp->rms_eps);
+    a->ops->mix(a->C + r0 * K, K, a->H + r0 * s, s, 1, a->g->proj, K, r1 - r0, s, K, false);
+    for (int64_t r = r0; r < r1; r++) {
+        const int64_t i = r % n;
+        a->ops->ghc_coef(a->C + r * K, a->g->statc + i * K, a->g->scale + i * K, K, a->mult[r]);
     }
 }
 
-/* ---- read and carry: x_k = Σ_i C[i,k] H_i, G_j = Σ_i C[i,m+j] H_i ------------------------------- */
+/* Piece q of token t's read and carry: OUT_ROWS outputs of x (the first pieces), then of G. */
+static void read_carry_piece(const before_args *a, int64_t t, int64_t q) {
+    const vwn_hparams *hp = a->hp;
+    const int64_t n = hp->ghc_n, m = hp->ghc_m, s = hp->seg, K = hp->n_coef;
+    const int64_t pieces_x = ceil_div(m, OUT_ROWS);
+    const float *Ht = a->H + t * hp->n_wide, *Ct = a->C + t * n * K;
+    if (q < pieces_x) {
+        const int64_t o0 = q * OUT_ROWS, no = m - o0 < OUT_ROWS ? m - o0 : OUT_ROWS;
+        a->ops->mix(a->x + t * hp->n_embd + o0 * s, s, Ct + o0, 1, K, Ht, s, no, n, s, false);
+    } else {
+        const int64_t j0 = (q - pieces_x) * OUT_ROWS, no = n - j0 < OUT_ROWS ? n - j0 : OUT_ROWS;
+        a->ops->mix(a->G + t * hp->n_wide + j0 * s, s, Ct + m + j0, 1, K, Ht, s, no, n, s, false);
+    }
+}
 
 void vwn_ghc_before(const vwn_hparams *hp, const vwn_ghc_weights *g, const vwn_ops *ops,
-                    const float *H, int32_t T, float *C, float *x, float *G, float *rows, float *tmp,
-                    int n_threads) {
-    const int n = hp->ghc_n, m = hp->ghc_m, s = hp->seg, K = hp->n_coef;
-    const size_t Dw = (size_t)hp->n_wide, D = (size_t)hp->n_embd, nk = (size_t)n * K;
+                    const float *H, int32_t T, float *C, float *x, float *G, float *rows, int n_threads) {
+    const int64_t n = hp->ghc_n, m = hp->ghc_m, s = hp->seg, K = hp->n_coef, R = (int64_t)T * n;
+    const before_args a = {hp, g, ops, H, C, x, G, rows /* T·n per-row multipliers */};
+    const int64_t pieces = ceil_div(m, OUT_ROWS) + ceil_div(n, OUT_ROWS);
+    const double macs = (double)R * s * ((hp->ghc_dynamic ? K : 0) + m + n);
+    const int nt = n_threads > 1 && macs >= (double)MIN_PARALLEL_MACS ? n_threads : 1;
+    (void)nt;
 
-    coefficients(hp, g, ops, H, T, C, rows, tmp, n_threads);
-
-    /* per token: column o of C weighs the rows of H into output o (read for o < m, carry after) */
+    if (T >= 4 * nt) {
+        /* many tokens (prefill): whole tokens per thread, each token's coefficients then its read
+         * and carry while its state and coefficients are still in cache */
 #ifdef VWN_OPENMP
-#pragma omp parallel for num_threads(n_threads) schedule(static) if (T > 1 && n_threads > 1)
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
 #endif
-    for (int32_t t = 0; t < T; t++) {
-        const float *Ht = H + (size_t)t * Dw, *Ct = C + (size_t)t * nk;
-        ops->mix(x + (size_t)t * D, s, Ct, 1, K, Ht, s, m, n, s, false);
-        ops->mix(G + (size_t)t * Dw, s, Ct + m, 1, K, Ht, s, n, n, s, false);
+        for (int64_t t = 0; t < T; t++) {
+            for (int64_t r0 = t * n; r0 < (t + 1) * n; r0 += COEF_ROWS)
+                coef_rows(&a, r0, r0 + COEF_ROWS < (t + 1) * n ? r0 + COEF_ROWS : (t + 1) * n);
+            for (int64_t q = 0; q < pieces; q++) read_carry_piece(&a, t, q);
+        }
+        return;
+    }
+
+    /* few tokens (decoding): every token's work split between the threads -- blocks of
+     * coefficient rows, then (after the barrier) pieces of the read and carry */
+    const int64_t coef_blocks = ceil_div(R, COEF_ROWS);
+#ifdef VWN_OPENMP
+#pragma omp parallel num_threads(nt) if (nt > 1)
+#endif
+    {
+#ifdef VWN_OPENMP
+#pragma omp for schedule(static)
+#endif
+        for (int64_t b = 0; b < coef_blocks; b++)
+            coef_rows(&a, b * COEF_ROWS, (b + 1) * COEF_ROWS < R ? (b + 1) * COEF_ROWS : R);
+#ifdef VWN_OPENMP
+#pragma omp for schedule(static)
+#endif
+        for (int64_t p = 0; p < (int64_t)T * pieces; p++) read_carry_piece(&a, p / pieces, p % pieces);
     }
 }
 
-/* ---- write: G_j += Σ_k Bt[j,k] y_k ---------------------------------------------------------------- */
+/* ---- after: write, G_j += Σ_k Bt[j,k] y_k -------------------------------------------------------- */
 
 void vwn_ghc_after(const vwn_hparams *hp, const vwn_ops *ops, const float *C, const float *y,
-                   int32_t T, float *G, float *tmp, int n_threads) {
-    const int n = hp->ghc_n, m = hp->ghc_m, s = hp->seg, K = hp->n_coef;
-    (void)tmp;
+                   int32_t T, float *G, int n_threads) {
+    const int64_t n = hp->ghc_n, m = hp->ghc_m, s = hp->seg, K = hp->n_coef;
+    const int64_t pieces = ceil_div(n, OUT_ROWS);
+    const double macs = (double)T * n * m * s;
+    const int nt = n_threads > 1 && macs >= (double)MIN_PARALLEL_MACS ? n_threads : 1;
+    (void)nt;
 #ifdef VWN_OPENMP
-#pragma omp parallel for num_threads(n_threads) schedule(static) if (T > 1 && n_threads > 1)
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
 #endif
-    for (int32_t t = 0; t < T; t++)
-        ops->mix(G + (size_t)t * n * s, s, C + (size_t)t * n * K + m + n, K, 1, y + (size_t)t * m * s, s, n,
-                 m, s, true);
+    for (int64_t p = 0; p < (int64_t)T * pieces; p++) {
+        const int64_t t = p / pieces, j0 = (p % pieces) * OUT_ROWS, no = n - j0 < OUT_ROWS ? n - j0 : OUT_ROWS;
+        ops->mix(G + (t * n + j0) * s, s, C + (t * n + j0) * K + m + n, K, 1, y + t * m * s, s, no, m, s, true);
+    }
 }

@@ -12,17 +12,13 @@
 
 #include "model.h"
 
-/* Scratch the two passes need: `rows` holds T x D' floats (the routing-normalised rows), `tmp`
- * vwn_ghc_tmp_floats(hp) floats (the coefficient projection, transposed). */
-size_t vwn_ghc_tmp_floats(const vwn_hparams *hp);
-
-/* Coefficients C (T x n x K), read x (T x D) and carry G (T x D') from the wide state H (T x D'). */
+/* Coefficients C (T x n x K), read x (T x D) and carry G (T x D') from the wide state H (T x D').
+ * `rows` is scratch of at least T x n floats (the per-row routing multipliers). */
 void vwn_ghc_before(const vwn_hparams *hp, const vwn_ghc_weights *g, const vwn_ops *ops,
-                    const float *H, int32_t T, float *C, float *x, float *G, float *rows, float *tmp,
-                    int n_threads);
+                    const float *H, int32_t T, float *C, float *x, float *G, float *rows, int n_threads);
 
 /* Write: G_j += Σ_k Bt[j,k] y_k for the sublayer output y (T x D); G is then the new state. */
 void vwn_ghc_after(const vwn_hparams *hp, const vwn_ops *ops, const float *C, const float *y,
-                   int32_t T, float *G, float *tmp, int n_threads);
+                   int32_t T, float *G, int n_threads);
 
 #endif

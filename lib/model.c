@@ -137,6 +137,7 @@ typedef struct expect {
     int64_t ne[4];           /* GGUF order, unused dims 1        */
     int n_dims;
     const float **f32;       /* small tensor: its fp32 copy goes here */
+    bool transpose;          /* small 2-D tensor: store it transposed */
     vwn_mat *mat;            /* matrix: bound in place here        */
 } expect;
 
@@ -199,6 +200,7 @@ static void want_ghc(catalogue *c, const vwn_hparams *hp, const char *prefix, vw
     if (!hp->ghc_dynamic) return;
     want_small(c, prefix, ".scale", hp->ghc_n, hp->n_coef, &g->scale);
     want_small(c, prefix, ".proj.weight", hp->n_coef, hp->seg, &g->proj);
+    if (c->n && !c->oom) c->e[c->n - 1].transpose = true; /* stored [s, K]: see prepare_ghc */
     want_vec(c, prefix, ".norm.weight", hp->seg, &g->norm);
 }
 
@@ -331,6 +333,15 @@ static vwn_status bind_tensors(vwn_model *m, const catalogue *c, const gguf_tens
             size_t rb = vwn_row_bytes((int32_t)t->type, cols);
             for (int64_t r = 0; r < rows; r++)
                 vwn_dequant_row((int32_t)t->type, (const char *)t->data + (size_t)r * rb, dst + r * cols, cols);
+            if (x->transpose) { /* rows x cols -> cols x rows, through the padding after it */
+                const size_t n = (size_t)t->n_elements;
+                float *tr = vwn_malloc(n * sizeof *tr);
+                if (!tr) return vwn_fail(VWN_ERR_OUT_OF_MEMORY, "out of memory transposing '%s'", t->name);
+                for (int64_t r = 0; r < rows; r++)
+                    for (int64_t k = 0; k < cols; k++) tr[(size_t)k * (size_t)rows + (size_t)r] = dst[r * cols + k];
+                memcpy(dst, tr, n * sizeof *tr);
+                vwn_free(tr);
+            }
             *x->f32 = dst;
             dst += ((size_t)t->n_elements + 15) / 16 * 16;
         } else {
@@ -345,6 +356,19 @@ static vwn_status bind_tensors(vwn_model *m, const catalogue *c, const gguf_tens
         }
     }
     return VWN_OK;
+}
+
+/* ---- GHC preparation ------------------------------------------------------------------------ */
+
+/* The routing projection of a dynamic GHC is used as rmsnorm(H_i) · Wᵀ = (H_i · (g ∘ Wᵀ)) / rms(H_i)
+ * (spec §2, g the routing-norm gain): bind_tensors stored Wᵀ as [s, K]; this folds the gain into
+ * its rows, so the forward pass needs only each row's rms (lib/ghc.c). The copy is the model's own
+ * (owned_f32), written once here before the model is shared. */
+static void prepare_ghc(const vwn_hparams *hp, vwn_ghc_weights *g) {
+    if (!hp->ghc_dynamic || !g->proj || !g->norm) return;
+    float *wt = (float *)g->proj; /* owned, see above */
+    for (int32_t e = 0; e < hp->seg; e++)
+        for (int32_t k = 0; k < hp->n_coef; k++) wt[(size_t)e * (size_t)hp->n_coef + (size_t)k] *= g->norm[e];
 }
 
 /* ---- NaN/Inf scan ------------------------------------------------------------------------ */
@@ -438,6 +462,14 @@ static vwn_status load_parsed(vwn_model *m, bool verify) {
     vwn_free(c.e);
     if (st) return st;
     if (m->hp.tied_head) m->lm_head = m->embed;
+    for (int32_t l = 0; l < m->hp.n_layer; l++) {
+        prepare_ghc(&m->hp, &m->layers[l].attn_ghc);
+        prepare_ghc(&m->hp, &m->layers[l].ffn_ghc);
+    }
+    for (int32_t j = 0; j < m->hp.mtp_depth; j++) {
+        prepare_ghc(&m->hp, &m->mtp[j].layer.attn_ghc);
+        prepare_ghc(&m->hp, &m->mtp[j].layer.ffn_ghc);
+    }
 
     if (verify)
         for (uint64_t i = 0; i < f->n_tensors; i++)

@@ -23,7 +23,8 @@ typedef struct vwn_hparams {
 typedef struct vwn_ghc_weights {
     const float *statc;   /* [n, K] static coefficients C0                    */
     const float *scale;   /* [n, K] scale S (dynamic only, else NULL)          */
-    const float *proj;    /* [K, s] projection W (dynamic only, else NULL)     */
+    const float *proj;    /* [s, K] the projection W (a [K, s] Linear) transposed, row e scaled by
+                             the routing-norm gain norm[e] at load (dynamic only, else NULL) */
     const float *norm;    /* [s] routing RMSNorm gain (dynamic only, else NULL) */
 } vwn_ghc_weights;
 

@@ -57,18 +57,22 @@ static vwn_status draft(vwn_context *ctx, int32_t next_token, int32_t depth, vwn
 
     /* draft_states[(j-1)*k + idx]: output U of module j at position q+1-j+idx, computed here */
     for (int32_t j = 1; j <= depth; j++) {
-        /* module j runs at positions q+1-j .. q; its cache holds everything before q+1-j */
-        for (int32_t i = q + 1 - j; i <= q; i++) {
-            if (i < 0) continue; /* too early in the sequence: nothing to predict from */
-            const float *P;
-            if (j == 1) P = vwn_ring_get(ctx, 0, i);
-            else if (i >= q + 2 - j) P = ctx->draft_states + ((size_t)(j - 2) * ctx->n_mtp + (size_t)(i - (q + 2 - j))) * Dw;
-            else P = vwn_ring_get(ctx, j - 1, i);
-            if (!P) return vwn_fail(VWN_ERR_INTERNAL, "draft: state of stage %d at position %d is missing", j - 1, i);
-            const int32_t tok = ext[i + j - (q + 1)];
-            float *U = ctx->draft_states + ((size_t)(j - 1) * ctx->n_mtp + (size_t)(i - (q + 1 - j))) * Dw;
-            if ((st = vwn_forward_mtp_step(ctx, j, i, P, tok, U, i == q ? logits : NULL))) return st;
+        /* module j runs at positions q+1-j .. q, in one batch; its cache holds everything before
+         * q+1-j (positions before 0 have nothing to predict from) */
+        const int32_t i0 = q + 1 - j < 0 ? 0 : q + 1 - j, T = q + 1 - i0;
+        const float *P[17];
+        int32_t toks[17];
+        for (int32_t i = i0; i <= q; i++) {
+            const float *Pi;
+            if (j == 1) Pi = vwn_ring_get(ctx, 0, i);
+            else if (i >= q + 2 - j) Pi = ctx->draft_states + ((size_t)(j - 2) * ctx->n_mtp + (size_t)(i - (q + 2 - j))) * Dw;
+            else Pi = vwn_ring_get(ctx, j - 1, i);
+            if (!Pi) return vwn_fail(VWN_ERR_INTERNAL, "draft: state of stage %d at position %d is missing", j - 1, i);
+            P[i - i0] = Pi;
+            toks[i - i0] = ext[i + j - (q + 1)];
         }
+        float *U = ctx->draft_states + ((size_t)(j - 1) * ctx->n_mtp + (size_t)(i0 - (q + 1 - j))) * Dw;
+        if ((st = vwn_forward_mtp_steps(ctx, j, i0, T, P, toks, U, logits))) return st;
         int32_t d;
         if (greedy) {
             d = argmax(logits, V);

@@ -563,8 +563,15 @@ static void test_good_model(bool mixed, bool use_mmap) {
     CHECK(m->layers[0].attn_ghc.statc[3] == tval(ki, 3));
     ki = find_t(g, "layers.0.ffn_ghc.scale");
     CHECK(m->layers[0].ffn_ghc.scale[5] == tval(ki, 5));
+    /* the routing projection is kept transposed, [s, K], with the routing-norm gain folded into
+     * its rows (lib/model.c, prepare_ghc) */
     ki = find_t(g, "layers.0.attn_ghc.proj.weight");
-    CHECK(m->layers[0].attn_ghc.proj[40] == tval(ki, 40));
+    int ni = find_t(g, "layers.0.attn_ghc.norm.weight"), bad_proj = 0;
+    const int64_t nK = m->hp.n_coef, ns = m->hp.seg;
+    for (int64_t k = 0; k < nK; k++)
+        for (int64_t e = 0; e < ns; e++)
+            bad_proj += m->layers[0].attn_ghc.proj[e * nK + k] != tval(ki, (uint64_t)(k * ns + e)) * tval(ni, (uint64_t)e);
+    CHECK_MSG(bad_proj == 0, "%d projection values differ", bad_proj);
     ki = find_t(g, "out_norm.bias");
     CHECK(m->out_norm_b[63] == tval(ki, 63));
     ki = find_t(g, "mtp.0.hnorm.weight");

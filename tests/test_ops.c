@@ -538,6 +538,42 @@ static void test_mix(const vwn_ops *ops) {
     CHECK_MSG(bad == 0, "%s mix: %d wrong values over %d shapes", ops->name, bad, runs);
 }
 
+/* ghc_coef against the scalar reference on odd sizes, over inputs from 0 to past the tanh cap
+ * (|x| > 9) and both signs, and exact values at 0 and far out. Tolerance: the two tanh are each a
+ * few float ulps of 1 off (ops.h), so 1e-6 absolute on tanh, times |scale|. Past n nothing may be
+ * written. */
+static void test_ghc_coef(const vwn_ops *ops) {
+    const vwn_ops *ref = vwn_ops_get(VWN_SIMD_SCALAR);
+    static const int64_t ns[] = {1, 3, 7, 12, 15, 16, 17, 31, 80, 81, 1023};
+    enum { MAX = 1024 };
+    static float c0[MAX], sc[MAX], y1[MAX], y2[MAX];
+    int bad = 0;
+    for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++) {
+        const int64_t n = ns[k];
+        const float mult = k % 2 ? 0.37f : 2.5f;
+        for (int64_t i = 0; i < MAX; i++) {
+            c0[i] = rnd_unit(), sc[i] = rnd_unit() * 3.0f;
+            y1[i] = y2[i] = rnd_unit() * (float)(1 << (i % 5)); /* up to 16 / mult: past the cap */
+        }
+        ops->ghc_coef(y1, c0, sc, n, mult);
+        ref->ghc_coef(y2, c0, sc, n, mult);
+        for (int64_t i = 0; i < MAX; i++) {
+            if (i >= n ? y1[i] != y2[i] : fabsf(y1[i] - y2[i]) > 1e-6f * (fabsf(sc[i]) + 1.0f)) bad++;
+        }
+    }
+    /* against double tanh directly: the scalar one too */
+    for (int64_t i = 0; i < 200; i++) {
+        const float x = (float)(i - 100) * 0.11f;
+        float c = x, zero = 0.0f, one = 1.0f;
+        ops->ghc_coef(&c, &zero, &one, 1, 1.0f);
+        if (fabs((double)c - tanh((double)x)) > 1e-6) bad++;
+    }
+    float c = 0.0f, half = 0.5f, one = 1.0f;
+    ops->ghc_coef(&c, &half, &one, 1, 1.0f);
+    if (c != 0.5f) bad++;
+    CHECK_MSG(bad == 0, "%s ghc_coef: %d wrong values", ops->name, bad);
+}
+
 /* Runs every test of one table; returns true if none failed. */
 static bool test_level(const vwn_ops *ops) {
     const vwn_ops *ref = vwn_ops_get(VWN_SIMD_SCALAR);
@@ -548,6 +584,7 @@ static bool test_level(const vwn_ops *ops) {
     test_matmul_mt(ops);
     test_vectors(ops);
     test_mix(ops);
+    test_ghc_coef(ops);
     return vt_failed == failed_before;
 }
 
@@ -557,6 +594,11 @@ int main(void) {
     test_rows();
     test_dispatch();
     printf("best SIMD level: %s\n", vwn_simd_name(vwn_simd_best()));
+#if defined(__aarch64__)
+    /* NEON is part of every AArch64 CPU: here it must be tested, never skipped */
+    CHECK_MSG(vwn_ops_get(VWN_SIMD_NEON) != NULL && vwn_simd_best() == VWN_SIMD_NEON,
+              "the NEON level is missing on AArch64");
+#endif
 
     for (int i = 0; i < N_LEVELS; i++) {
         const vwn_ops *ops = vwn_ops_get(levels[i]);

@@ -33,20 +33,26 @@ static void thread_rows(int64_t rows, int i, int n, int64_t *r0, int64_t *r1) {
 }
 #endif
 
-void vwn_matmul_mt(const vwn_ops *ops, const vwn_mat *W, const float *X, int64_t T, float *Y,
-                   void *xq_scratch, int n_threads) {
-    const int64_t cols = W->cols, rows = W->rows;
-    if (T <= 0 || rows <= 0) return;
-    const bool q8 = W->type == VWN_TYPE_Q8_0;
+void vwn_matmul_mt_many(const vwn_ops *ops, const vwn_mat *const *W, float *const *Y, int count,
+                        const float *X, int64_t T, void *xq_scratch, int n_threads) {
+    if (T <= 0 || count <= 0) return;
+    const int64_t cols = W[0]->cols;
+    const bool q8 = W[0]->type == VWN_TYPE_Q8_0;
     const int64_t n_blocks = q8 ? T * (cols / VWN_QK8_0) : 0; /* X is one run of T * cols floats */
     vwn_block_q8_0 *xq = q8 ? xq_scratch : NULL;
 
-    int64_t chunks = (rows + ROW_ALIGN - 1) / ROW_ALIGN;
+    int64_t chunks = 0;
+    double macs = 0;
+    for (int i = 0; i < count; i++) {
+        chunks += (W[i]->rows + ROW_ALIGN - 1) / ROW_ALIGN;
+        macs += (double)W[i]->rows * (double)cols * (double)T;
+    }
     int n = n_threads < 1 ? 1 : n_threads;
-    if (n > chunks) n = (int)chunks;
-    if ((double)rows * (double)cols * (double)T < (double)MIN_PARALLEL_MACS) n = 1;
+    if (n > chunks) n = (int)(chunks > 0 ? chunks : 1);
+    if (macs < (double)MIN_PARALLEL_MACS) n = 1;
 #ifdef VWN_OPENMP
     if (n > 1) {
+        /* one thread team for all the products (one fork and one join instead of one each) */
 #pragma omp parallel num_threads(n)
         {
             const int i = omp_get_thread_num(), nt = omp_get_num_threads();
@@ -55,13 +61,20 @@ void vwn_matmul_mt(const vwn_ops *ops, const vwn_mat *W, const float *X, int64_t
                 if (b0 < b1) ops->quantize_q8_0(X + b0 * VWN_QK8_0, xq + b0, (b1 - b0) * VWN_QK8_0);
 #pragma omp barrier
             }
-            int64_t r0, r1;
-            thread_rows(rows, i, nt, &r0, &r1);
-            if (r0 < r1) ops->matmul(W, X, cols, xq, T, Y, rows, r0, r1);
+            for (int w = 0; w < count; w++) {
+                int64_t r0, r1;
+                thread_rows(W[w]->rows, i, nt, &r0, &r1);
+                if (r0 < r1) ops->matmul(W[w], X, cols, xq, T, Y[w], W[w]->rows, r0, r1);
+            }
         }
         return;
     }
 #endif
     if (q8) ops->quantize_q8_0(X, xq, n_blocks * VWN_QK8_0);
-    ops->matmul(W, X, cols, xq, T, Y, rows, 0, rows);
+    for (int w = 0; w < count; w++) ops->matmul(W[w], X, cols, xq, T, Y[w], W[w]->rows, 0, W[w]->rows);
+}
+
+void vwn_matmul_mt(const vwn_ops *ops, const vwn_mat *W, const float *X, int64_t T, float *Y,
+                   void *xq_scratch, int n_threads) {
+    vwn_matmul_mt_many(ops, &W, &Y, 1, X, T, xq_scratch, n_threads);
 }

@@ -75,6 +75,11 @@ typedef struct vwn_ops {
      * mixes and coefficient projection). out must not overlap A or B. */
     void (*mix)(float *out, int64_t ldo, const float *A, int64_t ao, int64_t ai, const float *B,
                 int64_t ldb, int64_t n_out, int64_t n_in, int64_t n_cols, bool accumulate);
+    /* ghc_coef: c[i] = c0[i] + scale[i] * tanh(mult * c[i]) for i < n -- the last step of the
+     * dynamic GHC coefficients (spec §2). tanh is computed as 1 - 2 / (exp(2|x|) + 1) with the
+     * sign of x: its absolute error is a few float ulps of 1, which is what matters here (the
+     * result is added to c0). */
+    void (*ghc_coef)(float *c, const float *c0, const float *scale, int64_t n, float mult);
 } vwn_ops;
 
 /* The table for a level (NULL if not compiled in or not supported by this CPU). */
@@ -93,6 +98,11 @@ const vwn_ops *vwn_ops_best(void);
 size_t vwn_matmul_scratch_size(const vwn_mat *W, int64_t T);
 void vwn_matmul_mt(const vwn_ops *ops, const vwn_mat *W, const float *X, int64_t T, float *Y,
                    void *xq_scratch, int n_threads);
+/* Several products of the same input, Y[i] = X W[i]^T for i < count, in one thread team (the
+ * activations quantized once): the attention's Q, K, V and the FFN's gate and up. Every W[i] must
+ * have the same cols and type. Same results as count calls of vwn_matmul_mt. */
+void vwn_matmul_mt_many(const vwn_ops *ops, const vwn_mat *const *W, float *const *Y, int count,
+                        const float *X, int64_t T, void *xq_scratch, int n_threads);
 
 /* ---- the tables of each level (internal: use vwn_ops_get, which checks the CPU first) ---- */
 extern const vwn_ops vwn_ops_scalar;

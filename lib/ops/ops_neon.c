@@ -375,6 +375,25 @@ static void silu_mul_neon(float *out, const float *gate, const float *up, int64_
     for (; i < n; i++) out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
 }
 
+/* ghc_coef (ops.h): tanh(x) = sign(x) (1 - 2 / (exp(2|x|) + 1)), 4 lanes at a time. */
+static void ghc_coef_neon(float *c, const float *c0, const float *scale, int64_t n, float mult) {
+    const float32x4_t one = vdupq_n_f32(1.0f), two = vdupq_n_f32(2.0f), cap = vdupq_n_f32(9.0f);
+    const uint32x4_t sign = vdupq_n_u32(0x80000000u);
+    int64_t i = 0;
+    for (; i + VL <= n; i += VL) {
+        float32x4_t x = vmulq_n_f32(vld1q_f32(c + i), mult);
+        float32x4_t a = vminq_f32(vabsq_f32(x), cap);
+        float32x4_t t = vsubq_f32(one, vdivq_f32(two, vaddq_f32(exp_neon(vaddq_f32(a, a)), one)));
+        t = vreinterpretq_f32_u32(vorrq_u32(vreinterpretq_u32_f32(t), vandq_u32(sign, vreinterpretq_u32_f32(x))));
+        vst1q_f32(c + i, vfmaq_f32(vld1q_f32(c0 + i), vld1q_f32(scale + i), t));
+    }
+    for (; i < n; i++) {
+        const float x = mult * c[i], a = fabsf(x);
+        const float t = a > 9.0f ? 1.0f : 1.0f - 2.0f / (expf(2.0f * a) + 1.0f);
+        c[i] = c0[i] + scale[i] * (x < 0 ? -t : t);
+    }
+}
+
 static void attn_scores_neon(float *out, const float *q, const float *K, int64_t ldk, int64_t n_kv,
                              int64_t head_dim, float scale) {
     for (int64_t j = 0; j < n_kv; j++) out[j] = scale * dot_neon(q, K + j * ldk, head_dim);
@@ -418,4 +437,5 @@ const vwn_ops vwn_ops_neon = {
     .attn_scores = attn_scores_neon,
     .attn_values = attn_values_neon,
     .mix = mix_tiled,
+    .ghc_coef = ghc_coef_neon,
 };

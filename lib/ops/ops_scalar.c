@@ -129,6 +129,15 @@ static void attn_values_scalar(float *out, const float *p, const float *V, int64
     for (int64_t j = 0; j < n_kv; j++) axpy_scalar(out, p[j], V + j * ldv, head_dim);
 }
 
+/* tanh through one expf (see ops.h): 1 - 2 / (e^{2|x|} + 1), with the sign of x. */
+static void ghc_coef_scalar(float *c, const float *c0, const float *scale, int64_t n, float mult) {
+    for (int64_t i = 0; i < n; i++) {
+        const float x = mult * c[i], a = fabsf(x);
+        const float t = a > 9.0f ? 1.0f : 1.0f - 2.0f / (expf(2.0f * a) + 1.0f);
+        c[i] = c0[i] + scale[i] * (x < 0 ? -t : t);
+    }
+}
+
 static void mix_scalar(float *out, int64_t ldo, const float *A, int64_t ao, int64_t ai, const float *B,
                        int64_t ldb, int64_t n_out, int64_t n_in, int64_t n_cols, bool accumulate) {
     for (int64_t o = 0; o < n_out; o++) {
@@ -157,4 +166,5 @@ const vwn_ops vwn_ops_scalar = {
     .attn_scores = attn_scores_scalar,
     .attn_values = attn_values_scalar,
     .mix = mix_scalar,
+    .ghc_coef = ghc_coef_scalar,
 };
