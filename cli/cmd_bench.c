@@ -18,7 +18,10 @@
  * Machine bandwidth: T threads (pthreads, -t) each sum their contiguous share of a 1 GiB buffer
  * (--bw-mb) as 64-bit integers with 32-byte vectors and independent accumulators; the buffer is
  * first written by the same threads (first touch); the time of a pass is from the earliest thread
- * start to the latest thread end; the best of 5 passes is reported, in GB/s (1e9 bytes). */
+ * start to the latest thread end; a measurement is the best of 5 passes, in GB/s (1e9 bytes). It
+ * is measured before every round of reps (a VM's bandwidth drifts, by 2x here), and each rep's
+ * decode is set against the measurement of its own round: efficiency = the median over reps of
+ * (achieved GB/s / that round's GB/s); the machine figure reported is the median of the rounds. */
 #define _GNU_SOURCE /* fork, getrusage, sysconf, strsignal */
 #include "cli.h"
 
@@ -31,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -87,6 +91,7 @@ typedef struct run_result {
     int32_t spec_generated, spec_verify, spec_drafted, spec_accepted;
     int32_t drafted_at_depth[16], accepted_at_depth[16];
     double spec_draft_us, spec_verify_us;
+    double machine_gbs; /* set by the parent: its round's measurement */
 } run_result;
 
 static void run_error(run_result *r, const char *what, vwn_status st) {
@@ -353,22 +358,39 @@ static double bw_pass(v4u64 *buf, size_t n_vec, int T, int fill, uint64_t *sum) 
     return (last - first) / 1e6;
 }
 
-/* Best-of-passes read bandwidth in GB/s with T threads over mib MiB (halved until it allocates). */
-static double machine_bandwidth(int T, int32_t *mib) {
+/* The bandwidth test's buffer: mib MiB (halved until it maps), first written by the threads that
+ * will read it. Mapped with MADV_DONTFORK so the forked runs neither inherit it nor count it in
+ * their RSS. NULL if even 16 MiB fails. */
+static v4u64 *bw_buffer(int T, int32_t *mib) {
     v4u64 *buf = NULL;
-    while (*mib >= 16 && !(buf = aligned_alloc(64, (size_t)*mib << 20))) *mib /= 2;
+    while (*mib >= 16) {
+        void *p = mmap(NULL, (size_t)*mib << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p != MAP_FAILED) {
+            buf = p;
+            break;
+        }
+        *mib /= 2;
+    }
+    if (!buf) return NULL;
+    const size_t bytes = (size_t)*mib << 20;
+    madvise(buf, bytes, MADV_DONTFORK);
+    uint64_t sum = 0;
+    if (T == 1) memset(buf, 0x5a, bytes);
+    else bw_pass(buf, bytes / sizeof(v4u64), T > 256 ? 256 : T, 1, &sum);
+    return buf;
+}
+
+/* Best-of-BW_PASSES read bandwidth in GB/s with T threads over the buffer of mib MiB. */
+static double machine_bandwidth(v4u64 *buf, int32_t mib, int T) {
     if (!buf) return 0.0;
-    const size_t bytes = (size_t)*mib << 20, n_vec = bytes / sizeof(v4u64);
+    const size_t bytes = (size_t)mib << 20, n_vec = bytes / sizeof(v4u64);
     uint64_t sum = 0;
     if (T > 256) T = 256;
-    if (T == 1) memset(buf, 0x5a, bytes);
-    else bw_pass(buf, n_vec, T, 1, &sum);
     double best = 0.0;
     for (int pass = 0; pass < BW_PASSES; pass++) {
         const double s = bw_pass(buf, n_vec, T, 0, &sum);
         if (s > 0 && bytes / s / 1e9 > best) best = bytes / s / 1e9;
     }
-    free(buf);
     static volatile uint64_t sink;
     sink = sum; /* keep the sums alive */
     (void)sink;
@@ -382,7 +404,7 @@ typedef struct summary {
     vwn_model_info info;
     char weight_type[16];
     double load_s, prefill_tok_s, decode_tok_s, ghc_share, rss_mb, peak_rss_mb;
-    double kv_bytes, bytes_per_token, decode_gbs, bw_efficiency;
+    double kv_bytes, bytes_per_token, decode_gbs, bw_efficiency, machine_gbs;
     double spec_tok_s, spec_speedup, spec_mean_accepted;
     int32_t drafted_at_depth[16], accepted_at_depth[16], spec_drafted, spec_accepted, spec_verify;
     double spec_draft_us, spec_verify_us;
@@ -431,7 +453,13 @@ static void summarise(const options *o, const run_result *runs, double machine_g
     s->kv_bytes = 2.0 * s->info.n_layer * mean_pos * s->info.n_head_kv * s->info.head_dim * sizeof(float);
     s->bytes_per_token = (double)s->info.weight_bytes_per_token + s->kv_bytes;
     s->decode_gbs = s->bytes_per_token * s->decode_tok_s / 1e9;
-    s->bw_efficiency = machine_gbs > 0 ? s->decode_gbs / machine_gbs : 0.0;
+    /* each rep against its own round's bandwidth (see the top of the file) */
+    for (int i = 0; i < R; i++)
+        v[i] = runs[i].machine_gbs > 0 ? s->bytes_per_token * runs[i].decode_tok_s / 1e9 / runs[i].machine_gbs : 0.0;
+    s->bw_efficiency = median(v, R);
+    for (int i = 0; i < R; i++) v[i] = runs[i].machine_gbs;
+    s->machine_gbs = median(v, R);
+    (void)machine_gbs;
     s->spec_speedup = s->decode_tok_s > 0 ? s->spec_tok_s / s->decode_tok_s : 0.0;
     s->spec_mean_accepted = s->spec_verify ? (double)s->spec_accepted / s->spec_verify : 0.0;
 }
@@ -449,8 +477,9 @@ static void print_summary(const options *o, const summary *s, double machine_gbs
     printf("  bytes/token      %10.2f MB      (weights %.2f MB + KV cache %.2f MB at position %.1f)\n",
            s->bytes_per_token / 1e6, in->weight_bytes_per_token / 1e6, s->kv_bytes / 1e6,
            o->prompt_len + (o->gen_len + 1) / 2.0);
-    printf("  decode bandwidth %10.2f GB/s    (%.1f%% of the machine's %.2f GB/s)\n", s->decode_gbs,
-           100.0 * s->bw_efficiency, machine_gbs);
+    printf("  decode bandwidth %10.2f GB/s    (%.1f%% of the machine's %.2f GB/s, rep by rep)\n", s->decode_gbs,
+           100.0 * s->bw_efficiency, s->machine_gbs);
+    (void)machine_gbs;
     printf("  GHC share        %10.1f %%       of decode time\n", 100.0 * s->ghc_share);
     printf("  RSS              %10.1f MB      after load + context (peak %.1f MB)\n", s->rss_mb, s->peak_rss_mb);
     if (o->spec != 0) {
@@ -477,7 +506,7 @@ static void json_model(const options *o, const summary *s, const summary *first,
            "\"prefill_ratio\": %.6g, \"decode_ratio\": %.6g",
            (unsigned long long)s->info.n_params, s->weight_type, (unsigned long long)s->info.file_size, s->load_s,
            s->prefill_tok_s, s->decode_tok_s, (unsigned long long)s->info.weight_bytes_per_token, s->kv_bytes,
-           s->bytes_per_token, s->decode_gbs, machine_gbs, s->bw_efficiency, s->ghc_share, s->rss_mb, s->peak_rss_mb,
+           s->bytes_per_token, s->decode_gbs, s->machine_gbs, s->bw_efficiency, s->ghc_share, s->rss_mb, s->peak_rss_mb,
            first->prefill_tok_s > 0 ? s->prefill_tok_s / first->prefill_tok_s : 0.0,
            first->decode_tok_s > 0 ? s->decode_tok_s / first->decode_tok_s : 0.0);
     if (o->spec != 0) {
@@ -545,29 +574,42 @@ int cmd_bench(int argc, char **argv) {
     const vwn_simd level = o.simd == VWN_SIMD_AUTO ? vwn_simd_best() : (vwn_simd)o.simd;
 
     int32_t bw_mb = o.bw_mb;
-    const double machine_gbs = machine_bandwidth(T, &bw_mb);
+    v4u64 *bw_buf = bw_buffer(T, &bw_mb);
+    double rounds_gbs[MAX_REPS + 1];
+    rounds_gbs[0] = machine_bandwidth(bw_buf, bw_mb, T);
+    double machine_gbs = rounds_gbs[0];
     printf("vwn bench: libvwn %s, SIMD %s, %d thread%s; prompt %d tokens, decode %d tokens, median of %d rep%s\n",
            vwn_version(), vwn_simd_name(level), T, T == 1 ? "" : "s", o.prompt_len, o.gen_len, o.reps,
            o.reps == 1 ? "" : "s");
-    printf("machine read bandwidth: %.2f GB/s (%d thread%s summing a %d MiB buffer, best of %d passes)\n", machine_gbs,
-           T, T == 1 ? "" : "s", bw_mb, BW_PASSES);
+    printf("machine read bandwidth: %.2f GB/s (%d thread%s summing a %d MiB buffer, best of %d passes; measured "
+           "again before every round of reps)\n", machine_gbs, T, T == 1 ? "" : "s", bw_mb, BW_PASSES);
     fflush(stdout);
 
     run_result *runs = calloc((size_t)o.n_models * (size_t)o.reps, sizeof *runs);
     summary *sums = calloc((size_t)o.n_models, sizeof *sums);
     int rc = 1;
     if (!runs || !sums) { fprintf(stderr, "vwn %s: out of memory\n", CMD); goto done; }
-    for (int r = 0; r < o.reps; r++)
+    for (int r = 0; r < o.reps; r++) {
+        const double round_gbs = r == 0 ? rounds_gbs[0] : machine_bandwidth(bw_buf, bw_mb, T);
+        rounds_gbs[r] = round_gbs;
+        if (r > 0) fprintf(stderr, "  machine read bandwidth before rep %d: %.2f GB/s\n", r + 1, round_gbs);
         for (int m = 0; m < o.n_models; m++) {
             run_result *res = &runs[(size_t)m * o.reps + r];
             if (run_forked(o.models[m], &o, res)) {
                 fprintf(stderr, "vwn %s: %s\n", CMD, res->error);
                 goto done;
             }
+            res->machine_gbs = round_gbs;
             fprintf(stderr, "  rep %d/%d %s: prefill %.2f tok/s, decode %.2f tok/s%s", r + 1, o.reps, o.models[m],
                     res->prefill_tok_s, res->decode_tok_s, o.spec ? "" : "\n");
             if (o.spec) fprintf(stderr, ", speculative %.2f tok/s\n", res->spec_tok_s);
         }
+    }
+    {
+        double v[MAX_REPS];
+        memcpy(v, rounds_gbs, (size_t)o.reps * sizeof *v);
+        machine_gbs = median(v, o.reps);
+    }
 
     for (int m = 0; m < o.n_models; m++) {
         sums[m].path = o.models[m];
@@ -604,6 +646,7 @@ int cmd_bench(int argc, char **argv) {
 
 done:
     free(runs);
+    if (bw_buf) munmap(bw_buf, (size_t)bw_mb << 20);
     free(sums);
     return rc;
 }

@@ -21,6 +21,12 @@ for ty in f32 bf16 q8_0; do
     -t "$T" -p 256 -n 64 -r 3 --json | tee "$OUT/bench_$ty.txt"
 done
 
+echo "== weight types against each other (m1n1 and m2n8: F32 vs Q8_0 vs BF16, interleaved)"
+for sh in m1n1 m2n8; do
+  $VWN bench "$M/llama110m_$sh.f32.gguf" "$M/llama110m_$sh.q8_0.gguf" "$M/llama110m_$sh.bf16.gguf" \
+    -t "$T" -p 256 -n 64 -r 3 --json | tee "$OUT/types_$sh.txt"
+done
+
 echo "== thread scaling (q8_0 and f32, 1 vs $T threads)"
 for ty in f32 q8_0; do
   for t in 1 "$T"; do
