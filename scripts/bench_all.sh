@@ -18,13 +18,13 @@ mkdir -p "$OUT" "$M"
 for ty in f32 bf16 q8_0; do
   echo "== decode/prefill, $ty, $T threads"
   $VWN bench "$M/llama110m_m1n1.$ty.gguf" "$M/llama110m_m2n8.$ty.gguf" "$M/llama110m_m8n64.$ty.gguf" \
-    -t "$T" -p 256 -n 64 -r 3 --json | tee "$OUT/bench_$ty.txt"
+    -t "$T" -p 256 -n 64 -r 5 --json | tee "$OUT/bench_$ty.txt"
 done
 
 echo "== weight types against each other (m1n1 and m2n8: F32 vs Q8_0 vs BF16, interleaved)"
 for sh in m1n1 m2n8; do
   $VWN bench "$M/llama110m_$sh.f32.gguf" "$M/llama110m_$sh.q8_0.gguf" "$M/llama110m_$sh.bf16.gguf" \
-    -t "$T" -p 256 -n 64 -r 3 --json | tee "$OUT/types_$sh.txt"
+    -t "$T" -p 256 -n 64 -r 5 --json | tee "$OUT/types_$sh.txt"
 done
 
 echo "== thread scaling (q8_0 and f32, 1 vs $T threads)"
@@ -42,7 +42,7 @@ $VWN bench models/demo.gguf -t 1 -p 64 -n 128 -r 3 --spec 1 --json | tail -1 > "
 echo "== speculative decoding at its ceiling (every draft accepted) on a model far larger than the caches"
 for ty in q8_0 f32; do
   for k in 1 2; do
-    $VWN bench "$M/llama110m_m2n8_agree.$ty.gguf" -t "$T" -p 16 -n 96 -r 3 --spec "$k" --json | tee "$OUT/spec_agree_${ty}_k$k.txt" | tail -1
+    $VWN bench "$M/llama110m_m2n8_agree.$ty.gguf" -t "$T" -p 16 -n 128 -r 5 --spec "$k" --json | tee "$OUT/spec_agree_${ty}_k$k.txt" | tail -1
   done
 done
 
