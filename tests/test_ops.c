@@ -341,6 +341,10 @@ static void test_matmul(const vwn_ops *ops) {
     /* long rows (129 blocks) for a batch of 5 and 8 tokens */
     check_matmul(ops, VWN_TYPE_Q8_0, 9, 4128, 5, 0, 9, false);
     check_matmul(ops, VWN_TYPE_Q8_0, 9, 4128, 8, 0, 9, true);
+    /* rows too long for the SIMD kernels' prepared activations (over 128 groups of 8 blocks:
+     * 1032 blocks), which take their unprepared path */
+    check_matmul(ops, VWN_TYPE_Q8_0, 3, 33024, 1, 0, 3, false);
+    check_matmul(ops, VWN_TYPE_Q8_0, 3, 33024, 2, 0, 3, true);
     /* sub-ranges of rows; and sizes past every blocking of the GEMMs (tokens > 48, rows > 12,
      * cols > 2 x 512 with an odd block count) */
     for (int ti = 0; ti < 4; ti++) {
