@@ -115,34 +115,48 @@ static void ffn_sublayer(vwn_context *ctx, const vwn_layer_weights *lw, const fl
 
 /* ---- one VWN layer: each sublayer wrapped by its GHC (spec §2) ------------------------------ */
 
-/* Runs one layer on the wide states in ctx->s.wide (T tokens from position p0). The carry buffer
- * becomes the new state after each sublayer, so the two buffers swap twice and s.wide ends up
- * holding the layer's output again. */
-static void layer_forward(vwn_context *ctx, const vwn_layer_weights *lw, int32_t T, int32_t p0,
-                          float *k_cache, float *v_cache) {
+/* A GHC-wrapped sublayer leaves its write pending -- the state is then s.carry + write(s.coef,
+ * s.y) -- so that the write can be done row by row inside the next module's first pass (ghc.h).
+ * ghc_enter starts a module from either state and leaves the new state in s.wide, the new carry
+ * in s.carry and the read in s.x; ghc_finish does a pending write on its own (after the last
+ * layer). */
+static void ghc_enter(vwn_context *ctx, const vwn_ghc_weights *g, int32_t T, bool *pending) {
     const vwn_hparams *hp = &ctx->model->hp;
     vwn_scratch *s = &ctx->s;
-    float *tmp;
-    double t0 = vwn_time_us();
+    if (*pending) {
+        vwn_ghc_before(hp, g, ctx->ops, s->y, s->carry, T, s->coef, s->x, s->wide, s->emb, ctx->n_run);
+        float *tmp = s->wide; s->wide = s->carry; s->carry = tmp;
+    } else {
+        vwn_ghc_before(hp, g, ctx->ops, NULL, s->wide, T, s->coef, s->x, s->carry, s->emb, ctx->n_run);
+    }
+    *pending = true; /* once the sublayer has written s.y */
+}
 
-    /* attention, wrapped */
-    vwn_ghc_before(hp, &lw->attn_ghc, ctx->ops, s->wide, T, s->coef, s->x, s->carry, s->emb, ctx->n_run);
-    double t1 = vwn_time_us();
+static void ghc_finish(vwn_context *ctx, int32_t T, bool *pending) {
+    if (!*pending) return;
+    const double t0 = vwn_time_us();
+    vwn_scratch *s = &ctx->s;
+    vwn_ghc_after(&ctx->model->hp, ctx->ops, s->coef, s->y, T, s->carry, ctx->n_run);
+    float *tmp = s->wide; s->wide = s->carry; s->carry = tmp;
+    *pending = false;
+    ctx->perf.t_ghc_us += vwn_time_us() - t0;
+}
+
+/* Runs one layer on the wide states (T tokens from position p0): each sublayer's GHC reads the
+ * backbone input from the state and carries the state; the sublayer's write is left pending
+ * (see ghc_enter). */
+static void layer_forward(vwn_context *ctx, const vwn_layer_weights *lw, int32_t T, int32_t p0,
+                          float *k_cache, float *v_cache, bool *pending) {
+    vwn_scratch *s = &ctx->s;
+    const double t0 = vwn_time_us();
+    ghc_enter(ctx, &lw->attn_ghc, T, pending);
+    const double t1 = vwn_time_us();
     attention_sublayer(ctx, lw, s->x, T, p0, k_cache, v_cache, s->y);
-    double t2 = vwn_time_us();
-    vwn_ghc_after(hp, ctx->ops, s->coef, s->y, T, s->carry, ctx->n_run);
-    tmp = s->wide; s->wide = s->carry; s->carry = tmp;
-
-    /* FFN, wrapped */
-    vwn_ghc_before(hp, &lw->ffn_ghc, ctx->ops, s->wide, T, s->coef, s->x, s->carry, s->emb, ctx->n_run);
-    double t3 = vwn_time_us();
+    const double t2 = vwn_time_us();
+    ghc_enter(ctx, &lw->ffn_ghc, T, pending);
+    const double t3 = vwn_time_us();
     ffn_sublayer(ctx, lw, s->x, T, s->y);
-    double t4 = vwn_time_us();
-    vwn_ghc_after(hp, ctx->ops, s->coef, s->y, T, s->carry, ctx->n_run);
-    tmp = s->wide; s->wide = s->carry; s->carry = tmp;
-    double t5 = vwn_time_us();
-
-    ctx->perf.t_ghc_us += (t1 - t0) + (t3 - t2) + (t5 - t4);
+    ctx->perf.t_ghc_us += (t1 - t0) + (t3 - t2);
 }
 
 /* ---- output head (spec §5): group norm, reduce, final RMSNorm, LM head ---------------------- */
@@ -194,10 +208,13 @@ vwn_status vwn_forward_main(vwn_context *ctx, const int32_t *tokens, int32_t n, 
     const size_t kv_layer = (size_t)ctx->params.n_ctx * hp->n_head_kv * hp->head_dim;
 
     embed(ctx, tokens, n, ctx->s.wide);
+    bool pending = false;
     for (int32_t l = 0; l < hp->n_layer; l++) {
         if (aborted(ctx)) return vwn_fail(VWN_ERR_ABORTED, "decode aborted by the callback at layer %d", l);
-        layer_forward(ctx, &m->layers[l], n, p0, ctx->k_cache + l * kv_layer, ctx->v_cache + l * kv_layer);
+        layer_forward(ctx, &m->layers[l], n, p0, ctx->k_cache + l * kv_layer, ctx->v_cache + l * kv_layer,
+                      &pending);
     }
+    ghc_finish(ctx, n, &pending);
     const float *H = ctx->s.wide;
 
     /* the final states feed MTP module 1 */
@@ -248,8 +265,10 @@ static void mtp_run(vwn_context *ctx, int32_t j, int32_t pos0, int32_t T, const 
     }
     /* U_row_c = proj · [e_c ; p_c]: one product over all T*n rows */
     linear(ctx, &mw->proj, s->mtp_in, (int64_t)T * n, s->wide);
+    bool pending = false;
     layer_forward(ctx, &mw->layer, T, pos0, ctx->mtp_k + (size_t)(j - 1) * kv_mod,
-                  ctx->mtp_v + (size_t)(j - 1) * kv_mod);
+                  ctx->mtp_v + (size_t)(j - 1) * kv_mod, &pending);
+    ghc_finish(ctx, T, &pending);
 }
 
 vwn_status vwn_forward_mtp_catchup(vwn_context *ctx, int want_logits) {

@@ -41,13 +41,29 @@ typedef struct before_args {
     const vwn_hparams *hp;
     const vwn_ghc_weights *g;
     const vwn_ops *ops;
-    const float *H;
+    float *H;
+    const float *y_prev; /* the previous sublayer's output, whose write into H is still to do */
     float *C, *x, *G, *mult;
 } before_args;
 
-/* Coefficients of rows [r0, r1) of H (row r = token r / n, wide row r % n). */
+/* The pending write of rows [r0, r1): H_r += Σ_k Bt[r,k] y_k, with Bt in the write columns of
+ * row r of C (the previous module's coefficients, about to be overwritten) -- exactly what
+ * vwn_ghc_after computes for those rows. */
+static void write_rows(const before_args *a, int64_t r0, int64_t r1) {
+    const vwn_hparams *hp = a->hp;
+    const int64_t n = hp->ghc_n, m = hp->ghc_m, s = hp->seg, K = hp->n_coef;
+    while (r0 < r1) {
+        const int64_t t = r0 / n, end = (t + 1) * n < r1 ? (t + 1) * n : r1; /* rows of one token */
+        a->ops->mix(a->H + r0 * s, s, a->C + r0 * K + m + n, K, 1, a->y_prev + t * m * s, s, end - r0, m, s, true);
+        r0 = end;
+    }
+}
+
+/* Coefficients of rows [r0, r1) of H (row r = token r / n, wide row r % n), after those rows'
+ * pending write if there is one (a row's write reads only its own row of C). */
 static void coef_rows(const before_args *a, int64_t r0, int64_t r1) {
     const vwn_hparams *hp = a->hp;
+    if (a->y_prev) write_rows(a, r0, r1);
     const int64_t n = hp->ghc_n, s = hp->seg, K = hp->n_coef;
     if (!hp->ghc_dynamic) {
         for (int64_t r = r0; r < r1; r++) memcpy(a->C + r * K, a->g->statc + (r % n) * K, (size_t)K * sizeof(float));
@@ -79,17 +95,18 @@ static void read_carry_piece(const before_args *a, int64_t t, int64_t q) {
 }
 
 void vwn_ghc_before(const vwn_hparams *hp, const vwn_ghc_weights *g, const vwn_ops *ops,
-                    const float *H, int32_t T, float *C, float *x, float *G, float *rows, int n_threads) {
+                    const float *y_prev, float *H, int32_t T, float *C, float *x, float *G, float *rows,
+                    int n_threads) {
     const int64_t n = hp->ghc_n, m = hp->ghc_m, s = hp->seg, K = hp->n_coef, R = (int64_t)T * n;
-    const before_args a = {hp, g, ops, H, C, x, G, rows /* T·n per-row multipliers */};
+    const before_args a = {hp, g, ops, H, y_prev, C, x, G, rows /* T·n per-row multipliers */};
     const int64_t pieces = ceil_div(m, OUT_ROWS) + ceil_div(n, OUT_ROWS);
-    const double macs = (double)R * s * ((hp->ghc_dynamic ? K : 0) + m + n);
+    const double macs = (double)R * s * ((hp->ghc_dynamic ? K : 0) + m + n + (y_prev ? m : 0));
     const int nt = n_threads > 1 && macs >= (double)MIN_PARALLEL_MACS ? n_threads : 1;
     (void)nt;
 
     if (T >= 4 * nt) {
-        /* many tokens (prefill): whole tokens per thread, each token's coefficients then its read
-         * and carry while its state and coefficients are still in cache */
+        /* many tokens (prefill): whole tokens per thread, each token's write, coefficients, then
+         * its read and carry while its state and coefficients are still in cache */
 #ifdef VWN_OPENMP
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
 #endif
@@ -101,8 +118,8 @@ void vwn_ghc_before(const vwn_hparams *hp, const vwn_ghc_weights *g, const vwn_o
         return;
     }
 
-    /* few tokens (decoding): every token's work split between the threads -- blocks of
-     * coefficient rows, then (after the barrier) pieces of the read and carry */
+    /* few tokens (decoding): every token's work split between the threads -- blocks of rows
+     * (write, coefficients), then (after the barrier) pieces of the read and carry */
     const int64_t coef_blocks = ceil_div(R, COEF_ROWS);
 #ifdef VWN_OPENMP
 #pragma omp parallel num_threads(nt) if (nt > 1)

@@ -94,7 +94,7 @@ static void reference(const ghc_case *c, const float *H, const float *y, double 
 static void run(const ghc_case *c, const vwn_ops *ops, const float *H, const float *y, int T, int nt,
                 float *C, float *x, float *G) {
     float *rows = malloc(sizeof(float) * (size_t)T * (size_t)c->hp.ghc_n);
-    vwn_ghc_before(&c->hp, &c->g, ops, H, T, C, x, G, rows, nt);
+    vwn_ghc_before(&c->hp, &c->g, ops, NULL, (float *)H, T, C, x, G, rows, nt);
     vwn_ghc_after(&c->hp, ops, C, y, T, G, nt);
     free(rows);
 }
@@ -149,6 +149,32 @@ static void test_shape(const vwn_ops *ops, shape sh) {
                       "[%s] (%d,%d,%d): %d tokens per call on %d threads change the result", ops->name, sh.m,
                       sh.n, sh.s, chunks[b], nt);
         }
+
+    /* the write folded into the next module's pass (y_prev) is the same as after + before, for
+     * every thread count and number of tokens per call */
+    {
+        float *rows = malloc(sizeof(float) * Tmax * (size_t)n);
+        float *S1 = malloc(sizeof(float) * Tmax * Dw), *S2 = malloc(sizeof(float) * Tmax * Dw);
+        float *Cb = malloc(sizeof(float) * Tmax * nk), *xb = malloc(sizeof(float) * Tmax * D), *Gb = malloc(sizeof(float) * Tmax * Dw);
+        /* A: the module, its write, then the next module (here: the same weights again) */
+        run(&c, ops, H, y, Tmax, 1, C1, x1, S1); /* S1 = state after the write */
+        vwn_ghc_before(&c.hp, &c.g, ops, NULL, S1, Tmax, C1, x1, G1, rows, 1);
+        for (int b = 0; b < 4; b++)
+            for (int nt = 1; nt <= 2; nt++) {
+                for (int t0 = 0; t0 < Tmax; t0 += chunks[b]) {
+                    const int T = Tmax - t0 < chunks[b] ? Tmax - t0 : chunks[b];
+                    vwn_ghc_before(&c.hp, &c.g, ops, NULL, H + t0 * Dw, T, Cb + t0 * nk, xb + t0 * D,
+                                   S2 + t0 * Dw, rows, nt);
+                    vwn_ghc_before(&c.hp, &c.g, ops, y + t0 * D, S2 + t0 * Dw, T, Cb + t0 * nk, xb + t0 * D,
+                                   Gb + t0 * Dw, rows, nt);
+                }
+                CHECK_MSG(!memcmp(S1, S2, sizeof(float) * Tmax * Dw) && !memcmp(C1, Cb, sizeof(float) * Tmax * nk) &&
+                              !memcmp(x1, xb, sizeof(float) * Tmax * D) && !memcmp(G1, Gb, sizeof(float) * Tmax * Dw),
+                          "[%s] (%d,%d,%d): the folded write differs (%d tokens per call, %d threads)", ops->name,
+                          sh.m, sh.n, sh.s, chunks[b], nt);
+            }
+        free(rows), free(S1), free(S2), free(Cb), free(xb), free(Gb);
+    }
 
     free(H), free(y), free(C1), free(x1), free(G1), free(C2), free(x2), free(G2), free(Cr), free(xr), free(Gr);
     free_case(&c);
