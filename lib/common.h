@@ -33,6 +33,10 @@ void *vwn_malloc(size_t size);
 void *vwn_calloc(size_t count, size_t size);
 void *vwn_realloc(void *ptr, size_t size);
 void *vwn_aligned_alloc(size_t size); /* 64-byte aligned, zeroed */
+/* Large buffers (the KV caches): zeroed, 64-byte aligned, in transparent huge pages where Linux
+ * allows (common.c). Free with vwn_big_free only. */
+void *vwn_big_alloc(size_t size);
+void vwn_big_free(void *ptr);
 void vwn_free(void *ptr);
 void vwn_aligned_free(void *ptr);
 char *vwn_strdup(const char *s);

@@ -141,7 +141,8 @@ vwn_status vwn_context_estimate(const vwn_model *model, const vwn_context_params
 /* ---- creation and destruction --------------------------------------------------------------- */
 
 static void context_release(vwn_context *ctx) {
-    void *aligned[] = {ctx->k_cache, ctx->v_cache, ctx->mtp_k, ctx->mtp_v, ctx->rope_cos, ctx->rope_sin,
+    vwn_big_free(ctx->k_cache), vwn_big_free(ctx->v_cache), vwn_big_free(ctx->mtp_k), vwn_big_free(ctx->mtp_v);
+    void *aligned[] = {ctx->rope_cos, ctx->rope_sin,
                        ctx->states, ctx->logits, ctx->mtp_logits, ctx->draft_probs,
                        ctx->verify_logits, ctx->draft_states, ctx->mtp_last_U,
                        ctx->s.wide, ctx->s.carry, ctx->s.coef, ctx->s.x, ctx->s.xn, ctx->s.y, ctx->s.q,
@@ -161,6 +162,14 @@ static void context_release(vwn_context *ctx) {
 static float *falloc(size_t n, bool *ok) {
     if (n == 0) return NULL;
     float *p = vwn_aligned_alloc(n * sizeof(float));
+    if (!p) *ok = false;
+    return p;
+}
+
+/* The KV caches: in huge pages where the OS allows (vwn_big_alloc). */
+static float *falloc_big(size_t n, bool *ok) {
+    if (n == 0) return NULL;
+    float *p = vwn_big_alloc(n * sizeof(float));
     if (!p) *ok = false;
     return p;
 }
@@ -193,10 +202,10 @@ vwn_status vwn_context_new(const vwn_model *model, const vwn_context_params *par
 
     bool ok = ctx->ops != NULL;
     const size_t kv_half = pl.kv / 2, mtp_half = pl.mtp_kv / 2;
-    ctx->k_cache = falloc(kv_half, &ok);
-    ctx->v_cache = falloc(kv_half, &ok);
-    ctx->mtp_k = falloc(mtp_half, &ok);
-    ctx->mtp_v = falloc(mtp_half, &ok);
+    ctx->k_cache = falloc_big(kv_half, &ok);
+    ctx->v_cache = falloc_big(kv_half, &ok);
+    ctx->mtp_k = falloc_big(mtp_half, &ok);
+    ctx->mtp_v = falloc_big(mtp_half, &ok);
     ctx->rope_cos = falloc(pl.rope / 2, &ok);
     ctx->rope_sin = falloc(pl.rope / 2, &ok);
     ctx->states = falloc(pl.states, &ok);
