@@ -35,7 +35,6 @@ void vwn_rope_apply(float *v, int32_t n_heads, int32_t hd, const float *cos_p, c
 void vwn_attention(const vwn_ops *ops, const float *q, const float *k_cache, const float *v_cache,
                    int32_t p0, int32_t T, int32_t n_head, int32_t n_head_kv, int32_t hd,
                    float *out, float *scores, int32_t n_ctx, int n_threads) {
-    const int32_t kv_dim = n_head_kv * hd;
     const int32_t group = n_head / n_head_kv;
     const float inv_sqrt_hd = 1.0f / sqrtf((float)hd);
     /* one work item = one token and one KV head: the `group` query heads that share the KV head
@@ -54,10 +53,10 @@ void vwn_attention(const vwn_ops *ops, const float *q, const float *k_cache, con
         float *sc = scores;
 #endif
         const int32_t n_keys = p0 + t + 1; /* causal: positions 0..p0+t */
-        const float *K = k_cache + (size_t)kvh * hd, *V = v_cache + (size_t)kvh * hd;
+        const float *K = k_cache + (size_t)kvh * n_ctx * hd, *V = v_cache + (size_t)kvh * n_ctx * hd;
         for (int32_t h = kvh * group; h < (kvh + 1) * group; h++) {
             const float *qh = q + (size_t)t * n_head * hd + (size_t)h * hd;
-            ops->attn_scores(sc, qh, K, kv_dim, n_keys, hd, inv_sqrt_hd);
+            ops->attn_scores(sc, qh, K, hd, n_keys, hd, inv_sqrt_hd);
             float mx = -INFINITY;
             for (int32_t p = 0; p < n_keys; p++) mx = sc[p] > mx ? sc[p] : mx;
             double sum = 0.0;
@@ -66,7 +65,7 @@ void vwn_attention(const vwn_ops *ops, const float *q, const float *k_cache, con
                 sum += sc[p];
             }
             ops->scale(sc, (float)(1.0 / sum), n_keys);
-            ops->attn_values(out + (size_t)t * n_head * hd + (size_t)h * hd, sc, V, kv_dim, n_keys, hd);
+            ops->attn_values(out + (size_t)t * n_head * hd + (size_t)h * hd, sc, V, hd, n_keys, hd);
         }
     }
 }

@@ -90,8 +90,12 @@ static void attention_sublayer(vwn_context *ctx, const vwn_layer_weights *lw, co
         const float *c = ctx->rope_cos + (size_t)pos * half, *sn = ctx->rope_sin + (size_t)pos * half;
         vwn_rope_apply(s->q + (size_t)t * hp->n_head * hd, hp->n_head, hd, c, sn);
         vwn_rope_apply(s->k + (size_t)t * kv_dim, hp->n_head_kv, hd, c, sn);
-        memcpy(k_cache + (size_t)pos * kv_dim, s->k + (size_t)t * kv_dim, (size_t)kv_dim * sizeof(float));
-        memcpy(v_cache + (size_t)pos * kv_dim, s->v + (size_t)t * kv_dim, (size_t)kv_dim * sizeof(float));
+        for (int32_t h = 0; h < hp->n_head_kv; h++) { /* layout: attention.h */
+            memcpy(vwn_kv_row(k_cache, ctx->params.n_ctx, hd, h, pos), s->k + (size_t)t * kv_dim + (size_t)h * hd,
+                   (size_t)hd * sizeof(float));
+            memcpy(vwn_kv_row(v_cache, ctx->params.n_ctx, hd, h, pos), s->v + (size_t)t * kv_dim + (size_t)h * hd,
+                   (size_t)hd * sizeof(float));
+        }
     }
     vwn_attention(ctx->ops, s->q, k_cache, v_cache, p0, T, hp->n_head, hp->n_head_kv, hd, s->xn,
                   s->att, ctx->params.n_ctx, ctx->n_run);

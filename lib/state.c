@@ -39,6 +39,7 @@
 #include "state.h"
 #include "context.h"
 #include "common.h"
+#include "attention.h"
 #include "gguf.h"
 
 #include <errno.h>
@@ -174,6 +175,22 @@ static void put_i32(writer *w, int32_t v) { put(w, &v, 4); }
 static void put_u64(writer *w, uint64_t v) { put(w, &v, 8); }
 static void put_f32(writer *w, const float *p, size_t n) { put(w, p, n * sizeof(float)); }
 
+/* One layer's KV cache (layout: attention.h) as the file stores it, [n_past][Hkv*hd]. */
+static void put_kv(writer *w, const vwn_context *ctx, float *cache, int32_t n_past) {
+    const int32_t hd = ctx->model->hp.head_dim, n_kv = ctx->model->hp.n_head_kv, n_ctx = ctx->params.n_ctx;
+    for (int32_t p = 0; p < n_past; p++)
+        for (int32_t h = 0; h < n_kv; h++) put_f32(w, vwn_kv_row(cache, n_ctx, hd, h, p), (size_t)hd);
+}
+
+/* ... and back: rows [n_rows][Hkv*hd] from the file into the cache's layout. */
+static void get_kv(const vwn_context *ctx, float *cache, const uint8_t *rows, int32_t n_rows) {
+    const int32_t hd = ctx->model->hp.head_dim, n_kv = ctx->model->hp.n_head_kv, n_ctx = ctx->params.n_ctx;
+    const size_t row_bytes = (size_t)hd * sizeof(float);
+    for (int32_t p = 0; p < n_rows; p++)
+        for (int32_t h = 0; h < n_kv; h++)
+            memcpy(vwn_kv_row(cache, n_ctx, hd, h, p), rows + ((size_t)p * n_kv + h) * row_bytes, row_bytes);
+}
+
 /* The valid range of kept outputs [first, first + count), or count 0 if it is not inside [0, limit). */
 static void kept_range(int32_t first, int32_t count, int32_t limit, int32_t *out_first, int32_t *out_count) {
     if (count <= 0 || first < 0 || first > limit - count) {
@@ -210,12 +227,12 @@ static void write_body(const vwn_context *ctx, uint64_t model_id, writer *w) {
     put(w, ctx->tokens, (size_t)n_past * sizeof(int32_t));
 
     for (int32_t l = 0; l < hp->n_layer; l++)
-        put_f32(w, ctx->k_cache + (size_t)l * ctx_rows * kv_dim, (size_t)n_past * kv_dim);
+        put_kv(w, ctx, ctx->k_cache + (size_t)l * ctx_rows * kv_dim, n_past);
     for (int32_t l = 0; l < hp->n_layer; l++)
-        put_f32(w, ctx->v_cache + (size_t)l * ctx_rows * kv_dim, (size_t)n_past * kv_dim);
+        put_kv(w, ctx, ctx->v_cache + (size_t)l * ctx_rows * kv_dim, n_past);
     for (int32_t j = 0; j < ctx->n_mtp; j++) {
-        put_f32(w, ctx->mtp_k + (size_t)j * ctx_rows * kv_dim, (size_t)ctx->mtp_len[j] * kv_dim);
-        put_f32(w, ctx->mtp_v + (size_t)j * ctx_rows * kv_dim, (size_t)ctx->mtp_len[j] * kv_dim);
+        put_kv(w, ctx, ctx->mtp_k + (size_t)j * ctx_rows * kv_dim, ctx->mtp_len[j]);
+        put_kv(w, ctx, ctx->mtp_v + (size_t)j * ctx_rows * kv_dim, ctx->mtp_len[j]);
     }
 
     /* ring: the slots holding a valid position of the stage, in slot order */
@@ -526,8 +543,8 @@ static void apply_body(vwn_context *ctx, const parsed *ps) {
     ctx->n_past = ps->n_past;
     memcpy(ctx->tokens, ps->tokens, n_past * sizeof(int32_t));
     for (int32_t l = 0; l < hp->n_layer; l++) {
-        memcpy(ctx->k_cache + (size_t)l * ctx_rows * kv_dim, ps->k + (size_t)l * layer_bytes, layer_bytes);
-        memcpy(ctx->v_cache + (size_t)l * ctx_rows * kv_dim, ps->v + (size_t)l * layer_bytes, layer_bytes);
+        get_kv(ctx, ctx->k_cache + (size_t)l * ctx_rows * kv_dim, ps->k + (size_t)l * layer_bytes, ps->n_past);
+        get_kv(ctx, ctx->v_cache + (size_t)l * ctx_rows * kv_dim, ps->v + (size_t)l * layer_bytes, ps->n_past);
     }
 
     /* outputs: the last rows that fit this context's output buffer */
@@ -539,11 +556,10 @@ static void apply_body(vwn_context *ctx, const parsed *ps) {
     ctx->draft_n = 0;
 
     for (int32_t j = 0; j < ctx->n_mtp; j++) { /* ctx->n_mtp is 0 or ps->n_mtp */
-        const size_t rows = (size_t)ps->mtp_len[j] * kv_dim * sizeof(float);
         ctx->mtp_len[j] = ps->mtp_len[j];
         ctx->mtp_last_pos[j] = -1; /* its last output state is not saved: recomputed when needed */
-        memcpy(ctx->mtp_k + (size_t)j * ctx_rows * kv_dim, ps->mtp_k[j], rows);
-        memcpy(ctx->mtp_v + (size_t)j * ctx_rows * kv_dim, ps->mtp_v[j], rows);
+        get_kv(ctx, ctx->mtp_k + (size_t)j * ctx_rows * kv_dim, ps->mtp_k[j], ps->mtp_len[j]);
+        get_kv(ctx, ctx->mtp_v + (size_t)j * ctx_rows * kv_dim, ps->mtp_v[j], ps->mtp_len[j]);
         count = ps->mtp_count[j] < ctx->n_out ? ps->mtp_count[j] : ctx->n_out;
         skip = ps->mtp_count[j] - count;
         memcpy(ctx->mtp_logits + (size_t)j * ctx->n_out * V, ps->mtp_logits[j] + (size_t)skip * V * sizeof(float),

@@ -466,7 +466,7 @@ static void test_vectors(const vwn_ops *ops) {
         for (int64_t i = 0; i < n; i++) bad += fabsf(y1[i] - y2[i]) > 1e-6f * fabsf(y2[i]) + 1e-30f;
     }
     /* attention: scores of 37 keys and the weighted sum of 37 values, head_dim 1..128 */
-    for (int64_t hd = 1; hd <= 128; hd = hd * 2 + 1) {
+    for (int64_t hd = 1; hd <= 256; hd = hd * 2 + 1) {
         int64_t n_kv = 37, ld = hd + 5;
         float *K = malloc(sizeof(float) * (size_t)(n_kv * ld)), q[300], s1[37], s2[37], p[37];
         for (int64_t i = 0; i < n_kv * ld; i++) K[i] = rnd_unit();

@@ -474,18 +474,34 @@ static void attn_scores_avx2(float *out, const float *q, const float *K, int64_t
     for (int64_t j = 0; j < n_kv; j++) out[j] = scale * dot_avx2(q, K + j * ldk, head_dim);
 }
 
+/* Up to 64 output lanes in registers over all keys (each value row read once, in key order); a
+ * tail of fewer than 8 lanes in plain C. Each output is one fma chain over the keys, in order. */
+INLINE void values_block(int nv, float *out, const float *p, const float *V, int64_t ldv, int64_t n_kv) {
+    __m256 acc[8];
+    for (int v = 0; v < nv; v++) acc[v] = _mm256_setzero_ps();
+    for (int64_t j = 0; j < n_kv; j++) {
+        const __m256 pj = _mm256_set1_ps(p[j]);
+        for (int v = 0; v < nv; v++) acc[v] = _mm256_fmadd_ps(pj, _mm256_loadu_ps(V + j * ldv + v * VL), acc[v]);
+    }
+    for (int v = 0; v < nv; v++) _mm256_storeu_ps(out + v * VL, acc[v]);
+}
+
 static void attn_values_avx2(float *out, const float *p, const float *V, int64_t ldv, int64_t n_kv,
                              int64_t head_dim) {
     int64_t i = 0;
-    for (; i + 2 * VL <= head_dim; i += 2 * VL) { /* 16 output lanes in registers over all keys */
-        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-        for (int64_t j = 0; j < n_kv; j++) {
-            __m256 pj = _mm256_set1_ps(p[j]);
-            a0 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(V + j * ldv + i), a0);
-            a1 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(V + j * ldv + i + VL), a1);
+    while (i + VL <= head_dim) {
+        const int64_t nv = (head_dim - i) / VL < 8 ? (head_dim - i) / VL : 8;
+        switch (nv) {
+        case 1: values_block(1, out + i, p, V + i, ldv, n_kv); break;
+        case 2: values_block(2, out + i, p, V + i, ldv, n_kv); break;
+        case 3: values_block(3, out + i, p, V + i, ldv, n_kv); break;
+        case 4: values_block(4, out + i, p, V + i, ldv, n_kv); break;
+        case 5: values_block(5, out + i, p, V + i, ldv, n_kv); break;
+        case 6: values_block(6, out + i, p, V + i, ldv, n_kv); break;
+        case 7: values_block(7, out + i, p, V + i, ldv, n_kv); break;
+        default: values_block(8, out + i, p, V + i, ldv, n_kv); break;
         }
-        _mm256_storeu_ps(out + i, a0);
-        _mm256_storeu_ps(out + i + VL, a1);
+        i += nv * VL;
     }
     for (; i < head_dim; i++) {
         float s = 0.0f;

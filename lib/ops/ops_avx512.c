@@ -491,20 +491,39 @@ static void attn_scores_avx512(float *out, const float *q, const float *K, int64
     for (int64_t j = 0; j < n_kv; j++) out[j] = scale * dot_avx512(q, K + j * ldk, head_dim);
 }
 
+/* Up to 128 output lanes in registers over all keys, so each value row is read once, whole, in
+ * key order (two 32-lane passes over a 64-wide head read every row twice, half at a time). Each
+ * output is the same fma chain over the keys as before, in the same order. */
+INLINE void values_block(int nv, float *out, const float *p, const float *V, int64_t ldv, int64_t n_kv,
+                         int64_t width) {
+    __m512 acc[8];
+    __mmask16 m[8];
+    for (int v = 0; v < nv; v++) {
+        acc[v] = _mm512_setzero_ps();
+        m[v] = width - v * VL >= VL ? (__mmask16)0xffff : tail_mask(width - v * VL);
+    }
+    for (int64_t j = 0; j < n_kv; j++) {
+        const __m512 pj = _mm512_set1_ps(p[j]);
+        for (int v = 0; v < nv; v++)
+            acc[v] = _mm512_fmadd_ps(pj, _mm512_maskz_loadu_ps(m[v], V + j * ldv + v * VL), acc[v]);
+    }
+    for (int v = 0; v < nv; v++) _mm512_mask_storeu_ps(out + v * VL, m[v], acc[v]);
+}
+
 static void attn_values_avx512(float *out, const float *p, const float *V, int64_t ldv, int64_t n_kv,
                                int64_t head_dim) {
-    for (int64_t i = 0; i < head_dim; i += 2 * VL) { /* 32 output lanes in registers over all keys */
-        const __mmask16 m0 = head_dim - i >= VL ? (__mmask16)0xffff : tail_mask(head_dim - i);
-        const __mmask16 m1 = head_dim - i >= 2 * VL ? (__mmask16)0xffff
-                           : head_dim - i > VL ? tail_mask(head_dim - i - VL) : (__mmask16)0;
-        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
-        for (int64_t j = 0; j < n_kv; j++) {
-            __m512 pj = _mm512_set1_ps(p[j]);
-            a0 = _mm512_fmadd_ps(pj, _mm512_maskz_loadu_ps(m0, V + j * ldv + i), a0);
-            a1 = _mm512_fmadd_ps(pj, _mm512_maskz_loadu_ps(m1, V + j * ldv + i + VL), a1);
+    for (int64_t i = 0; i < head_dim; i += 8 * VL) {
+        const int64_t width = head_dim - i < 8 * VL ? head_dim - i : 8 * VL;
+        switch ((width + VL - 1) / VL) {
+        case 1: values_block(1, out + i, p, V + i, ldv, n_kv, width); break;
+        case 2: values_block(2, out + i, p, V + i, ldv, n_kv, width); break;
+        case 3: values_block(3, out + i, p, V + i, ldv, n_kv, width); break;
+        case 4: values_block(4, out + i, p, V + i, ldv, n_kv, width); break;
+        case 5: values_block(5, out + i, p, V + i, ldv, n_kv, width); break;
+        case 6: values_block(6, out + i, p, V + i, ldv, n_kv, width); break;
+        case 7: values_block(7, out + i, p, V + i, ldv, n_kv, width); break;
+        default: values_block(8, out + i, p, V + i, ldv, n_kv, width); break;
         }
-        _mm512_mask_storeu_ps(out + i, m0, a0);
-        _mm512_mask_storeu_ps(out + i + VL, m1, a1);
     }
 }
 
