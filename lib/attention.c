@@ -57,14 +57,8 @@ void vwn_attention(const vwn_ops *ops, const float *q, const float *k_cache, con
         for (int32_t h = kvh * group; h < (kvh + 1) * group; h++) {
             const float *qh = q + (size_t)t * n_head * hd + (size_t)h * hd;
             ops->attn_scores(sc, qh, K, hd, n_keys, hd, inv_sqrt_hd);
-            float mx = -INFINITY;
-            for (int32_t p = 0; p < n_keys; p++) mx = sc[p] > mx ? sc[p] : mx;
-            double sum = 0.0;
-            for (int32_t p = 0; p < n_keys; p++) {
-                sc[p] = expf(sc[p] - mx);
-                sum += sc[p];
-            }
-            ops->scale(sc, (float)(1.0 / sum), n_keys);
+            const float sum = ops->softmax_exp(sc, n_keys);
+            ops->scale(sc, 1.0f / sum, n_keys);
             ops->attn_values(out + (size_t)t * n_head * hd + (size_t)h * hd, sc, V, hd, n_keys, hd);
         }
     }

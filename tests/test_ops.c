@@ -464,6 +464,11 @@ static void test_vectors(const vwn_ops *ops) {
         /* silu_mul: a vector exp is good to a few ulp; 1e-6 relative is ~8 ulp */
         ops->silu_mul(y1, c, b, n), ref->silu_mul(y2, c, b, n);
         for (int64_t i = 0; i < n; i++) bad += fabsf(y1[i] - y2[i]) > 1e-6f * fabsf(y2[i]) + 1e-30f;
+        /* softmax_exp: exp(x - max) to a few ulp, the sum to float rounding of n terms */
+        for (int64_t i = 0; i < n; i++) y1[i] = y2[i] = c[i] * 4.0f; /* scores up to +-32 */
+        const float s1 = ops->softmax_exp(y1, n), s2 = ref->softmax_exp(y2, n);
+        bad += fabsf(s1 - s2) > 1e-6f * (float)n * s2;
+        for (int64_t i = 0; i < n; i++) bad += fabsf(y1[i] - y2[i]) > 1e-6f * fabsf(y2[i]) + 1e-30f;
     }
     /* attention: scores of 37 keys and the weighted sum of 37 values, head_dim 1..128 */
     for (int64_t hd = 1; hd <= 256; hd = hd * 2 + 1) {

@@ -80,6 +80,9 @@ typedef struct vwn_ops {
      * sign of x: its absolute error is a few float ulps of 1, which is what matters here (the
      * result is added to c0). */
     void (*ghc_coef)(float *c, const float *c0, const float *scale, int64_t n, float mult);
+    /* softmax_exp: x[i] = exp(x[i] - max(x)) for i < n (n >= 1); returns their sum (the caller
+     * divides). The attention softmax. */
+    float (*softmax_exp)(float *x, int64_t n);
 } vwn_ops;
 
 /* The table for a level (NULL if not compiled in or not supported by this CPU). */

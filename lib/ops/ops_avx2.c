@@ -469,6 +469,30 @@ static void ghc_coef_avx2(float *c, const float *c0, const float *scale, int64_t
     }
 }
 
+/* softmax_exp (ops.h): the max and the sum in 8 lanes, the exp as silu_mul's; a scalar tail. */
+static float softmax_exp_avx2(float *x, int64_t n) {
+    __m256 mx = _mm256_set1_ps(-INFINITY);
+    int64_t i = 0;
+    for (; i + VL <= n; i += VL) mx = _mm256_max_ps(mx, _mm256_loadu_ps(x + i));
+    float lanes[VL], m = -INFINITY;
+    _mm256_storeu_ps(lanes, mx);
+    for (int k = 0; k < VL; k++) m = lanes[k] > m ? lanes[k] : m;
+    for (; i < n; i++) m = x[i] > m ? x[i] : m;
+    const __m256 vmax = _mm256_set1_ps(m);
+    __m256 sum = _mm256_setzero_ps();
+    for (i = 0; i + VL <= n; i += VL) {
+        const __m256 e = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(x + i), vmax));
+        _mm256_storeu_ps(x + i, e);
+        sum = _mm256_add_ps(sum, e);
+    }
+    float s = hsum(sum);
+    for (; i < n; i++) {
+        x[i] = expf(x[i] - m);
+        s += x[i];
+    }
+    return s;
+}
+
 static void attn_scores_avx2(float *out, const float *q, const float *K, int64_t ldk, int64_t n_kv,
                              int64_t head_dim, float scale) {
     for (int64_t j = 0; j < n_kv; j++) out[j] = scale * dot_avx2(q, K + j * ldk, head_dim);
@@ -525,4 +549,5 @@ const vwn_ops vwn_ops_avx2 = {
     .attn_values = attn_values_avx2,
     .mix = mix_tiled,
     .ghc_coef = ghc_coef_avx2,
+    .softmax_exp = softmax_exp_avx2,
 };

@@ -486,6 +486,24 @@ static void ghc_coef_avx512(float *c, const float *c0, const float *scale, int64
     }
 }
 
+/* softmax_exp (ops.h): the max and the sum in 16 lanes, the exp as silu_mul's. */
+static float softmax_exp_avx512(float *x, int64_t n) {
+    __m512 mx = _mm512_set1_ps(-INFINITY);
+    for (int64_t i = 0; i < n; i += VL) {
+        const __mmask16 m = n - i >= VL ? (__mmask16)0xffff : tail_mask(n - i);
+        mx = _mm512_mask_max_ps(mx, m, mx, _mm512_maskz_loadu_ps(m, x + i));
+    }
+    const __m512 vmax = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+    __m512 sum = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n; i += VL) {
+        const __mmask16 m = n - i >= VL ? (__mmask16)0xffff : tail_mask(n - i);
+        const __m512 e = exp_avx512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), vmax));
+        _mm512_mask_storeu_ps(x + i, m, e);
+        sum = _mm512_mask_add_ps(sum, m, sum, e);
+    }
+    return _mm512_reduce_add_ps(sum);
+}
+
 static void attn_scores_avx512(float *out, const float *q, const float *K, int64_t ldk, int64_t n_kv,
                                int64_t head_dim, float scale) {
     for (int64_t j = 0; j < n_kv; j++) out[j] = scale * dot_avx512(q, K + j * ldk, head_dim);
@@ -603,6 +621,7 @@ static void mix_avx512(float *out, int64_t ldo, const float *A, int64_t ao, int6
         .attn_values = attn_values_avx512,             \
         .mix = mix_avx512,                             \
         .ghc_coef = ghc_coef_avx512,                   \
+        .softmax_exp = softmax_exp_avx512,             \
     }
 
 AVX512_TABLE(vwn_ops_avx512, matmul_avx512);

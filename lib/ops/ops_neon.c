@@ -394,6 +394,28 @@ static void ghc_coef_neon(float *c, const float *c0, const float *scale, int64_t
     }
 }
 
+/* softmax_exp (ops.h): the max and the sum in 4 lanes, the exp as silu_mul's; a scalar tail. */
+static float softmax_exp_neon(float *x, int64_t n) {
+    float32x4_t mx = vdupq_n_f32(-INFINITY);
+    int64_t i = 0;
+    for (; i + VL <= n; i += VL) mx = vmaxq_f32(mx, vld1q_f32(x + i));
+    float m = vmaxvq_f32(mx);
+    for (; i < n; i++) m = x[i] > m ? x[i] : m;
+    const float32x4_t vmax = vdupq_n_f32(m);
+    float32x4_t sum = vdupq_n_f32(0.0f);
+    for (i = 0; i + VL <= n; i += VL) {
+        const float32x4_t e = exp_neon(vsubq_f32(vld1q_f32(x + i), vmax));
+        vst1q_f32(x + i, e);
+        sum = vaddq_f32(sum, e);
+    }
+    float s = vaddvq_f32(sum);
+    for (; i < n; i++) {
+        x[i] = expf(x[i] - m);
+        s += x[i];
+    }
+    return s;
+}
+
 static void attn_scores_neon(float *out, const float *q, const float *K, int64_t ldk, int64_t n_kv,
                              int64_t head_dim, float scale) {
     for (int64_t j = 0; j < n_kv; j++) out[j] = scale * dot_neon(q, K + j * ldk, head_dim);
@@ -438,4 +460,5 @@ const vwn_ops vwn_ops_neon = {
     .attn_values = attn_values_neon,
     .mix = mix_tiled,
     .ghc_coef = ghc_coef_neon,
+    .softmax_exp = softmax_exp_neon,
 };

@@ -138,6 +138,17 @@ static void ghc_coef_scalar(float *c, const float *c0, const float *scale, int64
     }
 }
 
+static float softmax_exp_scalar(float *x, int64_t n) {
+    float mx = x[0];
+    for (int64_t i = 1; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        x[i] = expf(x[i] - mx);
+        sum += x[i];
+    }
+    return (float)sum;
+}
+
 static void mix_scalar(float *out, int64_t ldo, const float *A, int64_t ao, int64_t ai, const float *B,
                        int64_t ldb, int64_t n_out, int64_t n_in, int64_t n_cols, bool accumulate) {
     for (int64_t o = 0; o < n_out; o++) {
@@ -167,4 +178,5 @@ const vwn_ops vwn_ops_scalar = {
     .attn_values = attn_values_scalar,
     .mix = mix_scalar,
     .ghc_coef = ghc_coef_scalar,
+    .softmax_exp = softmax_exp_scalar,
 };
