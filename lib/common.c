@@ -139,8 +139,22 @@ typedef struct big_header {
     char pad[64 - 8 - sizeof(void *) - sizeof(size_t)];
 } big_header;
 
+/* Under AddressSanitizer the ordinary allocation is used, so that the KV caches keep their
+ * redzones. */
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define VWN_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define VWN_ASAN 1
+#endif
+#if defined(__linux__) && defined(MADV_HUGEPAGE) && !defined(VWN_ASAN)
+#define VWN_BIG_MMAP 1
+#endif
+
 void *vwn_big_alloc(size_t size) {
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
+#ifdef VWN_BIG_MMAP
     size_t len;
     if (vwn_add_size(size, sizeof(big_header) + 2 * BIG_ALIGN, &len)) {
         char *map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -163,7 +177,7 @@ void *vwn_big_alloc(size_t size) {
 void vwn_big_free(void *ptr) {
     if (!ptr) return;
     big_header *h = (big_header *)((char *)ptr - sizeof(big_header));
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
+#ifdef VWN_BIG_MMAP
     if (h->magic == BIG_MAGIC) {
         munmap(h->base, h->len);
         return;
