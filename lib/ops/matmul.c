@@ -52,11 +52,15 @@ void vwn_matmul_mt_many(const vwn_ops *ops, const vwn_mat *const *W, float *cons
     if (macs < (double)MIN_PARALLEL_MACS) n = 1;
 #ifdef VWN_OPENMP
     if (n > 1) {
+        /* a few blocks (decoding): quantized by the calling thread, so the team needs no barrier
+         * (measured: Q8_0 decode 1-13% faster in three A/B pairs) */
+        const bool quantize_first = q8 && n_blocks < 256;
+        if (quantize_first) ops->quantize_q8_0(X, xq, n_blocks * VWN_QK8_0);
         /* one thread team for all the products (one fork and one join instead of one each) */
 #pragma omp parallel num_threads(n)
         {
             const int i = omp_get_thread_num(), nt = omp_get_num_threads();
-            if (q8) {
+            if (q8 && !quantize_first) {
                 int64_t b0 = n_blocks * i / nt, b1 = n_blocks * (i + 1) / nt;
                 if (b0 < b1) ops->quantize_q8_0(X + b0 * VWN_QK8_0, xq + b0, (b1 - b0) * VWN_QK8_0);
 #pragma omp barrier
