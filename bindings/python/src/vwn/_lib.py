@@ -141,23 +141,18 @@ _I32P = POINTER(c_int32)
 _F32P = POINTER(c_float)
 
 
-def _missing(name):
-    def call(*args):
-        raise NotImplementedError("vwn: the loaded library (%s) has no function %s"
-                                  % (LIB_PATH, name))
-    return call
+_MISSING = []  # functions the loaded library lacks: an ImportError after all declarations
 
 
 def _fn(name, restype, *argtypes):
-    """Declares one C function; a symbol the library lacks becomes a stub that raises when called
-    (so a partial build still imports, and the error names the missing function)."""
+    """Declares one C function of the library."""
     try:
         f = getattr(lib, name)
     except AttributeError:
-        f = _missing(name)
-    else:
-        f.restype = restype
-        f.argtypes = list(argtypes)
+        _MISSING.append(name)
+        return None
+    f.restype = restype
+    f.argtypes = list(argtypes)
     globals()[name] = f
     return f
 
@@ -234,6 +229,11 @@ _fn("vwn_state_save", vwn_status, _P, c_void_p, c_uint64, POINTER(c_uint64))
 _fn("vwn_state_load", vwn_status, _P, c_void_p, c_uint64)
 _fn("vwn_state_save_file", vwn_status, _P, c_char_p)
 _fn("vwn_state_load_file", vwn_status, _P, c_char_p)
+
+if _MISSING:
+    raise ImportError("vwn: the library at %s lacks %s -- it is older than this binding; "
+                      "reinstall the binding or point VWN_LIB at a matching libvwn"
+                      % (LIB_PATH, ", ".join(_MISSING)))
 
 
 # ---- libvwnpy: the streaming callback ----------------------------------------------------------
