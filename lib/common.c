@@ -122,14 +122,15 @@ void vwn_aligned_free(void *ptr) { free(ptr); }
 #endif
 
 /* ---- large buffers: their own mapping, with transparent huge pages --------------------------
- * The KV caches are read at a stride of one position's row (Hkv x hd floats) per key, so with
- * 4 KiB pages nearly every key is a TLB miss; in huge pages it is not. (Measured on this
- * project's noisy VM: with every allocation in huge pages, MIMALLOC_LARGE_OS_PAGES=1, decode of
- * a 110M Q8_0 model at prompt 256 ran 8-9% faster in one interleaved run; an A/B of this code
- * alone at prompt 512 was within the noise, -1% to +6%.) Linux gives anonymous memory huge pages when the
- * mapping is advised before it is touched (THP mode "madvise", the common default), so these
- * buffers are mapped here, 2 MiB aligned, and advised. A 64-byte header before the returned
- * pointer remembers the mapping. Elsewhere (or if mmap fails) the ordinary aligned allocation. */
+ * The KV caches: decode attention streams every KV head's keys and values of every layer, a few
+ * hundred KiB to MiB each, so with 4 KiB pages it walks thousands of pages per token; in 2 MiB
+ * pages it does not. (Measured on this project's noisy VM with every allocation in huge pages,
+ * MIMALLOC_LARGE_OS_PAGES=1: decode of a 110M Q8_0 model at prompt 256 ran 8-9% faster in one
+ * interleaved run; an A/B of this code alone at prompt 512 was within the noise, -1% to +6%.)
+ * Linux gives anonymous memory huge pages when the mapping is advised before it is touched (THP
+ * mode "madvise", the common default), so these buffers are mapped here, 2 MiB aligned, and
+ * advised. A 64-byte header before the returned pointer remembers the mapping. Elsewhere (or if
+ * mmap fails) the ordinary aligned allocation. */
 #define BIG_MAGIC 0x5657424947ull /* "VWBIG" */
 #define BIG_ALIGN ((size_t)2 << 20)
 typedef struct big_header {

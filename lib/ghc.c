@@ -46,9 +46,9 @@ typedef struct before_args {
     float *C, *x, *G, *mult;
 } before_args;
 
-/* The pending write of rows [r0, r1): H_r += Σ_k Bt[r,k] y_k, with Bt in the write columns of
- * row r of C (the previous module's coefficients, about to be overwritten) -- exactly what
- * vwn_ghc_after computes for those rows. */
+/* The write of rows [r0, r1): H_r += Σ_k Bt[r,k] y_k, with Bt in the write columns of row r of C
+ * (the module's coefficients; when folded into the next module's pass, about to be overwritten).
+ * vwn_ghc_after is this alone. */
 static void write_rows(const before_args *a, int64_t r0, int64_t r1) {
     const vwn_hparams *hp = a->hp;
     const int64_t n = hp->ghc_n, m = hp->ghc_m, s = hp->seg, K = hp->n_coef;
@@ -141,7 +141,8 @@ void vwn_ghc_before(const vwn_hparams *hp, const vwn_ghc_weights *g, const vwn_o
 
 void vwn_ghc_after(const vwn_hparams *hp, const vwn_ops *ops, const float *C, const float *y,
                    int32_t T, float *G, int n_threads) {
-    const int64_t n = hp->ghc_n, m = hp->ghc_m, s = hp->seg, K = hp->n_coef;
+    const int64_t n = hp->ghc_n, m = hp->ghc_m, s = hp->seg;
+    const before_args a = {hp, NULL, ops, G, y, (float *)C, NULL, NULL, NULL}; /* write_rows reads C only */
     const int64_t pieces = ceil_div(n, OUT_ROWS);
     const double macs = (double)T * n * m * s;
     const int nt = n_threads > 1 && macs >= (double)MIN_PARALLEL_MACS ? n_threads : 1;
@@ -151,6 +152,6 @@ void vwn_ghc_after(const vwn_hparams *hp, const vwn_ops *ops, const float *C, co
 #endif
     for (int64_t p = 0; p < (int64_t)T * pieces; p++) {
         const int64_t t = p / pieces, j0 = (p % pieces) * OUT_ROWS, no = n - j0 < OUT_ROWS ? n - j0 : OUT_ROWS;
-        ops->mix(G + (t * n + j0) * s, s, C + (t * n + j0) * K + m + n, K, 1, y + t * m * s, s, no, m, s, true);
+        write_rows(&a, t * n + j0, t * n + j0 + no);
     }
 }
