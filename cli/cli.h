@@ -33,6 +33,8 @@ int cli_parse_int(const char *cmd, const char *opt, const char *s, long long lo,
 int cli_parse_float(const char *cmd, const char *opt, const char *s, double lo, double hi, float *out);
 /* scalar|avx2|avx512|neon|auto -> a vwn_simd value (checked against this CPU and build). */
 int cli_parse_simd(const char *cmd, const char *s, int32_t *out);
+/* --kv-type f32|f16 -> VWN_TYPE_F32 / VWN_TYPE_F16 (context param kv_type). */
+int cli_parse_kv_type(const char *cmd, const char *s, int32_t *out);
 /* Prints "vwn <cmd>: <message> (try 'vwn <cmd> --help')" to stderr; returns 2 (usage error). */
 int cli_usage_error(const char *cmd, const char *fmt, ...)
 #if defined(__GNUC__) || defined(__clang__)

@@ -11,6 +11,9 @@
  *   prompt, then vwn_generate_tokens generates N tokens greedily with spec_depth K (stop_at_eog off).
  * The reported speed is the median over the reps; the models run interleaved rep by rep.
  *
+ * Prefill FLOP = 2 x the multiply-adds of the P-token prompt in the main model (prefill_flops
+ * below); prefill GFLOP/s = FLOP per prompt token x the median prefill tok/s / 1e9.
+ *
  * Bytes per decoded token = vwn_model_info.weight_bytes_per_token + the KV cache a token reads:
  * 2 (K and V) * L * pos * Hkv * hd * 4 bytes at the mean number of attended positions
  * pos = P + (N + 1) / 2. Achieved GB/s = bytes per token * decode tok/s / 1e9.
@@ -59,6 +62,7 @@ static void usage(FILE *out) {
             "  -r N           repetitions; the median is reported (default 3)\n"
             "  --spec K|auto  also time greedy speculative generation of N tokens with K drafts\n"
             "  --simd LEVEL   scalar|avx2|avx512|neon|auto (default auto)\n"
+            "  --kv-type T    KV cache element type, f32 or f16 (default f32)\n"
             "  --bw-mb N      buffer of the bandwidth test in MiB (default 1024)\n"
             "  --no-mmap      read the model into (huge-page) memory instead of mapping the file\n"
             "  --json         print every result as one JSON object on the last line\n"
@@ -72,7 +76,7 @@ static void usage(FILE *out) {
 typedef struct options {
     const char *models[MAX_MODELS];
     int n_models;
-    int32_t n_threads, prompt_len, gen_len, reps, spec, simd, bw_mb;
+    int32_t n_threads, prompt_len, gen_len, reps, spec, simd, bw_mb, kv_type;
     bool json, no_mmap;
 } options;
 
@@ -170,8 +174,10 @@ static void run_one(const char *path, const options *o, run_result *r) {
     vwn_context_params cp = vwn_context_default_params();
     cp.n_ctx = P + N + (o->spec > 0 ? o->spec : 16) + 2;
     cp.n_batch = P;
-    cp.mtp = false;
+    cp.mtp = false;        /* prefill_flops counts the main model only ...          */
+    cp.logits_all = false; /* ... and the output head at the last position only     */
     cp.simd = o->simd;
+    cp.kv_type = o->kv_type;
     if (o->n_threads > 0) cp.n_threads = o->n_threads;
     if ((st = vwn_context_new(model, &cp, &ctx))) { run_error(r, "cannot create a context", st); goto done; }
 
@@ -397,6 +403,45 @@ static double machine_bandwidth(v4u64 *buf, int32_t mib, int T) {
     return best;
 }
 
+/* ---- prefill FLOP count ------------------------------------------------------------------------
+ *
+ * Floating-point operations (FLOP = 2 x multiply-adds) of one prefill of P tokens from position 0 in
+ * the main model (the bench runs it with MTP off), with the output head at the last n_out positions
+ * (1: the bench's context keeps only the last position's logits). Multiply-adds counted:
+ *
+ *   per layer and token    Q, K, V, O projections  D*Hq*hd + 2*D*Hkv*hd + Hq*hd*D
+ *                          SwiGLU FFN              3*D*F
+ *   per layer, position p  scores and values       2*Hq*hd*(p+1)   (causal, keys 0..p), summed
+ *                                                  over p < P: Hq*hd*P*(P+1)
+ *   per GHC module (2 per layer: attention, FFN) and token, s = D/m, K = 2m+n (lib/ghc.c, spec §2):
+ *                          coefficients            n*s*K           (dynamic only: rows of H times
+ *                                                                   the [s, K] projection)
+ *                          read + carry            (m+n)*n*s       (vwn_ghc_before's mix)
+ *                          write                   n*m*s           (folded into the next module's
+ *                                                                   vwn_ghc_before, or vwn_ghc_after
+ *                                                                   after the last; counted once)
+ *                          (static GHC copies C0: no coefficient work)
+ *   per token              factorized embedding    D*D'            (embed_expand, present when
+ *                                                                   n != m; a wide embedding, or
+ *                                                                   n == m, is a row copy: 0)
+ *   per output position    reduce                  D'*D            (present when n != m)
+ *                          LM head                 D*V             (tied or not)
+ *
+ * Not counted: RMSNorms (also GHC's routing norm), group norm, RoPE, softmax, SiLU and the gating
+ * product, tanh and the coefficient scaling, the KV-cache copies -- all O(width) per token. */
+static double prefill_flops(const vwn_model_info *in, int32_t P, int32_t n_out) {
+    const double D = in->n_embd, Dw = in->n_embd_wide, L = in->n_layer, V = in->n_vocab, F = in->n_ff;
+    const double m = in->ghc_m, n = in->ghc_n, hd = in->head_dim, q = in->n_head * hd, kv = in->n_head_kv * hd;
+    const double s = in->n_embd / in->ghc_m, K = 2 * m + n, T = P;
+    const bool expand = in->ghc_n != in->ghc_m;
+    const double proj = D * q + 2 * D * kv + q * D + 3 * D * F;               /* per layer, token */
+    const double attn = q * T * (T + 1);                                      /* per layer, all P */
+    const double ghc = (in->ghc_dynamic ? n * s * K : 0) + (m + n) * n * s + n * m * s; /* per module */
+    const double emb = !in->wide_embedding && expand ? D * Dw : 0;            /* per token        */
+    const double head = (expand ? Dw * D : 0) + D * V;                        /* per output       */
+    return 2 * (L * (T * proj + attn) + 2 * L * T * ghc + T * emb + n_out * head);
+}
+
 /* ---- summary --------------------------------------------------------------------------------- */
 
 typedef struct summary {
@@ -405,6 +450,7 @@ typedef struct summary {
     char weight_type[16];
     double load_s, prefill_tok_s, decode_tok_s, ghc_share, rss_mb, peak_rss_mb;
     double kv_bytes, bytes_per_token, decode_gbs, bw_efficiency, machine_gbs;
+    double prefill_flop_per_token, prefill_gflops; /* FLOP per prompt token; FLOP/s of prefill / 1e9 */
     double spec_tok_s, spec_speedup, spec_mean_accepted;
     int32_t drafted_at_depth[16], accepted_at_depth[16], spec_drafted, spec_accepted, spec_verify;
     double spec_draft_us, spec_verify_us;
@@ -450,9 +496,13 @@ static void summarise(const options *o, const run_result *runs, double machine_g
     }
     /* KV bytes one decoded token reads: K and V of every layer at the mean attended length */
     const double mean_pos = o->prompt_len + (o->gen_len + 1) / 2.0;
-    s->kv_bytes = 2.0 * s->info.n_layer * mean_pos * s->info.n_head_kv * s->info.head_dim * sizeof(float);
+    s->kv_bytes = 2.0 * s->info.n_layer * mean_pos * s->info.n_head_kv * s->info.head_dim *
+                  (o->kv_type == VWN_TYPE_F16 ? 2.0 : 4.0);
     s->bytes_per_token = (double)s->info.weight_bytes_per_token + s->kv_bytes;
     s->decode_gbs = s->bytes_per_token * s->decode_tok_s / 1e9;
+    /* FLOP of the prompt / median prefill time (= P / median tok/s; exact for an odd rep count) */
+    s->prefill_flop_per_token = prefill_flops(&s->info, o->prompt_len, 1) / o->prompt_len;
+    s->prefill_gflops = s->prefill_flop_per_token * s->prefill_tok_s / 1e9;
     /* each rep against its own round's bandwidth (see the top of the file) */
     for (int i = 0; i < R; i++)
         v[i] = runs[i].machine_gbs > 0 ? s->bytes_per_token * runs[i].decode_tok_s / 1e9 / runs[i].machine_gbs : 0.0;
@@ -474,6 +524,8 @@ static void print_summary(const options *o, const summary *s, double machine_gbs
            in->ghc_n, in->n_embd_wide, in->n_head, in->n_head_kv, in->head_dim, in->n_ff, in->mtp_depth);
     printf("  load             %10.3f s\n", s->load_s);
     printf("  prefill          %10.2f tok/s   (%d tokens)\n", s->prefill_tok_s, o->prompt_len);
+    printf("  prefill compute  %10.2f GFLOP/s (%.2f MFLOP/token)\n", s->prefill_gflops,
+           s->prefill_flop_per_token / 1e6);
     printf("  decode           %10.2f tok/s   (%.3f ms/token, %d tokens)\n", s->decode_tok_s,
            s->decode_tok_s > 0 ? 1e3 / s->decode_tok_s : 0.0, o->gen_len);
     printf("  bytes/token      %10.2f MB      (weights %.2f MB + KV cache %.2f MB at position %.1f)\n",
@@ -505,12 +557,15 @@ static void json_model(const options *o, const summary *s, const summary *first,
            "\"prefill_tok_s\": %.6g, \"decode_tok_s\": %.6g, \"weight_bytes_per_token\": %llu, "
            "\"kv_bytes_per_token\": %.6g, \"bytes_per_token\": %.6g, \"decode_gbs\": %.6g, \"machine_gbs\": %.6g, "
            "\"bw_efficiency\": %.6g, \"ghc_share\": %.6g, \"rss_mb\": %.6g, \"peak_rss_mb\": %.6g, "
-           "\"prefill_ratio\": %.6g, \"decode_ratio\": %.6g",
+           "\"prefill_mflop_per_token\": %.6g, \"prefill_gflops\": %.6g, "
+           "\"prefill_ratio\": %.6g, \"decode_ratio\": %.6g, \"prefill_flop_ratio\": %.6g",
            (unsigned long long)s->info.n_params, s->weight_type, (unsigned long long)s->info.file_size, s->load_s,
            s->prefill_tok_s, s->decode_tok_s, (unsigned long long)s->info.weight_bytes_per_token, s->kv_bytes,
            s->bytes_per_token, s->decode_gbs, s->machine_gbs, s->bw_efficiency, s->ghc_share, s->rss_mb, s->peak_rss_mb,
+           s->prefill_flop_per_token / 1e6, s->prefill_gflops,
            first->prefill_tok_s > 0 ? s->prefill_tok_s / first->prefill_tok_s : 0.0,
-           first->decode_tok_s > 0 ? s->decode_tok_s / first->decode_tok_s : 0.0);
+           first->decode_tok_s > 0 ? s->decode_tok_s / first->decode_tok_s : 0.0,
+           s->prefill_flop_per_token / first->prefill_flop_per_token);
     if (o->spec != 0) {
         printf(", \"spec_depth\": %d, \"spec_tok_s\": %.6g, \"spec_speedup\": %.6g, \"spec_mean_accepted\": %.6g, "
                "\"spec_acceptance\": [",
@@ -555,6 +610,8 @@ int cmd_bench(int argc, char **argv) {
             else if (cli_parse_int(CMD, a, v, 1, 16, &o.spec)) return 2;
         } else if (!strcmp(a, "--simd")) {
             if (!(v = cli_next_value(CMD, argc, argv, &i)) || cli_parse_simd(CMD, v, &o.simd)) return 2;
+        } else if (!strcmp(a, "--kv-type")) {
+            if (!(v = cli_next_value(CMD, argc, argv, &i)) || cli_parse_kv_type(CMD, v, &o.kv_type)) return 2;
         } else if (!strcmp(a, "--no-mmap")) {
             o.no_mmap = true;
         } else if (!strcmp(a, "--bw-mb")) {
@@ -580,9 +637,10 @@ int cmd_bench(int argc, char **argv) {
     double rounds_gbs[MAX_REPS + 1];
     rounds_gbs[0] = machine_bandwidth(bw_buf, bw_mb, T);
     double machine_gbs = rounds_gbs[0];
-    printf("vwn bench: libvwn %s, SIMD %s, %d thread%s; prompt %d tokens, decode %d tokens, median of %d rep%s\n",
+    printf("vwn bench: libvwn %s, SIMD %s, %d thread%s; prompt %d tokens, decode %d tokens, median of %d rep%s; "
+           "KV cache %s\n",
            vwn_version(), vwn_simd_name(level), T, T == 1 ? "" : "s", o.prompt_len, o.gen_len, o.reps,
-           o.reps == 1 ? "" : "s");
+           o.reps == 1 ? "" : "s", o.kv_type == VWN_TYPE_F16 ? "f16" : "f32");
     printf("machine read bandwidth: %.2f GB/s (%d thread%s summing a %d MiB buffer, best of %d passes; measured "
            "again before every round of reps)\n", machine_gbs, T, T == 1 ? "" : "s", bw_mb, BW_PASSES);
     fflush(stdout);
@@ -625,13 +683,20 @@ int cmd_bench(int argc, char **argv) {
                    sums[0].decode_tok_s > 0 ? sums[m].decode_tok_s / sums[0].decode_tok_s : 0.0,
                    sums[0].prefill_tok_s > 0 ? sums[m].prefill_tok_s / sums[0].prefill_tok_s : 0.0);
             if (o.spec && sums[0].spec_tok_s > 0) printf(", speculative %.3fx", sums[m].spec_tok_s / sums[0].spec_tok_s);
+            /* the GHC-overhead target: prefill time ratio <= FLOP ratio, i.e. GFLOP/s >= the first's */
+            if (sums[m].prefill_tok_s > 0)
+                printf("; prefill time ratio %.3f vs FLOP ratio %.3f: target %s",
+                       sums[0].prefill_tok_s / sums[m].prefill_tok_s,
+                       sums[m].prefill_flop_per_token / sums[0].prefill_flop_per_token,
+                       sums[m].prefill_gflops >= sums[0].prefill_gflops ? "met" : "missed");
             printf("\n");
         }
     }
     if (o.json) {
         printf("{\"version\": \"%s\", \"simd\": \"%s\", \"threads\": %d, \"prompt_len\": %d, \"gen_len\": %d, "
-               "\"reps\": %d, \"machine_gbs\": %.6g, \"bw_buffer_mb\": %d",
-               vwn_version(), vwn_simd_name(level), T, o.prompt_len, o.gen_len, o.reps, machine_gbs, bw_mb);
+               "\"reps\": %d, \"kv_type\": \"%s\", \"machine_gbs\": %.6g, \"bw_buffer_mb\": %d",
+               vwn_version(), vwn_simd_name(level), T, o.prompt_len, o.gen_len, o.reps,
+               o.kv_type == VWN_TYPE_F16 ? "f16" : "f32", machine_gbs, bw_mb);
         if (o.n_models == 1) {
             printf(", ");
             json_model(&o, &sums[0], &sums[0], machine_gbs);

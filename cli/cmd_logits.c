@@ -27,6 +27,7 @@ static void usage(FILE *out) {
             "  --no-bos          with --prompt: do not add BOS\n"
             "  -t N              compute threads (default: the library's)\n"
             "  --simd LEVEL      scalar|avx2|avx512|neon|auto (default auto)\n"
+            "  --kv-type f32|f16 KV cache element type (default f32)\n"
             "  -o OUT.npy        output file (required); the MTP files are named after it,\n"
             "                    with a trailing .npy replaced: out.npy -> out.mtp1.npy\n");
 }
@@ -54,7 +55,7 @@ static vwn_status gather(vwn_context *ctx, int32_t j, int32_t first, int32_t cou
 int cmd_logits(int argc, char **argv) {
     const char *model_path = NULL, *prompt = NULL, *tokens_arg = NULL, *out_path = NULL;
     bool all = false, mtp = false, no_bos = false;
-    int32_t n_threads = 0, simd = VWN_SIMD_AUTO;
+    int32_t n_threads = 0, simd = VWN_SIMD_AUTO, kv_type = VWN_TYPE_F32;
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -70,6 +71,8 @@ int cmd_logits(int argc, char **argv) {
             if (!(v = cli_next_value(CMD, argc, argv, &i)) || cli_parse_int(CMD, a, v, 1, 256, &n_threads)) return 2;
         } else if (!strcmp(a, "--simd")) {
             if (!(v = cli_next_value(CMD, argc, argv, &i)) || cli_parse_simd(CMD, v, &simd)) return 2;
+        } else if (!strcmp(a, "--kv-type")) {
+            if (!(v = cli_next_value(CMD, argc, argv, &i)) || cli_parse_kv_type(CMD, v, &kv_type)) return 2;
         } else if (a[0] == '-' && a[1] != '\0') return cli_usage_error(CMD, "unknown option '%s'", a);
         else if (!model_path) model_path = a;
         else return cli_usage_error(CMD, "unexpected argument '%s'", a);
@@ -115,6 +118,7 @@ int cmd_logits(int argc, char **argv) {
     cp.logits_all = all;
     cp.mtp = mtp;
     cp.simd = simd;
+    cp.kv_type = kv_type;
     if (n_threads > 0) cp.n_threads = n_threads;
     if ((st = vwn_context_new(model, &cp, &ctx))) { rc = cli_fail(CMD, "cannot create a context", st); goto done; }
     /* vwn_decode checks every id against the vocabulary and names the first bad one */

@@ -34,6 +34,7 @@ static void usage(FILE *out) {
             "  --max-tokens N     use only the first N tokens of the text\n"
             "  -t N               compute threads (default: the library's)\n"
             "  --simd LEVEL       scalar|avx2|avx512|neon|auto (default auto)\n"
+            "  --kv-type f32|f16  KV cache element type (default f32)\n"
             "  --json             also print the results as one JSON object on the last line\n"
             "\n"
             "The first token of every window is context only (not scored). Bits per byte divide the\n"
@@ -51,7 +52,7 @@ static double nll_bits(const float *x, int32_t V, int32_t target) {
 
 int cmd_perplexity(int argc, char **argv) {
     const char *model_path = NULL, *file = NULL;
-    int32_t n_ctx = 0, stride = 0, max_tokens = 0, n_threads = 0, simd = VWN_SIMD_AUTO;
+    int32_t n_ctx = 0, stride = 0, max_tokens = 0, n_threads = 0, simd = VWN_SIMD_AUTO, kv_type = VWN_TYPE_F32;
     bool json = false;
 
     for (int i = 1; i < argc; i++) {
@@ -70,6 +71,8 @@ int cmd_perplexity(int argc, char **argv) {
             if (!(v = cli_next_value(CMD, argc, argv, &i)) || cli_parse_int(CMD, a, v, 1, 256, &n_threads)) return 2;
         } else if (!strcmp(a, "--simd")) {
             if (!(v = cli_next_value(CMD, argc, argv, &i)) || cli_parse_simd(CMD, v, &simd)) return 2;
+        } else if (!strcmp(a, "--kv-type")) {
+            if (!(v = cli_next_value(CMD, argc, argv, &i)) || cli_parse_kv_type(CMD, v, &kv_type)) return 2;
         } else if (a[0] == '-' && a[1] != '\0') return cli_usage_error(CMD, "unknown option '%s'", a);
         else if (!model_path) model_path = a;
         else return cli_usage_error(CMD, "unexpected argument '%s'", a);
@@ -115,6 +118,7 @@ int cmd_perplexity(int argc, char **argv) {
     cp.logits_all = true;
     cp.mtp = false;
     cp.simd = simd;
+    cp.kv_type = kv_type;
     if (n_threads > 0) cp.n_threads = n_threads;
     if ((st = vwn_context_new(model, &cp, &ctx))) { rc = cli_fail(CMD, "cannot create a context", st); goto done; }
 

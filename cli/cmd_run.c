@@ -37,7 +37,8 @@ static void usage(FILE *out) {
             "  --stop STR             stop when the output ends with STR (not printed); repeatable\n"
             "  --ctx N                context length (default: the model's max_seq_len)\n"
             "  --no-bos               do not add BOS to the prompt\n"
-            "  --simd LEVEL           scalar|avx2|avx512|neon|auto (default auto)\n");
+            "  --simd LEVEL           scalar|avx2|avx512|neon|auto (default auto)\n"
+            "  --kv-type f32|f16      KV cache element type (default f32; f16 halves its memory)\n");
 }
 
 static bool print_piece(int32_t token, const char *piece, int32_t piece_len, void *user) {
@@ -108,6 +109,7 @@ int cmd_run(int argc, char **argv) {
     const char *model_path = NULL, *prompt_arg = NULL, *file = NULL;
     const char *stops[MAX_STOP];
     int32_t n_stop = 0, n_predict = 128, n_threads = 0, spec = 0, n_ctx = 0, simd = VWN_SIMD_AUTO;
+    int32_t kv_type = VWN_TYPE_F32;
     bool no_bos = false, greedy = false;
     vwn_sampler_params sp = vwn_sampler_default_params();
 
@@ -125,7 +127,7 @@ int cmd_run(int argc, char **argv) {
         /* every other option takes a value */
         static const char *const with_value[] = {"--prompt", "--file", "-n", "--temp", "--top-k", "--top-p",
                                                  "--min-p", "--repeat-penalty", "--seed", "-t", "--threads",
-                                                 "--spec", "--stop", "--ctx", "--simd"};
+                                                 "--spec", "--stop", "--ctx", "--simd", "--kv-type"};
         bool known = false;
         for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++) known |= !strcmp(a, with_value[k]);
         if (!known) return cli_usage_error(CMD, "unknown option '%s'", a);
@@ -150,6 +152,7 @@ int cmd_run(int argc, char **argv) {
             stops[n_stop++] = v;
         } else if (!strcmp(a, "--ctx")) bad = cli_parse_int(CMD, a, v, 1, 1 << 20, &n_ctx);
         else if (!strcmp(a, "--simd")) bad = cli_parse_simd(CMD, v, &simd);
+        else if (!strcmp(a, "--kv-type")) bad = cli_parse_kv_type(CMD, v, &kv_type);
         if (bad) return 2;
     }
     if (!model_path) return cli_usage_error(CMD, "no model file given");
@@ -203,6 +206,7 @@ int cmd_run(int argc, char **argv) {
     cp.n_ctx = n_ctx;
     cp.mtp = spec != 0; /* the MTP modules only cost time when nothing drafts with them */
     cp.simd = simd;
+    cp.kv_type = kv_type;
     if (n_threads > 0) cp.n_threads = n_threads;
     if ((st = vwn_context_new(model, &cp, &ctx))) { rc = cli_fail(CMD, "cannot create a context", st); goto done; }
     const int32_t ctx_len = vwn_context_get_params(ctx).n_ctx;

@@ -146,6 +146,16 @@ int cli_parse_simd(const char *cmd, const char *s, int32_t *out) {
     return 1;
 }
 
+int cli_parse_kv_type(const char *cmd, const char *s, int32_t *out) {
+    if (!strcmp(s, "f32")) *out = VWN_TYPE_F32;
+    else if (!strcmp(s, "f16")) *out = VWN_TYPE_F16;
+    else {
+        cli_usage_error(cmd, "--kv-type expects f32 or f16, got '%s'", s);
+        return 1;
+    }
+    return 0;
+}
+
 int cli_usage_error(const char *cmd, const char *fmt, ...) {
     va_list ap;
     fprintf(stderr, "vwn %s: ", cmd);

@@ -280,6 +280,12 @@ typedef struct vwn_context_params {
     uint64_t memory_limit;  /* refuse to allocate more than this many bytes (0 = no limit)    */
     vwn_abort_callback abort_callback; /* may be NULL                                         */
     void *abort_user_data;
+    int32_t kv_type;        /* element type of the KV caches (main model and MTP modules):
+                               VWN_TYPE_F32 (0, the default: exact against the reference) or
+                               VWN_TYPE_F16 (half the memory and half the bytes attention reads
+                               per token; keys and values rounded to fp16 when stored, as
+                               llama.cpp's default cache). Saved states are F32 either way and
+                               load into a context of either type. Other types: INVALID_ARG  */
 } vwn_context_params;
 
 /* Defaults for vwn_context_new. Thread-safe. */

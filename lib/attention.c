@@ -32,11 +32,13 @@ void vwn_rope_apply(float *v, int32_t n_heads, int32_t hd, const float *cos_p, c
     }
 }
 
-void vwn_attention(const vwn_ops *ops, const float *q, const float *k_cache, const float *v_cache,
+void vwn_attention(const vwn_ops *ops, const float *q, int32_t kv_type, const void *k_cache, const void *v_cache,
                    int32_t p0, int32_t T, int32_t n_head, int32_t n_head_kv, int32_t hd,
                    float *out, float *scores, int32_t n_ctx, int n_threads) {
     const int32_t group = n_head / n_head_kv;
     const float inv_sqrt_hd = 1.0f / sqrtf((float)hd);
+    const bool half = kv_type == VWN_TYPE_F16;
+    const size_t esize = half ? sizeof(uint16_t) : sizeof(float);
     /* one work item = one token and one KV head: the `group` query heads that share the KV head
      * run back to back, so its keys and values are read from memory once and then from cache */
     const int64_t n_items = (int64_t)T * n_head_kv;
@@ -53,13 +55,17 @@ void vwn_attention(const vwn_ops *ops, const float *q, const float *k_cache, con
         float *sc = scores;
 #endif
         const int32_t n_keys = p0 + t + 1; /* causal: positions 0..p0+t */
-        const float *K = k_cache + (size_t)kvh * n_ctx * hd, *V = v_cache + (size_t)kvh * n_ctx * hd;
+        const void *K = (const char *)k_cache + (size_t)kvh * n_ctx * hd * esize;
+        const void *V = (const char *)v_cache + (size_t)kvh * n_ctx * hd * esize;
         for (int32_t h = kvh * group; h < (kvh + 1) * group; h++) {
             const float *qh = q + (size_t)t * n_head * hd + (size_t)h * hd;
-            ops->attn_scores(sc, qh, K, hd, n_keys, hd, inv_sqrt_hd);
+            float *oh = out + (size_t)t * n_head * hd + (size_t)h * hd;
+            if (half) ops->attn_scores_f16(sc, qh, K, hd, n_keys, hd, inv_sqrt_hd);
+            else ops->attn_scores(sc, qh, K, hd, n_keys, hd, inv_sqrt_hd);
             const float sum = ops->softmax_exp(sc, n_keys);
             ops->scale(sc, 1.0f / sum, n_keys);
-            ops->attn_values(out + (size_t)t * n_head * hd + (size_t)h * hd, sc, V, hd, n_keys, hd);
+            if (half) ops->attn_values_f16(oh, sc, V, hd, n_keys, hd);
+            else ops->attn_values(oh, sc, V, hd, n_keys, hd);
         }
     }
 }

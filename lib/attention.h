@@ -3,7 +3,9 @@
 #define VWN_ATTENTION_H
 
 #include "ops/ops.h"
+#include "vwn.h"
 #include <stdint.h>
+#include <string.h>
 
 /* Fills cos/sin tables [n_pos][hd/2] for the rotate-half convention: angle p * theta^(-2i/hd). */
 void vwn_rope_table(float *cos_t, float *sin_t, int32_t n_pos, int32_t head_dim, float theta);
@@ -15,14 +17,21 @@ void vwn_rope_apply(float *v, int32_t n_heads, int32_t hd, const float *cos_p, c
  * head's keys (values) are contiguous, so attention reads them as one linear stream (with the
  * heads interleaved per position, [n_ctx][Hkv*hd], every key was a separate 256-byte piece at a
  * stride of Hkv*hd floats, and decode attention ran at 13 GB/s against 28 for a linear read).
- * The row of KV head kvh at position pos: */
-static inline float *vwn_kv_row(float *cache, int32_t n_ctx, int32_t hd, int32_t kvh, int32_t pos) {
-    return cache + ((size_t)kvh * (size_t)n_ctx + (size_t)pos) * (size_t)hd;
+ * Elements are fp32 or fp16 (context param kv_type), esize bytes each. The row of KV head kvh at
+ * position pos: */
+static inline void *vwn_kv_row(void *cache, size_t esize, int32_t n_ctx, int32_t hd, int32_t kvh, int32_t pos) {
+    return (char *)cache + ((size_t)kvh * (size_t)n_ctx + (size_t)pos) * (size_t)hd * esize;
 }
 
-/* Causal attention for T queries at positions p0..p0+T-1. q: [T][Hq*hd]; the caches hold keys and
- * values of positions 0..p0+T-1 (layout above); out: [T][Hq*hd]. scores: per thread n_ctx floats. */
-void vwn_attention(const vwn_ops *ops, const float *q, const float *k_cache, const float *v_cache,
+/* Stores one row of hd floats into a cache row of kv_type (fp32: a copy; fp16: rounded). */
+static inline void vwn_kv_store(const vwn_ops *ops, int32_t kv_type, void *dst, const float *src, int32_t hd) {
+    if (kv_type == VWN_TYPE_F16) ops->to_f16((uint16_t *)dst, src, hd);
+    else memcpy(dst, src, (size_t)hd * sizeof(float));
+}
+
+/* Causal attention for T queries at positions p0..p0+T-1. q: [T][Hq*hd]; the caches (elements of
+ * kv_type, F32 or F16) hold keys and values of positions 0..p0+T-1 (layout above); out: [T][Hq*hd]. scores: per thread n_ctx floats. */
+void vwn_attention(const vwn_ops *ops, const float *q, int32_t kv_type, const void *k_cache, const void *v_cache,
                    int32_t p0, int32_t T, int32_t n_head, int32_t n_head_kv, int32_t hd,
                    float *out, float *scores, int32_t n_ctx, int n_threads);
 

@@ -45,13 +45,16 @@ static vwn_status resolve_params(const vwn_model *m, const vwn_context_params *i
     if (out->simd != VWN_SIMD_AUTO && !vwn_simd_supported((vwn_simd)out->simd))
         return vwn_fail(VWN_ERR_UNSUPPORTED, "SIMD level %s is not supported by this CPU or build",
                         vwn_simd_name((vwn_simd)out->simd));
+    if (out->kv_type != VWN_TYPE_F32 && out->kv_type != VWN_TYPE_F16)
+        return vwn_fail(VWN_ERR_INVALID_ARG, "kv_type = %d: the KV cache is F32 (%d) or F16 (%d)", out->kv_type,
+                        VWN_TYPE_F32, VWN_TYPE_F16);
     if (m->hp.mtp_depth == 0) out->mtp = false;
     if (m->hp.seg > 4096)
         return vwn_fail(VWN_ERR_UNSUPPORTED, "segment width s = %d exceeds 4096", m->hp.seg);
     return VWN_OK;
 }
 
-/* ---- memory plan: every buffer of a context, in floats unless noted ------------------------- */
+/* ---- memory plan: every buffer of a context, in floats unless noted (KV: in elements) -------- */
 
 typedef struct plan {
     size_t kv, rope, tokens, states, state_pos, logits, mtp_logits, mtp_kv;
@@ -113,11 +116,14 @@ static vwn_status make_plan(const vwn_model *m, const vwn_context_params *p, pla
 
     /* total, overflow-checked (every count above is bounded by validated model sizes and
      * n_ctx <= 2^20, n_batch <= n_ctx, so the products fit in 64 bits; the sum is checked). */
-    size_t floats = pl->kv + pl->mtp_kv + pl->rope + pl->states + pl->logits + pl->mtp_logits + pl->draft +
+    const size_t kv_esize = p->kv_type == VWN_TYPE_F16 ? sizeof(uint16_t) : sizeof(float);
+    size_t floats = pl->rope + pl->states + pl->logits + pl->mtp_logits + pl->draft +
                     pl->wide * 2 + pl->coef + pl->x + pl->xn + pl->y + pl->q + pl->kvb * 2 + pl->ff * 2 +
                     pl->att + pl->emb + pl->mtp_in + pl->head;
     size_t bytes = 0;
-    if (!vwn_mul_size(floats, sizeof(float), &bytes) ||
+    size_t kv_bytes = 0;
+    if (!vwn_mul_size(pl->kv + pl->mtp_kv, kv_esize, &kv_bytes) || !vwn_mul_size(floats, sizeof(float), &bytes) ||
+        !vwn_add_size(bytes, kv_bytes, &bytes) ||
         !vwn_add_size(bytes, (pl->tokens + pl->state_pos + 3 * (size_t)pl->n_mtp + (size_t)pl->n_mtp) * 4, &bytes) ||
         !vwn_add_size(bytes, pl->xq + pl->prow * sizeof(void *) + sizeof(vwn_context) + 64 * 40, &bytes))
         return vwn_fail(VWN_ERR_OUT_OF_MEMORY, "context size overflows");
@@ -166,10 +172,10 @@ static float *falloc(size_t n, bool *ok) {
     return p;
 }
 
-/* The KV caches: in huge pages where the OS allows (vwn_big_alloc). */
-static float *falloc_big(size_t n, bool *ok) {
+/* The KV caches (n elements of esize bytes): in huge pages where the OS allows (vwn_big_alloc). */
+static void *falloc_big(size_t n, size_t esize, bool *ok) {
     if (n == 0) return NULL;
-    float *p = vwn_big_alloc(n * sizeof(float));
+    void *p = vwn_big_alloc(n * esize);
     if (!p) *ok = false;
     return p;
 }
@@ -202,10 +208,11 @@ vwn_status vwn_context_new(const vwn_model *model, const vwn_context_params *par
 
     bool ok = ctx->ops != NULL;
     const size_t kv_half = pl.kv / 2, mtp_half = pl.mtp_kv / 2;
-    ctx->k_cache = falloc_big(kv_half, &ok);
-    ctx->v_cache = falloc_big(kv_half, &ok);
-    ctx->mtp_k = falloc_big(mtp_half, &ok);
-    ctx->mtp_v = falloc_big(mtp_half, &ok);
+    ctx->kv_esize = p.kv_type == VWN_TYPE_F16 ? sizeof(uint16_t) : sizeof(float);
+    ctx->k_cache = falloc_big(kv_half, ctx->kv_esize, &ok);
+    ctx->v_cache = falloc_big(kv_half, ctx->kv_esize, &ok);
+    ctx->mtp_k = falloc_big(mtp_half, ctx->kv_esize, &ok);
+    ctx->mtp_v = falloc_big(mtp_half, ctx->kv_esize, &ok);
     ctx->rope_cos = falloc(pl.rope / 2, &ok);
     ctx->rope_sin = falloc(pl.rope / 2, &ok);
     ctx->states = falloc(pl.states, &ok);

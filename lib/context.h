@@ -36,13 +36,16 @@ struct vwn_context {
     /* main model */
     int32_t n_past;                /* tokens in the cache                               */
     int32_t *tokens;               /* [n_ctx] the tokens in the cache                  */
-    float *k_cache, *v_cache;      /* [L][n_ctx][Hkv*hd]                               */
+    /* KV caches: elements of params.kv_type (fp32, or fp16 bits), kv_esize bytes each; per layer
+     * (module) n_ctx * Hkv * hd of them, laid out as attention.h says (vwn_ctx_kv) */
+    size_t kv_esize;
+    void *k_cache, *v_cache;       /* [L] layers                                       */
     float *rope_cos, *rope_sin;    /* [n_ctx][hd/2]                                    */
 
     /* MTP modules (k = mtp_depth when params.mtp, else 0) */
     int32_t n_mtp;
     int32_t *mtp_len;              /* [k] positions in module j's cache (j from 0)     */
-    float *mtp_k, *mtp_v;          /* [k][n_ctx][Hkv*hd]                               */
+    void *mtp_k, *mtp_v;           /* [k] modules                                      */
     /* Ring of wide states: stage 0 = main final state h'_L (before group norm), stage j = output
      * U of module j; stages 0..k-1 are kept. Slot of position p is p % ring. */
     int32_t ring;

@@ -75,7 +75,7 @@ static void embed(vwn_context *ctx, const int32_t *tokens, int32_t T, float *out
 
 /* y = Wo · attention(RoPE(Wq a), RoPE(Wk a), Wv a), a = rmsnorm(x) ⊙ attn_norm; T tokens from p0. */
 static void attention_sublayer(vwn_context *ctx, const vwn_layer_weights *lw, const float *x,
-                               int32_t T, int32_t p0, float *k_cache, float *v_cache, float *y) {
+                               int32_t T, int32_t p0, void *k_cache, void *v_cache, float *y) {
     const vwn_hparams *hp = &ctx->model->hp;
     vwn_scratch *s = &ctx->s;
     const int32_t D = hp->n_embd, hd = hp->head_dim, kv_dim = hp->n_head_kv * hd;
@@ -91,13 +91,15 @@ static void attention_sublayer(vwn_context *ctx, const vwn_layer_weights *lw, co
         vwn_rope_apply(s->q + (size_t)t * hp->n_head * hd, hp->n_head, hd, c, sn);
         vwn_rope_apply(s->k + (size_t)t * kv_dim, hp->n_head_kv, hd, c, sn);
         for (int32_t h = 0; h < hp->n_head_kv; h++) { /* layout: attention.h */
-            memcpy(vwn_kv_row(k_cache, ctx->params.n_ctx, hd, h, pos), s->k + (size_t)t * kv_dim + (size_t)h * hd,
-                   (size_t)hd * sizeof(float));
-            memcpy(vwn_kv_row(v_cache, ctx->params.n_ctx, hd, h, pos), s->v + (size_t)t * kv_dim + (size_t)h * hd,
-                   (size_t)hd * sizeof(float));
+            const int32_t kv_type = ctx->params.kv_type, n_ctx = ctx->params.n_ctx;
+            const size_t es = ctx->kv_esize;
+            vwn_kv_store(ctx->ops, kv_type, vwn_kv_row(k_cache, es, n_ctx, hd, h, pos),
+                         s->k + (size_t)t * kv_dim + (size_t)h * hd, hd);
+            vwn_kv_store(ctx->ops, kv_type, vwn_kv_row(v_cache, es, n_ctx, hd, h, pos),
+                         s->v + (size_t)t * kv_dim + (size_t)h * hd, hd);
         }
     }
-    vwn_attention(ctx->ops, s->q, k_cache, v_cache, p0, T, hp->n_head, hp->n_head_kv, hd, s->xn,
+    vwn_attention(ctx->ops, s->q, ctx->params.kv_type, k_cache, v_cache, p0, T, hp->n_head, hp->n_head_kv, hd, s->xn,
                   s->att, ctx->params.n_ctx, ctx->n_run);
     linear(ctx, &lw->wo, s->xn, T, y);
 }
@@ -150,7 +152,7 @@ static void ghc_finish(vwn_context *ctx, int32_t T, bool *pending) {
  * backbone input from the state and carries the state; the sublayer's write is left pending
  * (see ghc_enter). */
 static void layer_forward(vwn_context *ctx, const vwn_layer_weights *lw, int32_t T, int32_t p0,
-                          float *k_cache, float *v_cache, bool *pending) {
+                          void *k_cache, void *v_cache, bool *pending) {
     vwn_scratch *s = &ctx->s;
     const double t0 = vwn_time_us();
     ghc_enter(ctx, &lw->attn_ghc, T, pending);
@@ -209,14 +211,14 @@ vwn_status vwn_forward_main(vwn_context *ctx, const int32_t *tokens, int32_t n, 
     const vwn_model *m = ctx->model;
     const vwn_hparams *hp = &m->hp;
     const int32_t p0 = ctx->n_past, Dw = hp->n_wide;
-    const size_t kv_layer = (size_t)ctx->params.n_ctx * hp->n_head_kv * hp->head_dim;
+    const size_t kv_layer = (size_t)ctx->params.n_ctx * hp->n_head_kv * hp->head_dim * ctx->kv_esize; /* bytes */
 
     embed(ctx, tokens, n, ctx->s.wide);
     bool pending = false;
     for (int32_t l = 0; l < hp->n_layer; l++) {
         if (aborted(ctx)) return vwn_fail(VWN_ERR_ABORTED, "decode aborted by the callback at layer %d", l);
-        layer_forward(ctx, &m->layers[l], n, p0, ctx->k_cache + l * kv_layer, ctx->v_cache + l * kv_layer,
-                      &pending);
+        layer_forward(ctx, &m->layers[l], n, p0, (char *)ctx->k_cache + l * kv_layer,
+                      (char *)ctx->v_cache + l * kv_layer, &pending);
     }
     ghc_finish(ctx, n, &pending);
     const float *H = ctx->s.wide;
@@ -252,7 +254,7 @@ static void mtp_run(vwn_context *ctx, int32_t j, int32_t pos0, int32_t T, const 
     const vwn_mtp_weights *mw = &m->mtp[j - 1];
     vwn_scratch *s = &ctx->s;
     const int32_t Dw = hp->n_wide, n = hp->ghc_n, sg = hp->seg;
-    const size_t kv_mod = (size_t)ctx->params.n_ctx * hp->n_head_kv * hp->head_dim;
+    const size_t kv_mod = (size_t)ctx->params.n_ctx * hp->n_head_kv * hp->head_dim * ctx->kv_esize; /* bytes */
 
     /* e = rmsnorm_{D'}(h'_0(tok)) ⊙ enorm, p = rmsnorm_{D'}(P) ⊙ hnorm, rows interleaved [e_c ; p_c] */
     embed(ctx, toks, T, s->emb);
@@ -270,8 +272,8 @@ static void mtp_run(vwn_context *ctx, int32_t j, int32_t pos0, int32_t T, const 
     /* U_row_c = proj · [e_c ; p_c]: one product over all T*n rows */
     linear(ctx, &mw->proj, s->mtp_in, (int64_t)T * n, s->wide);
     bool pending = false;
-    layer_forward(ctx, &mw->layer, T, pos0, ctx->mtp_k + (size_t)(j - 1) * kv_mod,
-                  ctx->mtp_v + (size_t)(j - 1) * kv_mod, &pending);
+    layer_forward(ctx, &mw->layer, T, pos0, (char *)ctx->mtp_k + (size_t)(j - 1) * kv_mod,
+                  (char *)ctx->mtp_v + (size_t)(j - 1) * kv_mod, &pending);
     ghc_finish(ctx, T, &pending);
 }
 

@@ -175,20 +175,46 @@ static void put_i32(writer *w, int32_t v) { put(w, &v, 4); }
 static void put_u64(writer *w, uint64_t v) { put(w, &v, 8); }
 static void put_f32(writer *w, const float *p, size_t n) { put(w, p, n * sizeof(float)); }
 
-/* One layer's KV cache (layout: attention.h) as the file stores it, [n_past][Hkv*hd]. */
-static void put_kv(writer *w, const vwn_context *ctx, float *cache, int32_t n_past) {
+/* One layer's KV cache (layout: attention.h) as the file stores it, [n_past][Hkv*hd] of fp32
+ * whatever the context's kv_type (fp16 widens exactly). `cache` is the layer's first byte. */
+static void put_kv(writer *w, const vwn_context *ctx, const char *cache, int32_t n_past) {
     const int32_t hd = ctx->model->hp.head_dim, n_kv = ctx->model->hp.n_head_kv, n_ctx = ctx->params.n_ctx;
+    const size_t es = ctx->kv_esize;
     for (int32_t p = 0; p < n_past; p++)
-        for (int32_t h = 0; h < n_kv; h++) put_f32(w, vwn_kv_row(cache, n_ctx, hd, h, p), (size_t)hd);
+        for (int32_t h = 0; h < n_kv; h++) {
+            const void *row = vwn_kv_row((void *)cache, es, n_ctx, hd, h, p);
+            if (ctx->params.kv_type != VWN_TYPE_F16) {
+                put_f32(w, row, (size_t)hd);
+                continue;
+            }
+            float buf[64];
+            for (int32_t i = 0; i < hd; i += 64) {
+                const int32_t n = hd - i < 64 ? hd - i : 64;
+                for (int32_t c = 0; c < n; c++) buf[c] = vwn_fp16_to_fp32(((const uint16_t *)row)[i + c]);
+                put_f32(w, buf, (size_t)n);
+            }
+        }
 }
 
-/* ... and back: rows [n_rows][Hkv*hd] from the file into the cache's layout. */
-static void get_kv(const vwn_context *ctx, float *cache, const uint8_t *rows, int32_t n_rows) {
+/* ... and back: fp32 rows [n_rows][Hkv*hd] from the file (any alignment) into the cache's layout
+ * and type (fp16: rounded to nearest even, as when decoding). */
+static void get_kv(const vwn_context *ctx, char *cache, const uint8_t *rows, int32_t n_rows) {
     const int32_t hd = ctx->model->hp.head_dim, n_kv = ctx->model->hp.n_head_kv, n_ctx = ctx->params.n_ctx;
-    const size_t row_bytes = (size_t)hd * sizeof(float);
+    const size_t row_bytes = (size_t)hd * sizeof(float), es = ctx->kv_esize;
     for (int32_t p = 0; p < n_rows; p++)
-        for (int32_t h = 0; h < n_kv; h++)
-            memcpy(vwn_kv_row(cache, n_ctx, hd, h, p), rows + ((size_t)p * n_kv + h) * row_bytes, row_bytes);
+        for (int32_t h = 0; h < n_kv; h++) {
+            void *dst = vwn_kv_row(cache, es, n_ctx, hd, h, p);
+            const uint8_t *src = rows + ((size_t)p * n_kv + h) * row_bytes;
+            if (ctx->params.kv_type != VWN_TYPE_F16) {
+                memcpy(dst, src, row_bytes);
+                continue;
+            }
+            for (int32_t c = 0; c < hd; c++) {
+                float f;
+                memcpy(&f, src + (size_t)c * sizeof(float), sizeof f);
+                ((uint16_t *)dst)[c] = vwn_fp32_to_fp16(f);
+            }
+        }
 }
 
 /* The valid range of kept outputs [first, first + count), or count 0 if it is not inside [0, limit). */
@@ -210,7 +236,7 @@ static int32_t stage_limit(const vwn_context *ctx, int32_t s) {
 static void write_body(const vwn_context *ctx, uint64_t model_id, writer *w) {
     const vwn_hparams *hp = &ctx->model->hp;
     const size_t kv_dim = (size_t)hp->n_head_kv * hp->head_dim, Dw = (size_t)hp->n_wide, V = (size_t)hp->n_vocab;
-    const size_t ctx_rows = (size_t)ctx->params.n_ctx;
+    const size_t kv_layer = (size_t)ctx->params.n_ctx * kv_dim * ctx->kv_esize; /* bytes of one layer's cache */
     const int32_t n_past = ctx->n_past;
 
     put_u64(w, model_id);
@@ -227,12 +253,12 @@ static void write_body(const vwn_context *ctx, uint64_t model_id, writer *w) {
     put(w, ctx->tokens, (size_t)n_past * sizeof(int32_t));
 
     for (int32_t l = 0; l < hp->n_layer; l++)
-        put_kv(w, ctx, ctx->k_cache + (size_t)l * ctx_rows * kv_dim, n_past);
+        put_kv(w, ctx, (const char *)ctx->k_cache + (size_t)l * kv_layer, n_past);
     for (int32_t l = 0; l < hp->n_layer; l++)
-        put_kv(w, ctx, ctx->v_cache + (size_t)l * ctx_rows * kv_dim, n_past);
+        put_kv(w, ctx, (const char *)ctx->v_cache + (size_t)l * kv_layer, n_past);
     for (int32_t j = 0; j < ctx->n_mtp; j++) {
-        put_kv(w, ctx, ctx->mtp_k + (size_t)j * ctx_rows * kv_dim, ctx->mtp_len[j]);
-        put_kv(w, ctx, ctx->mtp_v + (size_t)j * ctx_rows * kv_dim, ctx->mtp_len[j]);
+        put_kv(w, ctx, (const char *)ctx->mtp_k + (size_t)j * kv_layer, ctx->mtp_len[j]);
+        put_kv(w, ctx, (const char *)ctx->mtp_v + (size_t)j * kv_layer, ctx->mtp_len[j]);
     }
 
     /* ring: the slots holding a valid position of the stage, in slot order */
@@ -537,14 +563,14 @@ static vwn_status parse_body(const vwn_context *ctx, reader *r, parsed *ps) {
 static void apply_body(vwn_context *ctx, const parsed *ps) {
     const vwn_hparams *hp = &ctx->model->hp;
     const size_t kv_dim = (size_t)hp->n_head_kv * hp->head_dim, Dw = (size_t)hp->n_wide, V = (size_t)hp->n_vocab;
-    const size_t ctx_rows = (size_t)ctx->params.n_ctx, n_past = (size_t)ps->n_past;
-    const size_t layer_bytes = n_past * kv_dim * sizeof(float);
+    const size_t kv_layer = (size_t)ctx->params.n_ctx * kv_dim * ctx->kv_esize, n_past = (size_t)ps->n_past;
+    const size_t layer_bytes = n_past * kv_dim * sizeof(float); /* in the file */
 
     ctx->n_past = ps->n_past;
     memcpy(ctx->tokens, ps->tokens, n_past * sizeof(int32_t));
     for (int32_t l = 0; l < hp->n_layer; l++) {
-        get_kv(ctx, ctx->k_cache + (size_t)l * ctx_rows * kv_dim, ps->k + (size_t)l * layer_bytes, ps->n_past);
-        get_kv(ctx, ctx->v_cache + (size_t)l * ctx_rows * kv_dim, ps->v + (size_t)l * layer_bytes, ps->n_past);
+        get_kv(ctx, (char *)ctx->k_cache + (size_t)l * kv_layer, ps->k + (size_t)l * layer_bytes, ps->n_past);
+        get_kv(ctx, (char *)ctx->v_cache + (size_t)l * kv_layer, ps->v + (size_t)l * layer_bytes, ps->n_past);
     }
 
     /* outputs: the last rows that fit this context's output buffer */
@@ -558,8 +584,8 @@ static void apply_body(vwn_context *ctx, const parsed *ps) {
     for (int32_t j = 0; j < ctx->n_mtp; j++) { /* ctx->n_mtp is 0 or ps->n_mtp */
         ctx->mtp_len[j] = ps->mtp_len[j];
         ctx->mtp_last_pos[j] = -1; /* its last output state is not saved: recomputed when needed */
-        get_kv(ctx, ctx->mtp_k + (size_t)j * ctx_rows * kv_dim, ps->mtp_k[j], ps->mtp_len[j]);
-        get_kv(ctx, ctx->mtp_v + (size_t)j * ctx_rows * kv_dim, ps->mtp_v[j], ps->mtp_len[j]);
+        get_kv(ctx, (char *)ctx->mtp_k + (size_t)j * kv_layer, ps->mtp_k[j], ps->mtp_len[j]);
+        get_kv(ctx, (char *)ctx->mtp_v + (size_t)j * kv_layer, ps->mtp_v[j], ps->mtp_len[j]);
         count = ps->mtp_count[j] < ctx->n_out ? ps->mtp_count[j] : ctx->n_out;
         skip = ps->mtp_count[j] - count;
         memcpy(ctx->mtp_logits + (size_t)j * ctx->n_out * V, ps->mtp_logits[j] + (size_t)skip * V * sizeof(float),

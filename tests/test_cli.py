@@ -318,6 +318,22 @@ def test_perplexity_matches_reference(models, tmp_path, ctx, stride):
     assert b"bits per token" in p.stdout
 
 
+def test_perplexity_kv_f16(models, tmp_path):
+    """--kv-type f16 matches the reference run with an fp16 KV cache (tools/reference.py kv_fp16)."""
+    ckpt, gguf = models[MTP_MODEL]
+    cfg, w = load_checkpoint(str(ckpt))
+    text = b"Virtual width networks widen the residual stream. " * 2
+    (tmp_path / "t.txt").write_bytes(text)
+    res = json.loads(vwn("perplexity", gguf, "--file", tmp_path / "t.txt", "--ctx", 64, "--kv-type", "f16",
+                         "--json").stdout.decode().strip().splitlines()[-1])
+    bits, scored = reference_bits(dict(cfg, kv_fp16=True), w, list(text), 64, 64)
+    assert res["scored_tokens"] == scored
+    assert abs(res["bits_per_token"] - bits / scored) <= 1e-4 * bits / scored
+    bad = subprocess.run([str(VWN_BIN), "perplexity", str(gguf), "--file", str(tmp_path / "t.txt"),
+                          "--kv-type", "bf16"], capture_output=True)
+    assert bad.returncode == 2 and b"--kv-type expects f32 or f16" in bad.stderr
+
+
 def test_perplexity_max_tokens(models, tmp_path):
     gguf = models[MTP_MODEL][1]
     (tmp_path / "t.txt").write_bytes(b"0123456789" * 10)
@@ -355,6 +371,53 @@ def test_bench_two_models(models):
         for key in BENCH_KEYS + ["decode_ratio", "prefill_ratio"]:
             assert m[key] > 0, key
     assert res["models"][0]["decode_ratio"] == 1.0
+
+
+def prefill_mflop_per_token(path, P):
+    """Multiply-adds x 2 of a P-token prefill from position 0, output head at the last position only
+    (docs/cli.md, `vwn bench`), from the file's hyperparameters."""
+    import gguf
+    fields = gguf.GGUFReader(str(path)).fields
+
+    def get(key):
+        f = fields["vwn." + key]
+        part = f.parts[f.data[0]]
+        return bytes(part).decode() if f.types[0] == gguf.GGUFValueType.STRING else part[0].item()
+
+    D, L, V, F = get("hidden_size"), get("num_layers"), get("vocab_size"), get("ffn_hidden_size")
+    m, n, hd = get("ghc_m"), get("ghc_n"), get("head_dim")
+    q, kv = get("num_heads") * hd, get("num_kv_heads") * hd
+    s = D // m
+    Dw, K = n * s, 2 * m + n
+    layer = P * (2 * D * q + 2 * D * kv + 3 * D * F) + q * P * (P + 1)   # projections, FFN, attention
+    ghc = (n * s * K if get("ghc_dynamic") else 0) + (m + n) * n * s + n * m * s
+    embed = D * Dw if get("embedding") == "factorized" and n != m else 0
+    head = (Dw * D if n != m else 0) + D * V
+    return 2 * (L * layer + 2 * L * P * ghc + P * embed + head) / P / 1e6
+
+
+def test_bench_prefill_flops():
+    demo = ROOT / "models" / "demo.gguf"
+    P = int(BENCH_FAST[BENCH_FAST.index("-p") + 1])
+    p = vwn("bench", demo, demo, *BENCH_FAST)
+    res = json.loads(p.stdout.decode().strip().splitlines()[-1])
+    want = prefill_mflop_per_token(demo, P)
+    for m in res["models"]:
+        assert m["prefill_mflop_per_token"] == pytest.approx(want, rel=1e-5)
+        assert m["prefill_gflops"] == pytest.approx(m["prefill_mflop_per_token"] * m["prefill_tok_s"] / 1e3, rel=1e-4)
+        assert m["prefill_flop_ratio"] == 1.0
+    assert b"GFLOP/s" in p.stdout and b"FLOP ratio" in p.stdout
+
+
+def test_bench_kv_type(models):
+    """--kv-type f16: the KV bytes per token halve; a bad type is a usage error."""
+    a = models[MTP_MODEL][1]
+    r32 = json.loads(vwn("bench", a, *BENCH_FAST).stdout.decode().strip().splitlines()[-1])
+    r16 = json.loads(vwn("bench", a, *BENCH_FAST, "--kv-type", "f16").stdout.decode().strip().splitlines()[-1])
+    assert r32["kv_type"] == "f32" and r16["kv_type"] == "f16"
+    assert r16["kv_bytes_per_token"] == pytest.approx(r32["kv_bytes_per_token"] / 2)
+    p = subprocess.run([str(VWN_BIN), "bench", str(a), "--kv-type", "q8_0"], capture_output=True)
+    assert p.returncode == 2 and b"--kv-type" in p.stderr
 
 
 # =============================================================================================

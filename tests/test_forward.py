@@ -36,7 +36,7 @@ class ContextParams(C.Structure):
     _fields_ = [("n_ctx", C.c_int32), ("n_batch", C.c_int32), ("n_threads", C.c_int32),
                 ("logits_all", C.c_bool), ("mtp", C.c_bool), ("simd", C.c_int32),
                 ("memory_limit", C.c_uint64), ("abort_callback", C.c_void_p),
-                ("abort_user_data", C.c_void_p)]
+                ("abort_user_data", C.c_void_p), ("kv_type", C.c_int32)]
 
 
 lib.vwn_context_default_params.restype = ContextParams
@@ -68,9 +68,10 @@ class Model:
 
 
 class Ctx:
-    def __init__(self, model, n_ctx=96, n_batch=64, logits_all=True, simd=-1, threads=1, mtp=True):
+    def __init__(self, model, n_ctx=96, n_batch=64, logits_all=True, simd=-1, threads=1, mtp=True, kv_type=0):
         p = lib.vwn_context_default_params()
         p.n_ctx, p.n_batch, p.logits_all, p.simd, p.n_threads, p.mtp = n_ctx, n_batch, logits_all, simd, threads, mtp
+        p.kv_type = kv_type
         self.h = C.c_void_p()
         self.model = model  # the model must outlive the context
         check(lib.vwn_context_new(model.h, C.byref(p), C.byref(self.h)))
@@ -307,3 +308,74 @@ def test_errors_keep_the_context(tmp):
     check(fresh.decode([1, 2, 3, 4]))
     assert np.array_equal(c.logits(-1, V), fresh.logits(-1, V))
     assert before.shape == (V,)
+
+
+# ---- the fp16 KV cache (context param kv_type = VWN_TYPE_F16 = 1) ------------------------------
+
+@pytest.mark.parametrize("cfg", CONFIGS[::2])
+@pytest.mark.parametrize("simd", LEVELS)
+def test_kv_f16_golden(tmp, cfg, simd):
+    """An fp16 KV cache equals the reference run with its keys and values rounded to fp16 (tools/
+    reference.py, kv_fp16) within 1e-3 · max|logit|, and the plain reference within 1e-2 (random
+    models: measured up to 2.5e-3). Not the golden 1e-4: the reference rounds float64 keys to fp16,
+    libvwn float32 ones, and where the two straddle a rounding boundary an element lands one fp16
+    ulp (2^-11 relative) apart -- measured up to 1.3e-4 · max|logit| at the SIMD levels; a wrong
+    row, head or conversion is off by O(1)."""
+    ck, path = make_model(tmp, cfg)
+    config, tensors = load_checkpoint(ck)
+    V, k = config["vocab_size"], config.get("mtp_depth", 0)
+    toks = np.random.default_rng(5).integers(0, V, 24)
+    ref16_main, ref16_mtp = forward(dict(config, kv_fp16=True), tensors, toks)
+    ref_main, _ = forward(config, tensors, toks)
+    main, mtp = run_all(Ctx(Model(path), simd=simd, threads=2, kv_type=1), toks, V, k)
+    assert_close(main, ref16_main, 1e-3, "main, fp16 KV")
+    for j, (a, b) in enumerate(zip(mtp, ref16_mtp)):
+        assert_close(a, b, 1e-3, f"mtp{j + 1}, fp16 KV")
+    assert_close(main, ref_main, 1e-2, "main, fp16 KV against the fp32 reference")
+
+
+@pytest.mark.parametrize("simd", LEVELS)
+def test_kv_f16_incremental_and_state(tmp, simd):
+    """fp16 KV: one token at a time gives the logits of one call (1e-5), and a saved state
+    (fp32 in the file) restores into a fresh fp16 context bit for bit."""
+    cfg = INCR_CFGS[1]
+    ck, path = make_model(tmp, cfg)
+    config, _ = load_checkpoint(ck)
+    V = config["vocab_size"]
+    toks = np.random.default_rng(6).integers(0, V, 20)
+    m = Model(path)
+    full, _ = run_all(Ctx(m, simd=simd, kv_type=1), toks, V, 0)
+    c = Ctx(m, logits_all=False, simd=simd, kv_type=1)
+    check(c.decode(toks[:8]))
+    got = [c.logits(7, V)]
+    for i in range(8, 16):
+        check(c.decode(toks[i:i + 1]))
+        got.append(c.logits(i, V))
+    assert_close(np.stack(got), full[7:16], 1e-5, "incremental, fp16 KV")
+
+    lib.vwn_state_size.argtypes = [C.c_void_p, C.POINTER(C.c_uint64)]
+    lib.vwn_state_save.argtypes = [C.c_void_p, C.c_void_p, C.c_uint64, C.POINTER(C.c_uint64)]
+    lib.vwn_state_load.argtypes = [C.c_void_p, C.c_void_p, C.c_uint64]
+    size = C.c_uint64(0)
+    check(lib.vwn_state_size(c.h, C.byref(size)))
+    buf = (C.c_uint8 * size.value)()
+    written = C.c_uint64(0)
+    check(lib.vwn_state_save(c.h, buf, size.value, C.byref(written)))
+    d = Ctx(m, logits_all=False, simd=simd, kv_type=1)
+    check(lib.vwn_state_load(d.h, buf, written.value))
+    for i in range(16, 20):
+        check(c.decode(toks[i:i + 1]))
+        check(d.decode(toks[i:i + 1]))
+        assert np.array_equal(c.logits(-1, V), d.logits(-1, V))
+
+
+def test_kv_type_invalid(tmp):
+    ck, path = make_model(tmp, CONFIGS[0])
+    m = Model(path)
+    p = lib.vwn_context_default_params()
+    assert p.kv_type == 0                   # F32 by default
+    for bad in (2, 8, 30, -1):              # Q8_0, BF16 etc. are not KV cache types
+        p.kv_type = bad
+        h = C.c_void_p()
+        assert lib.vwn_context_new(m.h, C.byref(p), C.byref(h)) == 1  # VWN_ERR_INVALID_ARG
+        assert not h.value

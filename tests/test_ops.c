@@ -584,6 +584,61 @@ static void test_ghc_coef(const vwn_ops *ops) {
 }
 
 /* Runs every test of one table; returns true if none failed. */
+/* ---- the fp16 KV cache (context param kv_type = F16) ------------------------------------------
+ * to_f16 must round exactly as vwn_fp32_to_fp16 (nearest even; overflow to infinity; subnormals);
+ * attn_scores_f16 / attn_values_f16 must give, bit for bit, what the same level's fp32 kernels give
+ * on the rows widened to fp32 (the widening is exact and the fma order the same), and so differ
+ * from the scalar level only by summation order (the tolerance of test_vectors). Odd head sizes,
+ * strides and key counts exercise every tail. */
+static void test_kv_f16(const vwn_ops *ops) {
+    const vwn_ops *ref = vwn_ops_get(VWN_SIMD_SCALAR);
+    int bad = 0;
+    /* conversion: random magnitudes from 2^-30 to 2^17 (subnormal fp16 to overflow), edge values */
+    enum { NC = 1031 };
+    static float x[NC];
+    static uint16_t h[NC];
+    for (int i = 0; i < NC; i++) x[i] = rnd_unit() * ldexpf(1.0f, (int)(rnd_u32() % 48) - 30);
+    const float edges[] = {0.0f, -0.0f, 65504.0f, 65519.99f, 65520.0f, -1e30f, 5.9604645e-8f, 2.9802322e-8f,
+                           2.9802326e-8f, 6.1035156e-5f, 1.0009766f, 1.0004883f, 1.0014648f, INFINITY, -INFINITY};
+    for (int i = 0; i < (int)(sizeof edges / sizeof edges[0]); i++) x[i * 7] = edges[i];
+    for (int n = 1; n <= NC; n = n * 3 + 2) {
+        memset(h, 0xff, sizeof h);
+        ops->to_f16(h, x, n);
+        for (int i = 0; i < n; i++) bad += h[i] != vwn_fp32_to_fp16(x[i]);
+        bad += n < NC && h[n] != 0xffff; /* writes nothing past n */
+    }
+    CHECK_MSG(bad == 0, "[%s] to_f16 differs from vwn_fp32_to_fp16 in %d places", ops->name, bad);
+
+    for (int64_t hd = 1; hd <= 300; hd = hd * 2 + 3) {
+        const int64_t n_kv = 41, ld = hd + 3;
+        uint16_t *Kh = malloc(sizeof(uint16_t) * (size_t)(n_kv * ld));
+        float *Kf = malloc(sizeof(float) * (size_t)(n_kv * ld)), q[400], p[41], s1[41], s2[41], s3[41];
+        float y1[400], y2[400], y3[400];
+        for (int64_t i = 0; i < n_kv * ld; i++) {
+            Kh[i] = vwn_fp32_to_fp16(rnd_unit() * 3.0f);
+            Kf[i] = vwn_fp16_to_fp32(Kh[i]);
+        }
+        for (int64_t i = 0; i < hd; i++) q[i] = rnd_unit();
+        for (int64_t j = 0; j < n_kv; j++) p[j] = fabsf(rnd_unit());
+        ops->attn_scores_f16(s1, q, Kh, ld, n_kv, hd, 0.125f);
+        ops->attn_scores(s2, q, Kf, ld, n_kv, hd, 0.125f);
+        ref->attn_scores_f16(s3, q, Kh, ld, n_kv, hd, 0.125f);
+        for (int64_t j = 0; j < n_kv; j++) {
+            bad += fbits(s1[j]) != fbits(s2[j]);
+            bad += fabsf(s1[j] - s3[j]) > 1e-5f * sqrtf((float)hd) * 0.125f * 3.0f * (float)hd;
+        }
+        ops->attn_values_f16(y1, p, Kh, ld, n_kv, hd);
+        ops->attn_values(y2, p, Kf, ld, n_kv, hd);
+        ref->attn_values_f16(y3, p, Kh, ld, n_kv, hd);
+        for (int64_t i = 0; i < hd; i++) {
+            bad += fbits(y1[i]) != fbits(y2[i]);
+            bad += fabsf(y1[i] - y3[i]) > 1e-5f * sqrtf((float)n_kv) * 3.0f * (float)n_kv;
+        }
+        free(Kh), free(Kf);
+    }
+    CHECK_MSG(bad == 0, "[%s] %d fp16-cache attention results differ", ops->name, bad);
+}
+
 static bool test_level(const vwn_ops *ops) {
     const vwn_ops *ref = vwn_ops_get(VWN_SIMD_SCALAR);
     int failed_before = vt_failed;
@@ -594,6 +649,7 @@ static bool test_level(const vwn_ops *ops) {
     test_vectors(ops);
     test_mix(ops);
     test_ghc_coef(ops);
+    test_kv_f16(ops);
     return vt_failed == failed_before;
 }
 

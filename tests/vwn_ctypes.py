@@ -72,6 +72,7 @@ class ContextParams(C.Structure):
         ("logits_all", C.c_bool), ("mtp", C.c_bool), ("simd", C.c_int32),
         ("memory_limit", C.c_uint64),
         ("abort_callback", AbortCallback), ("abort_user_data", C.c_void_p),
+        ("kv_type", C.c_int32),     # TYPE_F32 (default) or TYPE_F16
     ]
 
 

@@ -121,6 +121,11 @@ def attention(cfg, w, prefix, x, positions):
     v = (a @ w[prefix + ".attn.v_proj.weight"].T).reshape(T, hkv, hd)
     q = rope(q, positions, cfg["rope_theta"])
     k = rope(k, positions, cfg["rope_theta"])
+    if cfg.get("kv_fp16"):
+        # [not the spec] emulates a runtime's fp16 KV cache (libvwn's kv_type F16): keys (after
+        # RoPE) and values are rounded to fp16 where they are stored.
+        k = k.astype(np.float16).astype(np.float64)
+        v = v.astype(np.float16).astype(np.float64)
     future = np.triu(np.ones((T, T), dtype=bool), k=1)        # key j > query i is masked
     heads = []
     for h in range(hq):

@@ -70,6 +70,16 @@ typedef struct vwn_ops {
                         int64_t head_dim, float scale);
     void (*attn_values)(float *out, const float *p, const float *V, int64_t ldv, int64_t n_kv,
                         int64_t head_dim);
+    /* The same two over an fp16 KV cache (context param kv_type = F16): K and V rows hold fp16
+     * bits. Each result is bit-identical to the fp32 kernel of the same table run on the rows
+     * widened to fp32 (the widening is exact, and the kernels keep the same fma order). */
+    void (*attn_scores_f16)(float *out, const float *q, const uint16_t *K, int64_t ldk, int64_t n_kv,
+                            int64_t head_dim, float scale);
+    void (*attn_values_f16)(float *out, const float *p, const uint16_t *V, int64_t ldv, int64_t n_kv,
+                            int64_t head_dim);
+    /* to_f16: out[i] = fp16(x[i]), rounded to nearest even (= vwn_fp32_to_fp16 for every finite
+     * x and infinities; NaN stays NaN): storing keys and values into an fp16 cache. */
+    void (*to_f16)(uint16_t *out, const float *x, int64_t n);
     /* mix: out[o*ldo + c] (= or +=) sum_i A[o*ao + i*ai] * B[i*ldb + c], for o < n_out, c < n_cols,
      * i < n_in -- a small product with strided coefficients and no horizontal sums (the GHC
      * mixes and coefficient projection). out must not overlap A or B. */

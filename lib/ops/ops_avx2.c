@@ -493,45 +493,88 @@ static float softmax_exp_avx2(float *x, int64_t n) {
     return s;
 }
 
+/* Keys and values are fp32 or fp16 (kv_type F16): `type` is F32 or F16, the loads widen (load_w). */
+INLINE float dot_kv(const float *q, int type, const void *k, int64_t n) {
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 2 * VL <= n; i += 2 * VL) {
+        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), load_w(type, k, i), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + VL), load_w(type, k, i + VL), acc1);
+    }
+    for (; i + VL <= n; i += VL) acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), load_w(type, k, i), acc0);
+    if (i < n) acc1 = _mm256_fmadd_ps(load_x_tail(q + i, n - i), load_w_tail(type, k, i, n - i), acc1);
+    return hsum(_mm256_add_ps(acc0, acc1));
+}
+
 static void attn_scores_avx2(float *out, const float *q, const float *K, int64_t ldk, int64_t n_kv,
                              int64_t head_dim, float scale) {
-    for (int64_t j = 0; j < n_kv; j++) out[j] = scale * dot_avx2(q, K + j * ldk, head_dim);
+    for (int64_t j = 0; j < n_kv; j++) out[j] = scale * dot_kv(q, VWN_TYPE_F32, K + j * ldk, head_dim);
+}
+
+static void attn_scores_f16_avx2(float *out, const float *q, const uint16_t *K, int64_t ldk, int64_t n_kv,
+                                 int64_t head_dim, float scale) {
+    for (int64_t j = 0; j < n_kv; j++) out[j] = scale * dot_kv(q, VWN_TYPE_F16, K + j * ldk, head_dim);
 }
 
 /* Up to 64 output lanes in registers over all keys (each value row read once, in key order); a
- * tail of fewer than 8 lanes in plain C. Each output is one fma chain over the keys, in order. */
-INLINE void values_block(int nv, float *out, const float *p, const float *V, int64_t ldv, int64_t n_kv) {
+ * tail of fewer than 8 lanes in plain C. Each output is one fma chain over the keys, in order.
+ * Columns c0.. of V (fp32 or fp16 by `type`). */
+INLINE void values_block(int nv, int type, float *out, const float *p, const void *V, int64_t c0, int64_t ldv,
+                         int64_t n_kv) {
+    const size_t esize = type == VWN_TYPE_F32 ? sizeof(float) : sizeof(uint16_t);
     __m256 acc[8];
     for (int v = 0; v < nv; v++) acc[v] = _mm256_setzero_ps();
     for (int64_t j = 0; j < n_kv; j++) {
         const __m256 pj = _mm256_set1_ps(p[j]);
-        for (int v = 0; v < nv; v++) acc[v] = _mm256_fmadd_ps(pj, _mm256_loadu_ps(V + j * ldv + v * VL), acc[v]);
+        const void *row = (const char *)V + (size_t)j * (size_t)ldv * esize;
+        for (int v = 0; v < nv; v++) acc[v] = _mm256_fmadd_ps(pj, load_w(type, row, c0 + v * VL), acc[v]);
     }
     for (int v = 0; v < nv; v++) _mm256_storeu_ps(out + v * VL, acc[v]);
 }
 
-static void attn_values_avx2(float *out, const float *p, const float *V, int64_t ldv, int64_t n_kv,
-                             int64_t head_dim) {
+INLINE void values_kv(int type, float *out, const float *p, const void *V, int64_t ldv, int64_t n_kv,
+                      int64_t head_dim) {
     int64_t i = 0;
     while (i + VL <= head_dim) {
         const int64_t nv = (head_dim - i) / VL < 8 ? (head_dim - i) / VL : 8;
         switch (nv) {
-        case 1: values_block(1, out + i, p, V + i, ldv, n_kv); break;
-        case 2: values_block(2, out + i, p, V + i, ldv, n_kv); break;
-        case 3: values_block(3, out + i, p, V + i, ldv, n_kv); break;
-        case 4: values_block(4, out + i, p, V + i, ldv, n_kv); break;
-        case 5: values_block(5, out + i, p, V + i, ldv, n_kv); break;
-        case 6: values_block(6, out + i, p, V + i, ldv, n_kv); break;
-        case 7: values_block(7, out + i, p, V + i, ldv, n_kv); break;
-        default: values_block(8, out + i, p, V + i, ldv, n_kv); break;
+        case 1: values_block(1, type, out + i, p, V, i, ldv, n_kv); break;
+        case 2: values_block(2, type, out + i, p, V, i, ldv, n_kv); break;
+        case 3: values_block(3, type, out + i, p, V, i, ldv, n_kv); break;
+        case 4: values_block(4, type, out + i, p, V, i, ldv, n_kv); break;
+        case 5: values_block(5, type, out + i, p, V, i, ldv, n_kv); break;
+        case 6: values_block(6, type, out + i, p, V, i, ldv, n_kv); break;
+        case 7: values_block(7, type, out + i, p, V, i, ldv, n_kv); break;
+        default: values_block(8, type, out + i, p, V, i, ldv, n_kv); break;
         }
         i += nv * VL;
     }
     for (; i < head_dim; i++) {
         float s = 0.0f;
-        for (int64_t j = 0; j < n_kv; j++) s += p[j] * V[j * ldv + i];
+        if (type == VWN_TYPE_F32)
+            for (int64_t j = 0; j < n_kv; j++) s += p[j] * ((const float *)V)[j * ldv + i];
+        else
+            for (int64_t j = 0; j < n_kv; j++) s += p[j] * vwn_fp16_to_fp32(((const uint16_t *)V)[j * ldv + i]);
         out[i] = s;
     }
+}
+
+static void attn_values_avx2(float *out, const float *p, const float *V, int64_t ldv, int64_t n_kv,
+                             int64_t head_dim) {
+    values_kv(VWN_TYPE_F32, out, p, V, ldv, n_kv, head_dim);
+}
+
+static void attn_values_f16_avx2(float *out, const float *p, const uint16_t *V, int64_t ldv, int64_t n_kv,
+                                 int64_t head_dim) {
+    values_kv(VWN_TYPE_F16, out, p, V, ldv, n_kv, head_dim);
+}
+
+static void to_f16_avx2(uint16_t *out, const float *x, int64_t n) {
+    int64_t i = 0;
+    for (; i + VL <= n; i += VL)
+        _mm_storeu_si128((__m128i *)(out + i),
+                         _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    for (; i < n; i++) out[i] = vwn_fp32_to_fp16(x[i]);
 }
 
 const vwn_ops vwn_ops_avx2 = {
@@ -547,6 +590,9 @@ const vwn_ops vwn_ops_avx2 = {
     .silu_mul = silu_mul_avx2,
     .attn_scores = attn_scores_avx2,
     .attn_values = attn_values_avx2,
+    .attn_scores_f16 = attn_scores_f16_avx2,
+    .attn_values_f16 = attn_values_f16_avx2,
+    .to_f16 = to_f16_avx2,
     .mix = mix_tiled,
     .ghc_coef = ghc_coef_avx2,
     .softmax_exp = softmax_exp_avx2,

@@ -504,16 +504,37 @@ static float softmax_exp_avx512(float *x, int64_t n) {
     return _mm512_reduce_add_ps(sum);
 }
 
+/* Keys and values are fp32 or fp16 (kv_type F16): `type` is F32 or F16, the loads widen (load_w). */
+INLINE float dot_kv(const float *q, int type, const void *k, int64_t n) {
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 2 * VL <= n; i += 2 * VL) {
+        acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), load_w(type, k, i), acc0);
+        acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i + VL), load_w(type, k, i + VL), acc1);
+    }
+    for (; i < n; i += VL) {
+        const __mmask16 m = n - i >= VL ? (__mmask16)0xffff : tail_mask(n - i);
+        acc0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + i), load_w_tail(type, k, i, m), acc0);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+}
+
 static void attn_scores_avx512(float *out, const float *q, const float *K, int64_t ldk, int64_t n_kv,
                                int64_t head_dim, float scale) {
-    for (int64_t j = 0; j < n_kv; j++) out[j] = scale * dot_avx512(q, K + j * ldk, head_dim);
+    for (int64_t j = 0; j < n_kv; j++) out[j] = scale * dot_kv(q, VWN_TYPE_F32, K + j * ldk, head_dim);
+}
+
+static void attn_scores_f16_avx512(float *out, const float *q, const uint16_t *K, int64_t ldk, int64_t n_kv,
+                                   int64_t head_dim, float scale) {
+    for (int64_t j = 0; j < n_kv; j++) out[j] = scale * dot_kv(q, VWN_TYPE_F16, K + j * ldk, head_dim);
 }
 
 /* Up to 128 output lanes in registers over all keys, so each value row is read once, whole, in
  * key order (two 32-lane passes over a 64-wide head read every row twice, half at a time). Each
- * output is the same fma chain over the keys as before, in the same order. */
-INLINE void values_block(int nv, float *out, const float *p, const float *V, int64_t ldv, int64_t n_kv,
-                         int64_t width) {
+ * output is the same fma chain over the keys as before, in the same order. Columns c0.. of V. */
+INLINE void values_block(int nv, int type, float *out, const float *p, const void *V, int64_t c0,
+                         int64_t ldv, int64_t n_kv, int64_t width) {
+    const size_t esize = type == VWN_TYPE_F32 ? sizeof(float) : sizeof(uint16_t);
     __m512 acc[8];
     __mmask16 m[8];
     for (int v = 0; v < nv; v++) {
@@ -522,26 +543,45 @@ INLINE void values_block(int nv, float *out, const float *p, const float *V, int
     }
     for (int64_t j = 0; j < n_kv; j++) {
         const __m512 pj = _mm512_set1_ps(p[j]);
+        const void *row = (const char *)V + (size_t)j * (size_t)ldv * esize;
         for (int v = 0; v < nv; v++)
-            acc[v] = _mm512_fmadd_ps(pj, _mm512_maskz_loadu_ps(m[v], V + j * ldv + v * VL), acc[v]);
+            acc[v] = _mm512_fmadd_ps(pj, load_w_tail(type, row, c0 + v * VL, m[v]), acc[v]);
     }
     for (int v = 0; v < nv; v++) _mm512_mask_storeu_ps(out + v * VL, m[v], acc[v]);
 }
 
-static void attn_values_avx512(float *out, const float *p, const float *V, int64_t ldv, int64_t n_kv,
-                               int64_t head_dim) {
+INLINE void values_kv(int type, float *out, const float *p, const void *V, int64_t ldv, int64_t n_kv,
+                      int64_t head_dim) {
     for (int64_t i = 0; i < head_dim; i += 8 * VL) {
         const int64_t width = head_dim - i < 8 * VL ? head_dim - i : 8 * VL;
         switch ((width + VL - 1) / VL) {
-        case 1: values_block(1, out + i, p, V + i, ldv, n_kv, width); break;
-        case 2: values_block(2, out + i, p, V + i, ldv, n_kv, width); break;
-        case 3: values_block(3, out + i, p, V + i, ldv, n_kv, width); break;
-        case 4: values_block(4, out + i, p, V + i, ldv, n_kv, width); break;
-        case 5: values_block(5, out + i, p, V + i, ldv, n_kv, width); break;
-        case 6: values_block(6, out + i, p, V + i, ldv, n_kv, width); break;
-        case 7: values_block(7, out + i, p, V + i, ldv, n_kv, width); break;
-        default: values_block(8, out + i, p, V + i, ldv, n_kv, width); break;
+        case 1: values_block(1, type, out + i, p, V, i, ldv, n_kv, width); break;
+        case 2: values_block(2, type, out + i, p, V, i, ldv, n_kv, width); break;
+        case 3: values_block(3, type, out + i, p, V, i, ldv, n_kv, width); break;
+        case 4: values_block(4, type, out + i, p, V, i, ldv, n_kv, width); break;
+        case 5: values_block(5, type, out + i, p, V, i, ldv, n_kv, width); break;
+        case 6: values_block(6, type, out + i, p, V, i, ldv, n_kv, width); break;
+        case 7: values_block(7, type, out + i, p, V, i, ldv, n_kv, width); break;
+        default: values_block(8, type, out + i, p, V, i, ldv, n_kv, width); break;
         }
+    }
+}
+
+static void attn_values_avx512(float *out, const float *p, const float *V, int64_t ldv, int64_t n_kv,
+                               int64_t head_dim) {
+    values_kv(VWN_TYPE_F32, out, p, V, ldv, n_kv, head_dim);
+}
+
+static void attn_values_f16_avx512(float *out, const float *p, const uint16_t *V, int64_t ldv, int64_t n_kv,
+                                   int64_t head_dim) {
+    values_kv(VWN_TYPE_F16, out, p, V, ldv, n_kv, head_dim);
+}
+
+static void to_f16_avx512(uint16_t *out, const float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i += VL) {
+        const __mmask16 m = n - i >= VL ? (__mmask16)0xffff : tail_mask(n - i);
+        const __m256i h = _mm512_cvtps_ph(_mm512_maskz_loadu_ps(m, x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        _mm256_mask_storeu_epi16(out + i, m, h);
     }
 }
 
@@ -619,6 +659,9 @@ static void mix_avx512(float *out, int64_t ldo, const float *A, int64_t ao, int6
         .silu_mul = silu_mul_avx512,                   \
         .attn_scores = attn_scores_avx512,             \
         .attn_values = attn_values_avx512,             \
+        .attn_scores_f16 = attn_scores_f16_avx512,     \
+        .attn_values_f16 = attn_values_f16_avx512,     \
+        .to_f16 = to_f16_avx512,                       \
         .mix = mix_avx512,                             \
         .ghc_coef = ghc_coef_avx512,                   \
         .softmax_exp = softmax_exp_avx512,             \

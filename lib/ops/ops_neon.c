@@ -416,22 +416,41 @@ static float softmax_exp_neon(float *x, int64_t n) {
     return s;
 }
 
-static void attn_scores_neon(float *out, const float *q, const float *K, int64_t ldk, int64_t n_kv,
-                             int64_t head_dim, float scale) {
-    for (int64_t j = 0; j < n_kv; j++) out[j] = scale * dot_neon(q, K + j * ldk, head_dim);
+/* Keys and values are fp32 or fp16 (kv_type F16): `type` is F32 or F16, the loads widen (load_w). */
+INLINE float dot_kv(const float *q, int type, const void *k, int64_t n) {
+    float32x4_t acc0 = vdupq_n_f32(0.0f), acc1 = vdupq_n_f32(0.0f);
+    int64_t i = 0;
+    for (; i + 2 * VL <= n; i += 2 * VL) {
+        acc0 = vfmaq_f32(acc0, vld1q_f32(q + i), load_w(type, k, i));
+        acc1 = vfmaq_f32(acc1, vld1q_f32(q + i + VL), load_w(type, k, i + VL));
+    }
+    for (; i + VL <= n; i += VL) acc0 = vfmaq_f32(acc0, vld1q_f32(q + i), load_w(type, k, i));
+    if (i < n) acc1 = vfmaq_f32(acc1, load_x_tail(q + i, n - i), load_w_tail(type, k, i, n - i));
+    return vaddvq_f32(vaddq_f32(acc0, acc1));
 }
 
-static void attn_values_neon(float *out, const float *p, const float *V, int64_t ldv, int64_t n_kv,
-                             int64_t head_dim) {
+static void attn_scores_neon(float *out, const float *q, const float *K, int64_t ldk, int64_t n_kv,
+                             int64_t head_dim, float scale) {
+    for (int64_t j = 0; j < n_kv; j++) out[j] = scale * dot_kv(q, VWN_TYPE_F32, K + j * ldk, head_dim);
+}
+
+static void attn_scores_f16_neon(float *out, const float *q, const uint16_t *K, int64_t ldk, int64_t n_kv,
+                                 int64_t head_dim, float scale) {
+    for (int64_t j = 0; j < n_kv; j++) out[j] = scale * dot_kv(q, VWN_TYPE_F16, K + j * ldk, head_dim);
+}
+
+INLINE void values_kv(int type, float *out, const float *p, const void *V, int64_t ldv, int64_t n_kv,
+                      int64_t head_dim) {
+    const size_t esize = type == VWN_TYPE_F32 ? sizeof(float) : sizeof(uint16_t);
     int64_t i = 0;
     for (; i + 4 * VL <= head_dim; i += 4 * VL) { /* 16 output lanes in registers over all keys */
         float32x4_t a0 = vdupq_n_f32(0.0f), a1 = a0, a2 = a0, a3 = a0;
         for (int64_t j = 0; j < n_kv; j++) {
-            const float *v = V + j * ldv + i;
-            a0 = vfmaq_n_f32(a0, vld1q_f32(v), p[j]);
-            a1 = vfmaq_n_f32(a1, vld1q_f32(v + 4), p[j]);
-            a2 = vfmaq_n_f32(a2, vld1q_f32(v + 8), p[j]);
-            a3 = vfmaq_n_f32(a3, vld1q_f32(v + 12), p[j]);
+            const void *row = (const char *)V + (size_t)j * (size_t)ldv * esize;
+            a0 = vfmaq_n_f32(a0, load_w(type, row, i), p[j]);
+            a1 = vfmaq_n_f32(a1, load_w(type, row, i + 4), p[j]);
+            a2 = vfmaq_n_f32(a2, load_w(type, row, i + 8), p[j]);
+            a3 = vfmaq_n_f32(a3, load_w(type, row, i + 12), p[j]);
         }
         vst1q_f32(out + i, a0);
         vst1q_f32(out + i + 4, a1);
@@ -440,9 +459,28 @@ static void attn_values_neon(float *out, const float *p, const float *V, int64_t
     }
     for (; i < head_dim; i++) {
         float s = 0.0f;
-        for (int64_t j = 0; j < n_kv; j++) s += p[j] * V[j * ldv + i];
+        if (type == VWN_TYPE_F32)
+            for (int64_t j = 0; j < n_kv; j++) s += p[j] * ((const float *)V)[j * ldv + i];
+        else
+            for (int64_t j = 0; j < n_kv; j++) s += p[j] * vwn_fp16_to_fp32(((const uint16_t *)V)[j * ldv + i]);
         out[i] = s;
     }
+}
+
+static void attn_values_neon(float *out, const float *p, const float *V, int64_t ldv, int64_t n_kv,
+                             int64_t head_dim) {
+    values_kv(VWN_TYPE_F32, out, p, V, ldv, n_kv, head_dim);
+}
+
+static void attn_values_f16_neon(float *out, const float *p, const uint16_t *V, int64_t ldv, int64_t n_kv,
+                                 int64_t head_dim) {
+    values_kv(VWN_TYPE_F16, out, p, V, ldv, n_kv, head_dim);
+}
+
+static void to_f16_neon(uint16_t *out, const float *x, int64_t n) {
+    int64_t i = 0;
+    for (; i + VL <= n; i += VL) vst1_u16(out + i, vreinterpret_u16_f16(vcvt_f16_f32(vld1q_f32(x + i))));
+    for (; i < n; i++) out[i] = vwn_fp32_to_fp16(x[i]);
 }
 
 const vwn_ops vwn_ops_neon = {
@@ -458,6 +496,9 @@ const vwn_ops vwn_ops_neon = {
     .silu_mul = silu_mul_neon,
     .attn_scores = attn_scores_neon,
     .attn_values = attn_values_neon,
+    .attn_scores_f16 = attn_scores_f16_neon,
+    .attn_values_f16 = attn_values_f16_neon,
+    .to_f16 = to_f16_neon,
     .mix = mix_tiled,
     .ghc_coef = ghc_coef_neon,
     .softmax_exp = softmax_exp_neon,

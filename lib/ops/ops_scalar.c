@@ -129,6 +129,27 @@ static void attn_values_scalar(float *out, const float *p, const float *V, int64
     for (int64_t j = 0; j < n_kv; j++) axpy_scalar(out, p[j], V + j * ldv, head_dim);
 }
 
+static void attn_scores_f16_scalar(float *out, const float *q, const uint16_t *K, int64_t ldk, int64_t n_kv,
+                                   int64_t head_dim, float scale) {
+    for (int64_t j = 0; j < n_kv; j++) {
+        const uint16_t *k = K + j * ldk;
+        float sum = 0.0f;
+        for (int64_t i = 0; i < head_dim; i++) sum += q[i] * vwn_fp16_to_fp32(k[i]);
+        out[j] = scale * sum;
+    }
+}
+
+static void attn_values_f16_scalar(float *out, const float *p, const uint16_t *V, int64_t ldv, int64_t n_kv,
+                                   int64_t head_dim) {
+    for (int64_t i = 0; i < head_dim; i++) out[i] = 0.0f;
+    for (int64_t j = 0; j < n_kv; j++)
+        for (int64_t i = 0; i < head_dim; i++) out[i] += p[j] * vwn_fp16_to_fp32(V[j * ldv + i]);
+}
+
+static void to_f16_scalar(uint16_t *out, const float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) out[i] = vwn_fp32_to_fp16(x[i]);
+}
+
 /* tanh through one expf (see ops.h): 1 - 2 / (e^{2|x|} + 1), with the sign of x. */
 static void ghc_coef_scalar(float *c, const float *c0, const float *scale, int64_t n, float mult) {
     for (int64_t i = 0; i < n; i++) {
@@ -176,6 +197,9 @@ const vwn_ops vwn_ops_scalar = {
     .silu_mul = silu_mul_scalar,
     .attn_scores = attn_scores_scalar,
     .attn_values = attn_values_scalar,
+    .attn_scores_f16 = attn_scores_f16_scalar,
+    .attn_values_f16 = attn_values_f16_scalar,
+    .to_f16 = to_f16_scalar,
     .mix = mix_scalar,
     .ghc_coef = ghc_coef_scalar,
     .softmax_exp = softmax_exp_scalar,
