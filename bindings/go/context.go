@@ -7,7 +7,9 @@ package vwn
 import "C"
 
 import (
+	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"unsafe"
 )
@@ -22,15 +24,53 @@ type ContextParams struct {
 	MTP         bool   // run the MTP modules (needed for speculative generation)
 	SIMD        int    // a vwn_simd level, -1 = auto
 	MemoryLimit uint64 // refuse to allocate more than this many bytes (0: no limit)
+	KVType      KVType // element type of the KV caches: KVTypeF32 (default) or KVTypeF16
+}
+
+// KVType is the element type of a context's KV caches (main model and MTP modules): a vwn_type.
+type KVType int32
+
+const (
+	// KVTypeF32 stores keys and values as 32-bit floats: exact against the reference (the default).
+	KVTypeF32 KVType = C.VWN_TYPE_F32
+	// KVTypeF16 stores them as 16-bit floats (rounded when stored): half the cache memory and half
+	// the bytes attention reads per token. Saved states are f32 either way and load into a context
+	// of either type.
+	KVTypeF16 KVType = C.VWN_TYPE_F16
+)
+
+// String is "f32", "f16", or "KVType(n)" for a value the library does not accept.
+func (t KVType) String() string {
+	switch t {
+	case KVTypeF32:
+		return "f32"
+	case KVTypeF16:
+		return "f16"
+	}
+	return fmt.Sprintf("KVType(%d)", int32(t))
+}
+
+// ParseKVType parses "f32" or "f16" (any case); anything else is an *Error with ErrInvalidArg.
+func ParseKVType(s string) (KVType, error) {
+	switch strings.ToLower(s) {
+	case "f32":
+		return KVTypeF32, nil
+	case "f16":
+		return KVTypeF16, nil
+	}
+	return 0, newError(ErrInvalidArg, "unknown KV cache type %q (f32 or f16)", s)
 }
 
 // DefaultContextParams returns the library's defaults.
 func DefaultContextParams() ContextParams {
-	p := C.vwn_context_default_params()
+	return contextParamsFromC(C.vwn_context_default_params())
+}
+
+func contextParamsFromC(p C.vwn_context_params) ContextParams {
 	return ContextParams{
 		NCtx: int(p.n_ctx), NBatch: int(p.n_batch), NThreads: int(p.n_threads),
 		LogitsAll: bool(p.logits_all), MTP: bool(p.mtp), SIMD: int(p.simd),
-		MemoryLimit: uint64(p.memory_limit),
+		MemoryLimit: uint64(p.memory_limit), KVType: KVType(p.kv_type),
 	}
 }
 
@@ -43,6 +83,7 @@ func (cp ContextParams) toC() C.vwn_context_params {
 	p.mtp = C.bool(cp.MTP)
 	p.simd = C.int32_t(cp.SIMD)
 	p.memory_limit = C.uint64_t(cp.MemoryLimit)
+	p.kv_type = C.int32_t(cp.KVType)
 	return p
 }
 
@@ -99,6 +140,17 @@ func (c *Context) Close() error {
 
 // Model returns the context's model.
 func (c *Context) Model() *Model { return c.model }
+
+// Params returns the parameters the context was made with, after defaults were applied
+// (vwn_context_get_params). A closed context gives the zero value.
+func (c *Context) Params() ContextParams {
+	var cp ContextParams
+	_ = c.use(func(p *C.vwn_context) C.vwn_status {
+		cp = contextParamsFromC(C.vwn_context_get_params(p))
+		return C.VWN_OK
+	})
+	return cp
+}
 
 // use runs f with the live context pointer, holding the context's mutex and the OS thread (so a
 // failure's message is read on the thread that set it).

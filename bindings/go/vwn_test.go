@@ -9,6 +9,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -454,6 +455,172 @@ func TestStateRoundTrip(t *testing.T) {
 	lb, _ := b.Logits(-1)
 	if !reflect.DeepEqual(la, lb) || !reflect.DeepEqual(a.Tokens(), b.Tokens()) {
 		t.Fatal("restored state differs")
+	}
+}
+
+// kvF16RelTol bounds max|f16 - f32| / max|logit| of f16 KV caches, which round keys and values to
+// fp16. Measured on the test model of scripts/test_bindings.sh (f32 weights) with
+// logits_tokens.txt: 3.6e-4 (main), 5.5e-4 and 4.8e-4 (MTP modules 1 and 2); other f32 models and
+// prompts give up to 8e-4. The tolerance is ~6-9x that.
+const kvF16RelTol = 5e-3
+
+// kvLogits decodes tokens in a context with the given KV cache type and returns every main logit
+// and then every logit of each MTP module.
+func kvLogits(t *testing.T, m *vwn.Model, tokens []int32, kv vwn.KVType) [][]float32 {
+	t.Helper()
+	p := vwn.DefaultContextParams()
+	p.NCtx, p.NThreads, p.LogitsAll, p.KVType = 256, 1, true, kv
+	c, err := m.NewContext(&p)
+	if err != nil {
+		t.Fatalf("context (%v): %v", kv, err)
+	}
+	defer c.Close()
+	if got := c.Params().KVType; got != kv {
+		t.Fatalf("Params().KVType = %v, want %v", got, kv)
+	}
+	if err := c.Decode(tokens); err != nil {
+		t.Fatal(err)
+	}
+	out := make([][]float32, 1+m.Info().MTPDepth)
+	for i := range tokens {
+		row, err := c.Logits(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[0] = append(out[0], row...)
+	}
+	for j := 1; j <= m.Info().MTPDepth; j++ {
+		for i := 0; i < len(tokens)-j; i++ {
+			row, err := c.MTPLogits(j, i)
+			if err != nil {
+				t.Fatalf("MTP %d logits %d: %v", j, i, err)
+			}
+			out[j] = append(out[j], row...)
+		}
+	}
+	o := vwn.DefaultGenerateOptions()
+	o.NPredict = 8
+	if _, err := c.GenerateTokens(nil, &o, io.Discard); err != nil { // generation runs too
+		t.Fatalf("generate (%v): %v", kv, err)
+	}
+	return out
+}
+
+func TestKVTypeF16IsCloseToF32(t *testing.T) {
+	m := load(t)
+	tokens := parseIDs(t, string(readRef(t, "logits_tokens.txt")))
+	f32s, f16s := kvLogits(t, m, tokens, vwn.KVTypeF32), kvLogits(t, m, tokens, vwn.KVTypeF16)
+	for k := range f32s {
+		if len(f32s[k]) != len(f16s[k]) || len(f32s[k]) == 0 {
+			t.Fatalf("module %d: %d and %d logits", k, len(f32s[k]), len(f16s[k]))
+		}
+		diff, scale := 0.0, 0.0
+		for i, a := range f32s[k] {
+			b := float64(f16s[k][i])
+			if math.IsNaN(b) || math.IsInf(b, 0) {
+				t.Fatalf("module %d: logit %d is %v", k, i, b)
+			}
+			diff = math.Max(diff, math.Abs(float64(a)-b))
+			scale = math.Max(scale, math.Abs(float64(a)))
+		}
+		t.Logf("kv f16 vs f32, module %d: max diff %.3g, max|logit| %.3g, rel %.3g", k, diff, scale, diff/scale)
+		// > 0: the setting reached the library (an ignored field would give identical logits)
+		if !(diff > 0 && diff < kvF16RelTol*scale) {
+			t.Fatalf("module %d: max diff %g, max|logit| %g", k, diff, scale)
+		}
+	}
+}
+
+func TestKVTypeParamsRoundTrip(t *testing.T) {
+	if got := vwn.DefaultContextParams().KVType; got != vwn.KVTypeF32 {
+		t.Fatalf("default KVType %v, want f32", got)
+	}
+	for _, kv := range []vwn.KVType{vwn.KVTypeF32, vwn.KVTypeF16} {
+		if back, err := vwn.ParseKVType(kv.String()); err != nil || back != kv {
+			t.Fatalf("ParseKVType(%q) = %v, %v", kv.String(), back, err)
+		}
+	}
+	if kv, err := vwn.ParseKVType("F16"); err != nil || kv != vwn.KVTypeF16 {
+		t.Fatalf("ParseKVType(F16) = %v, %v", kv, err)
+	}
+	m := load(t)
+	for _, kv := range []vwn.KVType{vwn.KVTypeF32, vwn.KVTypeF16} {
+		p := vwn.DefaultContextParams()
+		p.NCtx, p.NBatch, p.NThreads, p.KVType = 64, 64, 1, kv
+		c, err := m.NewContext(&p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.Params(); got != p {
+			t.Fatalf("Params() = %+v, want %+v", got, p)
+		}
+		c.Close()
+		if got := c.Params(); got != (vwn.ContextParams{}) {
+			t.Fatalf("Params() of a closed context = %+v", got)
+		}
+	}
+}
+
+func TestKVTypeInvalid(t *testing.T) {
+	for _, s := range []string{"q8_0", "bf16", "f64", "", "fp16"} {
+		if _, err := vwn.ParseKVType(s); !errors.Is(err, vwn.ErrInvalidArg) {
+			t.Fatalf("ParseKVType(%q): %v, want ErrInvalidArg", s, err)
+		}
+	}
+	m := load(t)
+	for _, kv := range []vwn.KVType{8, 30, -1, 2} { // Q8_0, BF16 and nonsense: the library refuses them
+		p := vwn.DefaultContextParams()
+		p.NCtx, p.KVType = 64, kv
+		c, err := m.NewContext(&p)
+		if !errors.Is(err, vwn.ErrInvalidArg) {
+			if c != nil {
+				c.Close()
+			}
+			t.Fatalf("KVType %v: %v, want ErrInvalidArg", kv, err)
+		}
+		if !strings.Contains(err.Error(), "kv_type") {
+			t.Fatalf("KVType %v: the message does not name kv_type: %v", kv, err)
+		}
+	}
+}
+
+func TestKVTypeStatesLoadAcrossTypes(t *testing.T) {
+	// saved states are f32 whatever the cache type, and load into a context of either type
+	m := load(t)
+	ctx := func(kv vwn.KVType) *vwn.Context {
+		p := vwn.DefaultContextParams()
+		p.NCtx, p.NThreads, p.KVType = 256, 1, kv
+		c, err := m.NewContext(&p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	h, f := ctx(vwn.KVTypeF16), ctx(vwn.KVTypeF32)
+	ids, _ := m.Tokenize("state across types", true, false)
+	if err := h.Decode(ids); err != nil {
+		t.Fatal(err)
+	}
+	s, err := h.StateSave()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.StateLoad(s); err != nil {
+		t.Fatalf("f16 state into an f32 context: %v", err)
+	}
+	if err := f.Decode([]int32{1}); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = f.StateSave(); err != nil {
+		t.Fatal(err)
+	}
+	h.Clear()
+	if err := h.StateLoad(s); err != nil {
+		t.Fatalf("f32 state into an f16 context: %v", err)
+	}
+	if !reflect.DeepEqual(h.Tokens(), f.Tokens()) {
+		t.Fatalf("tokens %v, want %v", h.Tokens(), f.Tokens())
 	}
 }
 

@@ -606,3 +606,74 @@ def test_sampler_object(models):
     s.accept(draws[0])
     assert 0 <= s.draw(p) < m.n_vocab
     s.close()
+
+
+# ---- KV cache type -------------------------------------------------------------------------------
+
+# f16 KV caches round keys and values to fp16, so logits move a little. Measured on
+# models/demo.gguf with TOKENS (all SIMD levels, n_threads 2): max|f16 - f32| / max|logit| =
+# 8.2e-3 (main), 6.8e-3 (MTP 1), 6.0e-3..7.4e-3 (MTP 2); up to 1.0e-2 on other prompts. That is
+# larger than fp16's 2^-11 because the demo's Q8_0 matrices quantize the activations to int8
+# (random f32-weight models give 2e-4..8e-4). The tolerance is ~6x the measured difference.
+KV_F16_REL_TOL = 5e-2
+
+
+def test_kv_type_f16_decodes_close_to_f32():
+    if not DEMO.exists():
+        pytest.skip("models/demo.gguf is not there")
+    with vwn.Model(DEMO) as m:
+        outs = {}
+        for kv in ("f32", "f16"):
+            with vwn.Context(m, n_ctx=64, logits_all=True, n_threads=THREADS, kv_type=kv) as ctx:
+                ctx.decode(TOKENS)
+                outs[kv] = [ctx.all_logits()] + [
+                    np.stack([ctx.mtp_logits(j, p) for p in range(len(TOKENS) - j)])
+                    for j in range(1, m.mtp_depth + 1)]
+                assert ctx.generate_tokens([], n_predict=8, greedy=True)  # generation runs too
+        assert len(outs["f16"]) == 1 + m.mtp_depth
+        for name, a, b in zip(["main"] + ["mtp%d" % j for j in range(1, m.mtp_depth + 1)],
+                              outs["f32"], outs["f16"]):
+            assert a.shape == b.shape and np.isfinite(b).all()
+            diff = float(np.abs(a - b).max())
+            scale = float(np.abs(a).max())
+            # > 0: the f16 setting reached the library (an ignored field would give identical logits)
+            assert 0 < diff < KV_F16_REL_TOL * scale, "%s: max diff %g, max|logit| %g" % (name, diff, scale)
+
+
+def test_kv_type_params_round_trip(models):
+    m = models["mtp2"]
+    with vwn.Context(m, n_ctx=32, n_threads=1) as ctx:
+        assert ctx.params.kv_type == vwn.TensorType.F32  # the default
+        assert isinstance(ctx.params.kv_type, vwn.TensorType)
+    for kv, want in (("f32", vwn.TensorType.F32), ("f16", vwn.TensorType.F16),
+                     ("F16", vwn.TensorType.F16), (vwn.TensorType.F16, vwn.TensorType.F16),
+                     (vwn.TensorType.F32, vwn.TensorType.F32)):
+        with vwn.Context(m, n_ctx=32, n_threads=2, kv_type=kv) as ctx:
+            assert ctx.params.kv_type == want
+            assert ctx.params.kv_type.name.lower() in ("f32", "f16")
+            ctx.n_threads = 1  # rebuilding params keeps the other fields
+            assert ctx.params.kv_type == want and ctx.params.n_threads == 1
+
+
+def test_kv_type_invalid_raises_before_the_library(models):
+    m = models["mtp2"]
+    for bad in ("q8_0", "bf16", "f64", "", "fp16", None, True, 8, vwn.TensorType.Q8_0,
+                vwn.TensorType.BF16, -1, 2.0):
+        with pytest.raises(ValueError, match="KV cache type"):
+            vwn.Context(m, n_ctx=32, n_threads=1, kv_type=bad)
+
+
+def test_kv_type_states_load_across_types(models):
+    # saved states are f32 whatever the cache type, and load into a context of either type
+    m = models["mtp2"]
+    with vwn.Context(m, n_ctx=64, n_threads=1, kv_type="f16") as h, \
+            vwn.Context(m, n_ctx=64, n_threads=1, kv_type="f32") as f:
+        h.decode(TOKENS)
+        f.load_state(h.save_state())
+        assert f.tokens == TOKENS
+        f.decode([1])
+        h.clear()
+        h.load_state(f.save_state())
+        assert h.tokens == TOKENS + [1]
+        h.decode([2])
+        assert np.isfinite(h.logits()).all()

@@ -167,6 +167,22 @@ def _simd_value(simd: Union[None, Simd, int, str]) -> int:
     return int(simd)
 
 
+_KV_TYPES = {"f32": TensorType.F32, "f16": TensorType.F16}
+
+
+def _kv_type_value(kv_type: Union[str, TensorType, int]) -> int:
+    """The vwn_type of a KV cache: "f32" / "f16" (any case) or TensorType.F32 / F16. Anything else
+    raises ValueError here, before the library sees it."""
+    t: Optional[int] = None
+    if isinstance(kv_type, str):
+        t = _KV_TYPES.get(kv_type.lower())
+    elif isinstance(kv_type, (int, np.integer)) and not isinstance(kv_type, (bool, np.bool_)):
+        t = int(kv_type) if int(kv_type) in (TensorType.F32, TensorType.F16) else None
+    if t is None:
+        raise ValueError("unknown KV cache type %r (\"f32\" or \"f16\")" % (kv_type,))
+    return int(t)
+
+
 # ---- owned C pointers ----------------------------------------------------------------------------
 
 
@@ -590,6 +606,8 @@ class ContextParams:
     mtp: bool
     simd: int
     memory_limit: int
+    kv_type: TensorType = TensorType.F32
+    """Element type of the KV caches: TensorType.F32 or TensorType.F16."""
 
 
 @dataclass(frozen=True)
@@ -645,7 +663,8 @@ class Context:
     def __init__(self, model: Model, n_ctx: int = 0, n_batch: int = 512, n_threads: int = 0,
                  logits_all: bool = False, mtp: bool = True,
                  simd: Union[None, Simd, int, str] = None, memory_limit: int = 0,
-                 abort_callback: Optional[Callable[[], bool]] = None) -> None:
+                 abort_callback: Optional[Callable[[], bool]] = None,
+                 kv_type: Union[str, TensorType] = "f32") -> None:
         """n_ctx: context length in tokens (0: the model's max_seq_len). n_batch: most tokens one
         C decode call processes (a longer decode() is split by the library; it also bounds the
         positions logits_all keeps per call). n_threads: compute threads (0: number of cores, at
@@ -654,9 +673,13 @@ class Context:
         "scalar", "avx2", "avx512", "neon" or a Simd (None: auto). memory_limit: refuse to
         allocate more bytes than this (0: no limit). abort_callback: called between units of work
         during decode (with the GIL); return True to abort the call (VwnError ABORTED, the context
-        is rolled back)."""
+        is rolled back). kv_type: element type of the KV caches, "f32" (default, exact) or "f16"
+        (half the cache memory and the bytes attention reads; keys and values rounded to fp16 when
+        stored; saved states are f32 either way and load into a context of either type), or a
+        TensorType F32 / F16; anything else raises ValueError."""
         self._h: Optional[_Handle] = None
         self.model = model
+        kv = _kv_type_value(kv_type)  # ValueError before anything is allocated
         self._busy = threading.Lock()
         self._gen: Optional["weakref.ReferenceType[_GenState]"] = None
         p = L.vwn_context_default_params()
@@ -668,6 +691,7 @@ class Context:
         p.mtp = bool(mtp)
         p.simd = _simd_value(simd)
         p.memory_limit = int(memory_limit)
+        p.kv_type = kv
         self._abort_cb = None
         if abort_callback is not None:
             def _abort(user: Any) -> bool:
@@ -689,8 +713,12 @@ class Context:
         if self._abort_cb is not None:
             self._h._deps = (mh, self._abort_cb)
         q = L.vwn_context_get_params(self._h.ptr)
+        try:
+            kv_out: Any = TensorType(q.kv_type)
+        except ValueError:
+            kv_out = int(q.kv_type)
         self._params = ContextParams(q.n_ctx, q.n_batch, q.n_threads, bool(q.logits_all),
-                                     bool(q.mtp), q.simd, q.memory_limit)
+                                     bool(q.mtp), q.simd, q.memory_limit, kv_out)
         self._n_vocab = model.n_vocab
         self.last_stats: Optional[GenerateStats] = None
         """Statistics of the latest generate*/Generation that finished."""

@@ -92,6 +92,7 @@ class vwn_context_params(Structure):
         ("logits_all", c_bool), ("mtp", c_bool), ("simd", c_int32),
         ("memory_limit", c_uint64),
         ("abort_callback", vwn_abort_callback), ("abort_user_data", c_void_p),
+        ("kv_type", c_int32),
     ]
 
 

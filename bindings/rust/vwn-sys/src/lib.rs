@@ -147,6 +147,8 @@ pub struct vwn_context_params {
     pub memory_limit: u64,
     pub abort_callback: vwn_abort_callback,
     pub abort_user_data: *mut c_void,
+    /// Element type of the KV caches: `VWN_TYPE_F32` (default) or `VWN_TYPE_F16`.
+    pub kv_type: i32,
 }
 
 #[repr(C)]
@@ -441,11 +443,12 @@ mod tests {
         assert_eq!((size_of::<vwn_tensor_info>(), align_of::<vwn_tensor_info>()), (64, 8));
         assert_eq!(offset_of!(vwn_tensor_info, ne), 16);
         assert_eq!(offset_of!(vwn_tensor_info, n_bytes), 56);
-        assert_eq!((size_of::<vwn_context_params>(), align_of::<vwn_context_params>()), (48, 8));
+        assert_eq!((size_of::<vwn_context_params>(), align_of::<vwn_context_params>()), (56, 8));
         assert_eq!(offset_of!(vwn_context_params, logits_all), 12);
         assert_eq!(offset_of!(vwn_context_params, simd), 16);
         assert_eq!(offset_of!(vwn_context_params, memory_limit), 24);
         assert_eq!(offset_of!(vwn_context_params, abort_user_data), 40);
+        assert_eq!(offset_of!(vwn_context_params, kv_type), 48);
         assert_eq!((size_of::<vwn_perf>(), align_of::<vwn_perf>()), (40, 8));
         assert_eq!((size_of::<vwn_sampler_params>(), align_of::<vwn_sampler_params>()), (40, 8));
         assert_eq!(offset_of!(vwn_sampler_params, penalty_last_n), 36);

@@ -1,8 +1,10 @@
 //! A context: KV caches, scratch and outputs over a borrowed model; decoding, logits, generation.
 use std::any::Any;
 use std::ffi::{c_char, c_void, CString};
+use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr::{self, NonNull};
+use std::str::FromStr;
 
 use vwn_sys as sys;
 
@@ -27,11 +29,79 @@ pub struct ContextParams {
     pub simd: i32,
     /// Refuse to allocate more than this many bytes (0: no limit).
     pub memory_limit: u64,
+    /// Element type of the KV caches (main model and MTP modules); [`KvType::F32`] by default.
+    pub kv_type: KvType,
+}
+
+/// Element type of a context's KV caches (`kv_type` in `vwn_context_params`). Parses from and
+/// displays as `"f32"` / `"f16"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum KvType {
+    /// 32-bit floats: exact against the reference (the default).
+    #[default]
+    F32,
+    /// 16-bit floats: half the cache memory and half the bytes attention reads per token; keys
+    /// and values are rounded to fp16 when stored. Saved states are f32 either way and load into
+    /// a context of either type.
+    F16,
+}
+
+impl KvType {
+    /// The `vwn_type` value (`VWN_TYPE_F32` / `VWN_TYPE_F16`).
+    pub fn to_raw(self) -> sys::vwn_type {
+        match self {
+            KvType::F32 => sys::VWN_TYPE_F32,
+            KvType::F16 => sys::VWN_TYPE_F16,
+        }
+    }
+
+    /// The KV cache type of a `vwn_type` value; `None` for a type a KV cache cannot have.
+    pub fn from_raw(t: sys::vwn_type) -> Option<KvType> {
+        match t {
+            sys::VWN_TYPE_F32 => Some(KvType::F32),
+            sys::VWN_TYPE_F16 => Some(KvType::F16),
+            _ => None,
+        }
+    }
+
+    /// `"f32"` or `"f16"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KvType::F32 => "f32",
+            KvType::F16 => "f16",
+        }
+    }
+}
+
+impl fmt::Display for KvType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for KvType {
+    type Err = Error;
+
+    /// `"f32"` or `"f16"` (any case); anything else is an `InvalidArg` error.
+    fn from_str(s: &str) -> Result<KvType> {
+        if s.eq_ignore_ascii_case("f32") {
+            Ok(KvType::F32)
+        } else if s.eq_ignore_ascii_case("f16") {
+            Ok(KvType::F16)
+        } else {
+            Err(Error::new(Status::InvalidArg, format!("unknown KV cache type '{s}' (f32 or f16)")))
+        }
+    }
 }
 
 impl Default for ContextParams {
     fn default() -> Self {
-        let p = unsafe { sys::vwn_context_default_params() };
+        ContextParams::from_raw(&unsafe { sys::vwn_context_default_params() })
+    }
+}
+
+impl ContextParams {
+    fn from_raw(p: &sys::vwn_context_params) -> ContextParams {
         ContextParams {
             n_ctx: p.n_ctx,
             n_batch: p.n_batch,
@@ -40,11 +110,11 @@ impl Default for ContextParams {
             mtp: p.mtp,
             simd: p.simd,
             memory_limit: p.memory_limit,
+            // The library makes contexts of these two types only (others are INVALID_ARG).
+            kv_type: KvType::from_raw(p.kv_type).unwrap_or_default(),
         }
     }
-}
 
-impl ContextParams {
     pub(crate) fn to_raw(self) -> sys::vwn_context_params {
         let mut p = unsafe { sys::vwn_context_default_params() };
         p.n_ctx = self.n_ctx;
@@ -54,6 +124,7 @@ impl ContextParams {
         p.mtp = self.mtp;
         p.simd = self.simd;
         p.memory_limit = self.memory_limit;
+        p.kv_type = self.kv_type.to_raw();
         p
     }
 }
@@ -252,16 +323,7 @@ impl<'m> Context<'m> {
 
     /// The parameters the context was made with (after defaults were applied).
     pub fn params(&self) -> ContextParams {
-        let p = unsafe { sys::vwn_context_get_params(self.raw.as_ptr()) };
-        ContextParams {
-            n_ctx: p.n_ctx,
-            n_batch: p.n_batch,
-            n_threads: p.n_threads,
-            logits_all: p.logits_all,
-            mtp: p.mtp,
-            simd: p.simd,
-            memory_limit: p.memory_limit,
-        }
+        ContextParams::from_raw(&unsafe { sys::vwn_context_get_params(self.raw.as_ptr()) })
     }
 
     /// Appends `tokens` at the next positions and runs the model over them.

@@ -28,7 +28,7 @@ mod sampler;
 use std::ffi::CStr;
 
 pub use context::{
-    Context, ContextParams, GenerateParams, GenerateStats, Perf, Piece, StopReason, TokenIter,
+    Context, ContextParams, GenerateParams, GenerateStats, KvType, Perf, Piece, StopReason, TokenIter,
 };
 pub use error::{Error, Result, Status};
 pub use model::{Model, ModelInfo, ModelParams, TokenizerKind};

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::thread;
 
 use common::*;
-use vwn::{Context, ContextParams, GenerateParams, Model, Sampler, Status, StopReason};
+use vwn::{Context, ContextParams, GenerateParams, KvType, Model, Sampler, Status, StopReason};
 
 fn load() -> Option<Model> {
     let path = model_path()?;
@@ -278,6 +278,118 @@ fn state_save_and_load_round_trip() {
     ctx.decode(&[7]).unwrap();
     assert_eq!(other.logits(-1).unwrap(), ctx.logits(-1).unwrap());
     assert_eq!(logits.len(), model.n_vocab());
+}
+
+/// f16 KV caches round keys and values to fp16, so logits move a little. Measured on the test model
+/// of scripts/test_bindings.sh (f32 weights) with logits_tokens.txt: max|f16 - f32| / max|logit| =
+/// 3.6e-4 (main), 5.5e-4 and 4.8e-4 (MTP modules 1 and 2); other f32 models and prompts give up
+/// to 8e-4. The tolerance is ~6-9x that.
+const KV_F16_REL_TOL: f32 = 5e-3;
+
+#[test]
+fn kv_type_f16_decodes_close_to_f32() {
+    let (Some(model), Some(dir)) = (load(), ref_dir()) else { return };
+    let tokens = parse_ids(&read_ref_str(&dir, "logits_tokens.txt"));
+    let depth = model.info().mtp_depth;
+    // every main and MTP logit of the tokens, module by module
+    let run = |kv_type: KvType| -> Vec<Vec<f32>> {
+        let p = ContextParams { n_ctx: 256, n_threads: 1, logits_all: true, kv_type, ..Default::default() };
+        let mut ctx = model.new_context(&p).unwrap();
+        assert_eq!(ctx.params().kv_type, kv_type);
+        ctx.decode(&tokens).unwrap();
+        let n = tokens.len() as i32;
+        let mut out = vec![(0..n).flat_map(|i| ctx.logits(i).unwrap().to_vec()).collect::<Vec<f32>>()];
+        for j in 1..=depth {
+            out.push((0..n - j).flat_map(|i| ctx.mtp_logits(j, i).unwrap().to_vec()).collect());
+        }
+        let gp = GenerateParams { n_predict: 8, ..Default::default() };
+        let stats = ctx.generate_tokens_with(&[], &gp, None, |_| true).unwrap(); // generation runs too
+        assert!(stats.n_generated <= 8);
+        out
+    };
+    let (f32s, f16s) = (run(KvType::F32), run(KvType::F16));
+    assert_eq!(f16s.len(), 1 + depth as usize);
+    for (k, (a, b)) in f32s.iter().zip(&f16s).enumerate() {
+        assert_eq!(a.len(), b.len());
+        assert!(b.iter().all(|x| x.is_finite()));
+        let diff = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+        let scale = a.iter().map(|x| x.abs()).fold(0f32, f32::max);
+        eprintln!("kv f16 vs f32, module {k}: max diff {diff:e}, max|logit| {scale}, rel {:e}", diff / scale);
+        // > 0: the setting reached the library (an ignored field would give identical logits)
+        assert!(
+            diff > 0.0 && diff < KV_F16_REL_TOL * scale,
+            "module {k}: max diff {diff}, max|logit| {scale}"
+        );
+    }
+    // the f16 caches are smaller
+    let est = |kv_type| model.context_estimate(&ContextParams { n_ctx: 256, kv_type, ..Default::default() });
+    assert!(est(KvType::F16).unwrap() < est(KvType::F32).unwrap());
+}
+
+#[test]
+fn kv_type_params_round_trip() {
+    assert_eq!(ContextParams::default().kv_type, KvType::F32);
+    assert_eq!(KvType::default(), KvType::F32);
+    for kv in [KvType::F32, KvType::F16] {
+        assert_eq!(KvType::from_raw(kv.to_raw()), Some(kv));
+        assert_eq!(kv.to_string().parse::<KvType>().unwrap(), kv);
+    }
+    assert_eq!(
+        (KvType::F32.to_raw(), KvType::F16.to_raw()),
+        (vwn::sys::VWN_TYPE_F32, vwn::sys::VWN_TYPE_F16)
+    );
+    assert_eq!("F16".parse::<KvType>().unwrap(), KvType::F16);
+    let Some(model) = load() else { return };
+    for kv in [KvType::F32, KvType::F16] {
+        let p = ContextParams { n_ctx: 64, n_batch: 64, n_threads: 1, kv_type: kv, ..Default::default() };
+        let ctx = model.new_context(&p).unwrap();
+        assert_eq!(ctx.params(), p);
+    }
+}
+
+#[test]
+fn kv_type_invalid_is_an_error() {
+    for bad in ["q8_0", "bf16", "f64", "", "fp16"] {
+        let err = bad.parse::<KvType>().unwrap_err();
+        assert_eq!(err.status(), Status::InvalidArg, "{err}");
+    }
+    for raw in [vwn::sys::VWN_TYPE_Q8_0, vwn::sys::VWN_TYPE_BF16, -1, 2] {
+        assert_eq!(KvType::from_raw(raw), None);
+    }
+    // the library refuses other types in the raw struct
+    let Some(path) = model_path() else { return };
+    use std::ffi::CString;
+    use vwn::sys;
+    let cpath = CString::new(path.to_str().unwrap()).unwrap();
+    let mut m = std::ptr::null_mut();
+    assert_eq!(unsafe { sys::vwn_model_load(cpath.as_ptr(), std::ptr::null(), &mut m) }, sys::VWN_OK);
+    let mut p = unsafe { sys::vwn_context_default_params() };
+    assert_eq!(p.kv_type, sys::VWN_TYPE_F32);
+    p.n_ctx = 64;
+    p.kv_type = sys::VWN_TYPE_Q8_0;
+    let mut c = std::ptr::null_mut();
+    assert_eq!(unsafe { sys::vwn_context_new(m, &p, &mut c) }, sys::VWN_ERR_INVALID_ARG);
+    assert!(c.is_null());
+    unsafe { sys::vwn_model_free(m) };
+}
+
+#[test]
+fn kv_type_states_load_across_types() {
+    // saved states are f32 whatever the cache type, and load into a context of either type
+    let Some(model) = load() else { return };
+    let ctx_of = |kv_type| {
+        model.new_context(&ContextParams { n_ctx: 256, n_threads: 1, kv_type, ..Default::default() }).unwrap()
+    };
+    let (mut h, mut f) = (ctx_of(KvType::F16), ctx_of(KvType::F32));
+    h.decode(&model.tokenize("state across types", true, false).unwrap()).unwrap();
+    f.state_load(&h.state_save().unwrap()).unwrap();
+    assert_eq!(f.tokens(), h.tokens());
+    f.decode(&[1]).unwrap();
+    h.clear().unwrap();
+    h.state_load(&f.state_save().unwrap()).unwrap();
+    assert_eq!(h.tokens(), f.tokens());
+    h.decode(&[2]).unwrap();
+    assert!(h.logits(-1).unwrap().iter().all(|x| x.is_finite()));
 }
 
 /// What one worker computes: greedy text and the last-position logits of its prompt.
