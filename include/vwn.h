@@ -48,9 +48,9 @@ extern "C" {
  * ------------------------------------------------------------------------------------------- */
 
 #define VWN_VERSION_MAJOR 0
-#define VWN_VERSION_MINOR 1
+#define VWN_VERSION_MINOR 2
 #define VWN_VERSION_PATCH 0
-#define VWN_VERSION_STRING "0.1.0"
+#define VWN_VERSION_STRING "0.2.0"
 
 /* Returns the library's version string ("MAJOR.MINOR.PATCH"); static storage. Thread-safe. */
 VWN_API const char *vwn_version(void);

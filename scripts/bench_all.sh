@@ -3,8 +3,9 @@
 #   scripts/bench_all.sh OUT_DIR [THREADS]
 # Makes the Llama-110M-shaped benchmark models (tools/bench_models.py) under $VWN_BENCH_MODELS
 # (default /tmp/vwn-bench), then runs `vwn bench` on each weight type with the three shapes
-# interleaved (ratios against the n=m=1 model), thread scaling, speculative decoding on the demo
-# model, and `vwn perplexity` of the demo model as F32, BF16 and Q8_0 on held-out text.
+# interleaved (ratios against the n=m=1 model), the weight types against each other with an f32 and
+# an fp16 KV cache, thread scaling, speculative decoding on the demo model, and `vwn perplexity` of
+# the demo model as F32, BF16 and Q8_0 (and with an fp16 KV cache) on held-out text.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:?usage: scripts/bench_all.sh OUT_DIR [THREADS]}
@@ -25,6 +26,12 @@ echo "== weight types against each other (m1n1 and m2n8: F32 vs Q8_0 vs BF16, in
 for sh in m1n1 m2n8; do
   $VWN bench "$M/llama110m_$sh.f32.gguf" "$M/llama110m_$sh.q8_0.gguf" "$M/llama110m_$sh.bf16.gguf" \
     -t "$T" -p 256 -n 64 -r 5 --json | tee "$OUT/types_$sh.txt"
+done
+
+echo "== weight types against each other with an fp16 KV cache (--kv-type f16)"
+for sh in m1n1 m2n8; do
+  $VWN bench "$M/llama110m_$sh.f32.gguf" "$M/llama110m_$sh.q8_0.gguf" "$M/llama110m_$sh.bf16.gguf" \
+    -t "$T" -p 256 -n 64 -r 5 --kv-type f16 --json | tee "$OUT/types_${sh}_kvf16.txt"
 done
 
 echo "== thread scaling (q8_0 and f32, 1 vs $T threads)"
@@ -54,5 +61,9 @@ if [ -d runs/long/vwn ] || [ -n "${VWN_DEMO_CKPT:-}" ]; then
     .venv/bin/python tools/convert.py "$CK" "$M/demo.$ty.gguf" --type "$ty" >/dev/null 2>&1
     $VWN perplexity "$M/demo.$ty.gguf" --file "$OUT/heldout.txt" --json | tail -1 > "$OUT/ppl_$ty.json"
     echo "$ty: $(cat "$OUT/ppl_$ty.json")"
+  done
+  for ty in f32 q8_0; do
+    $VWN perplexity "$M/demo.$ty.gguf" --file "$OUT/heldout.txt" --kv-type f16 --json | tail -1 > "$OUT/ppl_${ty}_kvf16.json"
+    echo "$ty, fp16 KV cache: $(cat "$OUT/ppl_${ty}_kvf16.json")"
   done
 fi

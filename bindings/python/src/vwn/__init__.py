@@ -34,7 +34,7 @@ import numpy as np
 
 from . import _lib as L
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "Model", "Context", "Sampler", "Generation", "VwnError", "Status", "StopReason", "Simd",
