@@ -3,7 +3,7 @@
  * Input: byte 0 holds flags, the rest is the state. Flag bit 0: recompute the checksum trailer
  * before loading (so mutations reach the body checks instead of all stopping at CHECKSUM); bits
  * 1-2 pick the target context (MTP on n_batch 8, MTP on n_batch 1 with logits_all, MTP off, a
- * small n_ctx). The model is gguf_writer.h's default configuration, built in memory.
+ * small n_ctx with an fp16 KV cache, which rounds the state's fp32 keys and values as it loads). The model is gguf_writer.h's default configuration, built in memory.
  * Invariants: no crash; a failed load leaves the context exactly as it was (compared through
  * vwn_state_save); a successful one leaves a context that decodes, drafts and verifies, and saves
  * to a state that loads back.
@@ -25,13 +25,14 @@ static uint64_t st_start_n[ST_CTXS];
 static uint8_t *st_before, *st_after;
 static uint64_t st_cap;
 
-static vwn_context *st_new_context(int32_t n_ctx, int32_t n_batch, bool mtp, bool logits_all) {
+static vwn_context *st_new_context(int32_t n_ctx, int32_t n_batch, bool mtp, bool logits_all, int32_t kv_type) {
     vwn_context_params p = vwn_context_default_params();
     p.n_ctx = n_ctx;
     p.n_batch = n_batch;
     p.n_threads = 1;
     p.mtp = mtp;
     p.logits_all = logits_all;
+    p.kv_type = kv_type;
     vwn_context *ctx = NULL;
     FUZZ_CHECK(vwn_context_new(st_model, &p, &ctx) == VWN_OK);
     return ctx;
@@ -58,10 +59,10 @@ static void st_setup(void) {
     if (st_model) return;
     st_model = fuzz_default_model();
     FUZZ_CHECK(st_model != NULL);
-    st_ctx[0] = st_new_context(64, 8, true, false);
-    st_ctx[1] = st_new_context(64, 1, true, true);
-    st_ctx[2] = st_new_context(64, 8, false, false);
-    st_ctx[3] = st_new_context(12, 4, true, false);
+    st_ctx[0] = st_new_context(64, 8, true, false, VWN_TYPE_F32);
+    st_ctx[1] = st_new_context(64, 1, true, true, VWN_TYPE_F32);
+    st_ctx[2] = st_new_context(64, 8, false, false, VWN_TYPE_F32);
+    st_ctx[3] = st_new_context(12, 4, true, false, VWN_TYPE_F16);
     const int32_t start[5] = {3, 1, 4, 1, 5};
     for (int i = 0; i < ST_CTXS; i++) {
         for (int k = 0; k < 5; k++) FUZZ_CHECK(vwn_decode(st_ctx[i], start + k, 1) == VWN_OK); /* n_batch may be 1 */
