@@ -17,7 +17,7 @@ fn main() {
 
     let no_pkg_config = env::var("VWN_NO_PKG_CONFIG").map(|v| v == "1").unwrap_or(false);
     if !no_pkg_config {
-        match pkg_config::Config::new().atleast_version("0.1.0").probe("vwn") {
+        match pkg_config::Config::new().atleast_version("0.2.0").probe("vwn") {
             Ok(lib) => {
                 // pkg-config has printed the link-search and link-lib lines.
                 if let Some(dir) = lib.link_paths.first() {

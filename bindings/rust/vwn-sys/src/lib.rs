@@ -12,9 +12,9 @@ use core::ffi::{c_char, c_void};
 // ---- version -----------------------------------------------------------------------------------
 
 pub const VWN_VERSION_MAJOR: u32 = 0;
-pub const VWN_VERSION_MINOR: u32 = 1;
+pub const VWN_VERSION_MINOR: u32 = 2;
 pub const VWN_VERSION_PATCH: u32 = 0;
-pub const VWN_VERSION_STRING: &str = "0.1.0";
+pub const VWN_VERSION_STRING: &str = "0.2.0";
 
 // ---- status codes ------------------------------------------------------------------------------
 
