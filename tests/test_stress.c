@@ -1,7 +1,8 @@
 /* test_stress.c -- many threads, one model: 8 threads, each with its own context, run a seeded
  * random mix of prefill / decode / truncate / free+recreate / state save+restore / generate
  * (plain and speculative) and check every logits vector they see, main and MTP, bit for bit against
- * references computed alone before the threads start.
+ * references computed alone before the threads start. Odd-numbered threads use fp16 KV caches
+ * (context param kv_type), with references computed the same way.
  *
  * Each thread owns a master sequence M: a random prompt followed by the model's greedy
  * continuation. Every operation keeps the thread's context holding a prefix of M (generation is
@@ -32,6 +33,7 @@ static int32_t g_V;
 static int32_t g_ctx_threads; /* compute threads of every context */
 
 typedef struct reference {
+    int32_t kv_type;               /* the KV cache type of this thread's contexts */
     int32_t seq[SEQ_LEN];
     float *logits;                 /* [SEQ_LEN][V]             */
     float *mtp[MTP_DEPTH];         /* [SEQ_LEN][V] per module  */
@@ -81,10 +83,17 @@ static int32_t argmax(const float *x, int32_t n) {
 
 /* ---- references (single-threaded, before the threads) --------------------------------------- */
 
-static bool make_reference(reference *r, uint64_t seed) {
+static vwn_context_params ref_params(const reference *r, int32_t n_batch, bool mtp, bool logits_all) {
+    vwn_context_params p = tm_params(SEQ_LEN, n_batch, mtp, logits_all);
+    p.kv_type = r->kv_type;
+    return p;
+}
+
+static bool make_reference(reference *r, uint64_t seed, int32_t kv_type) {
+    r->kv_type = kv_type;
     tm_tokens(r->seq, PROMPT_LEN, g_V, seed);
     /* the greedy continuation, one token at a time */
-    vwn_context *ctx = tm_context(g_model, tm_params(SEQ_LEN, 16, false, false));
+    vwn_context *ctx = tm_context(g_model, ref_params(r, 16, false, false));
     if (!ctx || vwn_decode(ctx, r->seq, PROMPT_LEN) != VWN_OK) return false;
     for (int32_t p = PROMPT_LEN; p < SEQ_LEN; p++) {
         const float *l;
@@ -94,7 +103,7 @@ static bool make_reference(reference *r, uint64_t seed) {
     }
     vwn_context_free(ctx);
     /* every logits vector of M in one batched call */
-    ctx = tm_context(g_model, tm_params(SEQ_LEN, SEQ_LEN, true, true));
+    ctx = tm_context(g_model, ref_params(r, SEQ_LEN, true, true));
     if (!ctx || vwn_decode(ctx, r->seq, SEQ_LEN) != VWN_OK) return false;
     r->logits = malloc(sizeof(float) * SEQ_LEN * (size_t)g_V);
     for (int j = 0; j < MTP_DEPTH; j++) r->mtp[j] = malloc(sizeof(float) * SEQ_LEN * (size_t)g_V);
@@ -156,7 +165,7 @@ static bool collect(int32_t token, const char *piece, int32_t len, void *user) {
 
 static vwn_context *new_context(worker *w) {
     static const int32_t batches[3] = {1, 4, 16};
-    vwn_context_params p = tm_params(SEQ_LEN, batches[wrand(w, 3)], wrand(w, 4) != 0, wrand(w, 2) != 0);
+    vwn_context_params p = ref_params(w->ref, batches[wrand(w, 3)], wrand(w, 4) != 0, wrand(w, 2) != 0);
     p.n_threads = g_ctx_threads;
     vwn_context *ctx = NULL;
     vwn_status st = vwn_context_new(g_model, &p, &ctx);
@@ -298,7 +307,9 @@ int main(void) {
     static worker workers[MAX_THREADS];
     pthread_t th[MAX_THREADS];
     for (int i = 0; i < n_threads; i++) {
-        CHECK_MSG(make_reference(&refs[i], seed * 1000 + (uint64_t)i), "reference %d", i);
+        /* odd threads keep fp16 KV caches (their own references: bit-identical again) */
+        CHECK_MSG(make_reference(&refs[i], seed * 1000 + (uint64_t)i, i % 2 ? VWN_TYPE_F16 : VWN_TYPE_F32),
+                  "reference %d", i);
         memset(&workers[i], 0, sizeof workers[i]);
         workers[i].id = i;
         workers[i].rng = seed * 7919 + (uint64_t)i * 104729 + 1;
