@@ -94,6 +94,15 @@ static void read_carry_piece(const before_args *a, int64_t t, int64_t q) {
     }
 }
 
+/* All of token t's work: its rows' write and coefficients, then its read and carry while its state
+ * and coefficients are still in cache. */
+static void token_pass(const before_args *a, int64_t t, int64_t pieces) {
+    const int64_t n = a->hp->ghc_n;
+    for (int64_t r0 = t * n; r0 < (t + 1) * n; r0 += COEF_ROWS)
+        coef_rows(a, r0, r0 + COEF_ROWS < (t + 1) * n ? r0 + COEF_ROWS : (t + 1) * n);
+    for (int64_t q = 0; q < pieces; q++) read_carry_piece(a, t, q);
+}
+
 void vwn_ghc_before(const vwn_hparams *hp, const vwn_ghc_weights *g, const vwn_ops *ops,
                     const float *y_prev, float *H, int32_t T, float *C, float *x, float *G, float *rows,
                     int n_threads) {
@@ -104,25 +113,26 @@ void vwn_ghc_before(const vwn_hparams *hp, const vwn_ghc_weights *g, const vwn_o
     const int nt = n_threads > 1 && macs >= (double)MIN_PARALLEL_MACS ? n_threads : 1;
     (void)nt;
 
+    const int64_t coef_blocks = ceil_div(R, COEF_ROWS);
+    if (nt == 1) {
+        /* one thread: no OpenMP construct at all (a serialized region still costs ~1 µs, as much
+         * as the whole GHC of a small model in decoding) */
+        for (int64_t t = 0; t < T; t++) token_pass(&a, t, pieces);
+        return;
+    }
     if (T >= 4 * nt) {
-        /* many tokens (prefill): whole tokens per thread, each token's write, coefficients, then
-         * its read and carry while its state and coefficients are still in cache */
+        /* many tokens (prefill): whole tokens per thread */
 #ifdef VWN_OPENMP
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#pragma omp parallel for num_threads(nt) schedule(static)
 #endif
-        for (int64_t t = 0; t < T; t++) {
-            for (int64_t r0 = t * n; r0 < (t + 1) * n; r0 += COEF_ROWS)
-                coef_rows(&a, r0, r0 + COEF_ROWS < (t + 1) * n ? r0 + COEF_ROWS : (t + 1) * n);
-            for (int64_t q = 0; q < pieces; q++) read_carry_piece(&a, t, q);
-        }
+        for (int64_t t = 0; t < T; t++) token_pass(&a, t, pieces);
         return;
     }
 
     /* few tokens (decoding): every token's work split between the threads -- blocks of rows
      * (write, coefficients), then (after the barrier) pieces of the read and carry */
-    const int64_t coef_blocks = ceil_div(R, COEF_ROWS);
 #ifdef VWN_OPENMP
-#pragma omp parallel num_threads(nt) if (nt > 1)
+#pragma omp parallel num_threads(nt)
 #endif
     {
 #ifdef VWN_OPENMP
@@ -147,8 +157,12 @@ void vwn_ghc_after(const vwn_hparams *hp, const vwn_ops *ops, const float *C, co
     const double macs = (double)T * n * m * s;
     const int nt = n_threads > 1 && macs >= (double)MIN_PARALLEL_MACS ? n_threads : 1;
     (void)nt;
+    if (nt == 1) { /* no OpenMP construct (see vwn_ghc_before) */
+        write_rows(&a, 0, (int64_t)T * n);
+        return;
+    }
 #ifdef VWN_OPENMP
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#pragma omp parallel for num_threads(nt) schedule(static)
 #endif
     for (int64_t p = 0; p < (int64_t)T * pieces; p++) {
         const int64_t t = p / pieces, j0 = (p % pieces) * OUT_ROWS, no = n - j0 < OUT_ROWS ? n - j0 : OUT_ROWS;
