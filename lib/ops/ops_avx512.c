@@ -432,14 +432,11 @@ static void rmsnorm_avx512(float *out, const float *x, const float *gain, int64_
     }
 }
 
-/* exp(x): as exp_avx2 in ops_avx2.c (Cephes polynomial, about 1 ulp). */
-static inline __m512 exp_avx512(__m512 x) {
-    const __m512 hi = _mm512_set1_ps(88.7228f), lo = _mm512_set1_ps(-87.3365f);
-    __mmask16 over = _mm512_cmp_ps_mask(x, hi, _CMP_GT_OQ);
-    __mmask16 under = _mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ);
-    x = _mm512_min_ps(_mm512_max_ps(x, lo), hi);
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+/* exp(x) = 2^k exp(r) with k = round(x / ln 2) and r = x - k ln 2 in [-ln2/2, ln2/2] (Cephes
+ * polynomial, about 1 ulp); returns exp(r) and sets *k. No range checks: callers clamp x. */
+INLINE __m512 exp_reduced_avx512(__m512 x, __m512 *k) {
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
     r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
     __m512 p = _mm512_set1_ps(1.9875691500e-4f);
@@ -448,7 +445,19 @@ static inline __m512 exp_avx512(__m512 x) {
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    *k = n;
+    return _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+}
+
+/* exp(x): as exp_avx2 in ops_avx2.c, with overflow to inf and underflow to 0. */
+static inline __m512 exp_avx512(__m512 x) {
+    const __m512 hi = _mm512_set1_ps(88.7228f), lo = _mm512_set1_ps(-87.3365f);
+    __mmask16 over = _mm512_cmp_ps_mask(x, hi, _CMP_GT_OQ);
+    __mmask16 under = _mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ);
+    x = _mm512_min_ps(_mm512_max_ps(x, lo), hi);
+    __m512 n;
+    __m512 p = exp_reduced_avx512(x, &n);
+    /* 2^n in two halves: n can reach 128, past the largest float exponent */
     __m512i ni = _mm512_cvtps_epi32(n);
     __m512i n1 = _mm512_srai_epi32(ni, 1), n2 = _mm512_sub_epi32(ni, n1);
     __m512 s1 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n1, _mm512_set1_epi32(127)), 23));
@@ -483,18 +492,8 @@ static void ghc_coef_avx512(float *c, const float *c0, const float *scale, int64
         const __m512 x = _mm512_mul_ps(vm, _mm512_maskz_loadu_ps(m, c + i));
         const __m512 a = _mm512_min_ps(cap, _mm512_abs_ps(x));
         const __m512 y = _mm512_add_ps(a, a);
-        /* exp(y) = 2^k exp(r), r = y - k ln 2 in [-ln2/2, ln2/2] (the polynomial of exp_avx512) */
-        const __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(y, _mm512_set1_ps(1.44269504088896341f)),
-                                              _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-        __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693359375f), y);
-        r = _mm512_fnmadd_ps(k, _mm512_set1_ps(-2.12194440e-4f), r);
-        __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-        p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, one));
+        __m512 k;
+        const __m512 p = exp_reduced_avx512(y, &k);                  /* exp(y) = 2^k p */
         const __m512 d = _mm512_add_ps(_mm512_scalef_ps(p, k), one); /* e + 1 in [2, 6.6e7] */
         __m512 q = _mm512_rcp14_ps(d);
         q = _mm512_mul_ps(q, _mm512_fnmadd_ps(d, q, two)); /* q (2 - d q): ~1/d to 2^-27 */
