@@ -59,7 +59,7 @@ void vwn_attention(const vwn_ops *ops, const float *q, int32_t kv_type, const vo
                    float *out, float *scores, int32_t n_ctx, int n_threads) {
     const int32_t group = n_head / n_head_kv;
     const bool half = kv_type == VWN_TYPE_F16;
-    const size_t esize = half ? sizeof(uint16_t) : sizeof(float);
+    const size_t esize = vwn_kv_esize(kv_type);
     /* one work item = one token and one KV head */
     const int64_t n_items = (int64_t)T * n_head_kv;
     const int64_t work = n_items * (int64_t)(p0 + T) * hd * group;

@@ -23,6 +23,9 @@ static inline void *vwn_kv_row(void *cache, size_t esize, int32_t n_ctx, int32_t
     return (char *)cache + ((size_t)kvh * (size_t)n_ctx + (size_t)pos) * (size_t)hd * esize;
 }
 
+/* Bytes of one cache element of kv_type (F16: 2, else F32: 4). */
+static inline size_t vwn_kv_esize(int32_t kv_type) { return kv_type == VWN_TYPE_F16 ? sizeof(uint16_t) : sizeof(float); }
+
 /* Stores one row of hd floats into a cache row of kv_type (fp32: a copy; fp16: rounded). */
 static inline void vwn_kv_store(const vwn_ops *ops, int32_t kv_type, void *dst, const float *src, int32_t hd) {
     if (kv_type == VWN_TYPE_F16) ops->to_f16((uint16_t *)dst, src, hd);
@@ -30,7 +33,8 @@ static inline void vwn_kv_store(const vwn_ops *ops, int32_t kv_type, void *dst, 
 }
 
 /* Causal attention for T queries at positions p0..p0+T-1. q: [T][Hq*hd]; the caches (elements of
- * kv_type, F32 or F16) hold keys and values of positions 0..p0+T-1 (layout above); out: [T][Hq*hd]. scores: per thread n_ctx floats. */
+ * kv_type, F32 or F16) hold keys and values of positions 0..p0+T-1 (layout above); out: [T][Hq*hd].
+ * scores: per thread n_ctx floats. */
 void vwn_attention(const vwn_ops *ops, const float *q, int32_t kv_type, const void *k_cache, const void *v_cache,
                    int32_t p0, int32_t T, int32_t n_head, int32_t n_head_kv, int32_t hd,
                    float *out, float *scores, int32_t n_ctx, int n_threads);

@@ -116,13 +116,12 @@ static vwn_status make_plan(const vwn_model *m, const vwn_context_params *p, pla
 
     /* total, overflow-checked (every count above is bounded by validated model sizes and
      * n_ctx <= 2^20, n_batch <= n_ctx, so the products fit in 64 bits; the sum is checked). */
-    const size_t kv_esize = p->kv_type == VWN_TYPE_F16 ? sizeof(uint16_t) : sizeof(float);
     size_t floats = pl->rope + pl->states + pl->logits + pl->mtp_logits + pl->draft +
                     pl->wide * 2 + pl->coef + pl->x + pl->xn + pl->y + pl->q + pl->kvb * 2 + pl->ff * 2 +
                     pl->att + pl->emb + pl->mtp_in + pl->head;
     size_t bytes = 0;
     size_t kv_bytes = 0;
-    if (!vwn_mul_size(pl->kv + pl->mtp_kv, kv_esize, &kv_bytes) || !vwn_mul_size(floats, sizeof(float), &bytes) ||
+    if (!vwn_mul_size(pl->kv + pl->mtp_kv, vwn_kv_esize(p->kv_type), &kv_bytes) || !vwn_mul_size(floats, sizeof(float), &bytes) ||
         !vwn_add_size(bytes, kv_bytes, &bytes) ||
         !vwn_add_size(bytes, (pl->tokens + pl->state_pos + 3 * (size_t)pl->n_mtp + (size_t)pl->n_mtp) * 4, &bytes) ||
         !vwn_add_size(bytes, pl->xq + pl->prow * sizeof(void *) + sizeof(vwn_context) + 64 * 40, &bytes))
@@ -208,7 +207,7 @@ vwn_status vwn_context_new(const vwn_model *model, const vwn_context_params *par
 
     bool ok = ctx->ops != NULL;
     const size_t kv_half = pl.kv / 2, mtp_half = pl.mtp_kv / 2;
-    ctx->kv_esize = p.kv_type == VWN_TYPE_F16 ? sizeof(uint16_t) : sizeof(float);
+    ctx->kv_esize = vwn_kv_esize(p.kv_type);
     ctx->k_cache = falloc_big(kv_half, ctx->kv_esize, &ok);
     ctx->v_cache = falloc_big(kv_half, ctx->kv_esize, &ok);
     ctx->mtp_k = falloc_big(mtp_half, ctx->kv_esize, &ok);

@@ -79,6 +79,7 @@ static void attention_sublayer(vwn_context *ctx, const vwn_layer_weights *lw, co
     const vwn_hparams *hp = &ctx->model->hp;
     vwn_scratch *s = &ctx->s;
     const int32_t D = hp->n_embd, hd = hp->head_dim, kv_dim = hp->n_head_kv * hd;
+    const int32_t kv_type = ctx->params.kv_type, n_ctx = ctx->params.n_ctx;
     for (int32_t t = 0; t < T; t++)
         ctx->ops->rmsnorm(s->xn + (size_t)t * D, x + (size_t)t * D, lw->attn_norm, D, hp->rms_eps);
     const vwn_mat *qkv[3] = {&lw->wq, &lw->wk, &lw->wv};
@@ -91,16 +92,14 @@ static void attention_sublayer(vwn_context *ctx, const vwn_layer_weights *lw, co
         vwn_rope_apply(s->q + (size_t)t * hp->n_head * hd, hp->n_head, hd, c, sn);
         vwn_rope_apply(s->k + (size_t)t * kv_dim, hp->n_head_kv, hd, c, sn);
         for (int32_t h = 0; h < hp->n_head_kv; h++) { /* layout: attention.h */
-            const int32_t kv_type = ctx->params.kv_type, n_ctx = ctx->params.n_ctx;
-            const size_t es = ctx->kv_esize;
-            vwn_kv_store(ctx->ops, kv_type, vwn_kv_row(k_cache, es, n_ctx, hd, h, pos),
+            vwn_kv_store(ctx->ops, kv_type, vwn_kv_row(k_cache, ctx->kv_esize, n_ctx, hd, h, pos),
                          s->k + (size_t)t * kv_dim + (size_t)h * hd, hd);
-            vwn_kv_store(ctx->ops, kv_type, vwn_kv_row(v_cache, es, n_ctx, hd, h, pos),
+            vwn_kv_store(ctx->ops, kv_type, vwn_kv_row(v_cache, ctx->kv_esize, n_ctx, hd, h, pos),
                          s->v + (size_t)t * kv_dim + (size_t)h * hd, hd);
         }
     }
-    vwn_attention(ctx->ops, s->q, ctx->params.kv_type, k_cache, v_cache, p0, T, hp->n_head, hp->n_head_kv, hd, s->xn,
-                  s->att, ctx->params.n_ctx, ctx->n_run);
+    vwn_attention(ctx->ops, s->q, kv_type, k_cache, v_cache, p0, T, hp->n_head, hp->n_head_kv, hd, s->xn,
+                  s->att, n_ctx, ctx->n_run);
     linear(ctx, &lw->wo, s->xn, T, y);
 }
 
