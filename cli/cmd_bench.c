@@ -15,8 +15,8 @@
  * below); prefill GFLOP/s = FLOP per prompt token x the median prefill tok/s / 1e9.
  *
  * Bytes per decoded token = vwn_model_info.weight_bytes_per_token + the KV cache a token reads:
- * 2 (K and V) * L * pos * Hkv * hd * e bytes (e = 4, or 2 with --kv-type f16) at the mean number of attended positions
- * pos = P + (N + 1) / 2. Achieved GB/s = bytes per token * decode tok/s / 1e9.
+ * 2 (K and V) * L * pos * Hkv * hd * e bytes (e = 4, or 2 with --kv-type f16) at the mean number
+ * of attended positions pos = P + (N + 1) / 2. Achieved GB/s = bytes per token * decode tok/s / 1e9.
  *
  * Machine bandwidth: T threads (pthreads, -t) each sum their contiguous share of a 1 GiB buffer
  * (--bw-mb) as 64-bit integers with 32-byte vectors and independent accumulators; the buffer is
