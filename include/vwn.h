@@ -106,11 +106,12 @@ VWN_API vwn_status vwn_last_status(void);
 typedef enum vwn_type {          /* the GGUF/ggml numbering */
     VWN_TYPE_F32 = 0,
     VWN_TYPE_F16 = 1,
+    VWN_TYPE_Q4_0 = 2,
     VWN_TYPE_Q8_0 = 8,
     VWN_TYPE_BF16 = 30
 } vwn_type;
 
-/* Static name of a tensor type ("f32", "f16", "q8_0", "bf16", "?" for anything else). */
+/* Static name of a tensor type ("f32", "f16", "q4_0", "q8_0", "bf16", "?" for anything else). */
 VWN_API const char *vwn_type_name(int32_t type);
 
 typedef enum vwn_simd {
@@ -174,7 +175,7 @@ typedef struct vwn_model_info {
     float rope_theta;
     float rms_norm_eps;
     float group_norm_eps;
-    int32_t weight_type;    /* vwn_type of the largest matrices    */
+    int32_t weight_type;    /* vwn_type holding most matrix elements */
     uint64_t n_params;      /* parameters in all tensors           */
     uint64_t file_size;     /* bytes                               */
     uint64_t weight_bytes_per_token; /* bytes of weights one decoded token streams (main model) */

@@ -79,6 +79,7 @@ const char *vwn_type_name(int32_t type) {
     switch (type) {
     case VWN_TYPE_F32: return "f32";
     case VWN_TYPE_F16: return "f16";
+    case VWN_TYPE_Q4_0: return "q4_0";
     case VWN_TYPE_Q8_0: return "q8_0";
     case VWN_TYPE_BF16: return "bf16";
     default: return "?";

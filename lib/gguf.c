@@ -64,7 +64,7 @@ static bool is_int_type(uint32_t t) {
 
 /* ---- tensor types ------------------------------------------------------------------------ */
 
-/* Names of the ggml types libvwn does not run, for messages ("q4_0 is not supported"). */
+/* Names of the ggml types, for messages ("q4_1 is not supported"). */
 static const char *ggml_type_name(uint32_t t) {
     static const char *names[] = {"f32", "f16", "q4_0", "q4_1", "q4_2", "q4_3", "q5_0", "q5_1",
                                   "q8_0", "q8_1", "q2_K", "q3_K", "q4_K", "q5_K", "q6_K", "q8_K",
@@ -84,6 +84,9 @@ static bool tensor_bytes(uint32_t type, uint64_t ne0, uint64_t n, uint64_t *out,
     case VWN_TYPE_Q8_0:
         if (ne0 % 32 != 0) return false;
         return vwn_mul_u64(n / 32, 34, out);
+    case VWN_TYPE_Q4_0:
+        if (ne0 % 32 != 0) return false;
+        return vwn_mul_u64(n / 32, 18, out);
     default:
         *unsupported = true;
         return false;
@@ -273,11 +276,11 @@ static vwn_status read_tensor_info(reader *r, uint64_t i, uint32_t alignment, gg
     if (!tensor_bytes(t->type, ne[0], n, &t->n_bytes, &unsupported)) {
         if (unsupported)
             return vwn_fail(VWN_ERR_UNSUPPORTED,
-                            "GGUF: tensor '%s' has type %u (%s); libvwn supports f32, f16, bf16 and q8_0",
+                            "GGUF: tensor '%s' has type %u (%s); libvwn supports f32, f16, bf16, q8_0 and q4_0",
                             t->name, t->type, ggml_type_name(t->type));
-        if (t->type == VWN_TYPE_Q8_0 && ne[0] % 32 != 0)
-            return vwn_fail(VWN_ERR_BAD_FORMAT, "GGUF: tensor '%s' is q8_0 but its rows have %llu elements (not a multiple of 32)",
-                            t->name, (unsigned long long)ne[0]);
+        if ((t->type == VWN_TYPE_Q8_0 || t->type == VWN_TYPE_Q4_0) && ne[0] % 32 != 0)
+            return vwn_fail(VWN_ERR_BAD_FORMAT, "GGUF: tensor '%s' is %s but its rows have %llu elements (not a multiple of 32)",
+                            t->name, ggml_type_name(t->type), (unsigned long long)ne[0]);
         return vwn_fail(VWN_ERR_BAD_FORMAT, "GGUF: tensor '%s': the byte size overflows", t->name);
     }
     if (t->offset % alignment != 0)

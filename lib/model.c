@@ -388,6 +388,10 @@ static vwn_status verify_tensor(const gguf_tensor *t) {
         const vwn_block_q8_0 *b = t->data;
         for (uint64_t i = 0; i < t->n_elements / VWN_QK8_0 && bad == UINT64_MAX; i++)
             if ((b[i].d & 0x7c00u) == 0x7c00u) bad = i * VWN_QK8_0;
+    } else if (t->type == VWN_TYPE_Q4_0) {
+        const vwn_block_q4_0 *b = t->data;
+        for (uint64_t i = 0; i < t->n_elements / VWN_QK4_0 && bad == UINT64_MAX; i++)
+            if ((b[i].d & 0x7c00u) == 0x7c00u) bad = i * VWN_QK4_0;
     }
     if (bad != UINT64_MAX)
         return vwn_fail(VWN_ERR_BAD_MODEL, "tensor '%s' holds a NaN or Inf at element %llu", t->name,
@@ -425,15 +429,16 @@ static void compute_stats(vwn_model *m) {
     b += mat_bytes(&m->reduce) + mat_bytes(&m->lm_head) + m->embed.row_bytes + mat_bytes(&m->embed_expand);
     m->weight_bytes_per_token = b;
 
-    /* the type of the largest matrix (by elements; the first such one on a tie) */
-    const gguf_tensor *big = NULL;
+    /* the type that holds the most elements of the matrices (2-D tensors); a q4_0 file whose
+     * output head is q8_0 (tools/convert.py) is a q4_0 model. Ties go to the lower type number. */
+    uint64_t per_type[32] = {0};
     for (uint64_t i = 0; i < f->n_tensors; i++) {
         const gguf_tensor *t = &f->tensors[i];
-        if (t->n_dims == 2 && (!big || t->n_elements > big->n_elements)) big = t;
+        if (t->n_dims == 2 && t->type < 32) per_type[t->type] += t->n_elements;
     }
-    const gguf_tensor *head = gguf_find_tensor(f, m->hp.tied_head ? "embed.weight" : "lm_head.weight");
-    if (head && big && head->n_elements == big->n_elements) big = head;
-    m->weight_type = big ? (int32_t)big->type : VWN_TYPE_F32;
+    m->weight_type = VWN_TYPE_F32;
+    for (int32_t ty = 0; ty < 32; ty++)
+        if (per_type[ty] > per_type[m->weight_type]) m->weight_type = ty;
 }
 
 /* Everything after the file is parsed: hyperparameters, the tensor catalogue, binding, checks,

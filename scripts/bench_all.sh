@@ -5,7 +5,7 @@
 # (default /tmp/vwn-bench), then runs `vwn bench` on each weight type with the three shapes
 # interleaved (ratios against the n=m=1 model), the weight types against each other with an f32 and
 # an fp16 KV cache, thread scaling, speculative decoding on the demo model, and `vwn perplexity` of
-# the demo model as F32, BF16 and Q8_0 (and with an fp16 KV cache) on held-out text.
+# the demo model as F32, BF16, Q8_0 and Q4_0 (and with an fp16 KV cache) on held-out text.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:?usage: scripts/bench_all.sh OUT_DIR [THREADS]}
@@ -13,24 +13,24 @@ T=${2:-2}
 M=${VWN_BENCH_MODELS:-/tmp/vwn-bench}
 VWN=build/bin/vwn
 mkdir -p "$OUT" "$M"
-.venv/bin/python tools/bench_models.py "$M" >/dev/null
+.venv/bin/python tools/bench_models.py "$M" --types f32,bf16,q8_0,q4_0 >/dev/null
 .venv/bin/python tools/bench_models.py "$M" --configs m2n8 --types q8_0,f32 --agree >/dev/null
 
-for ty in f32 bf16 q8_0; do
+for ty in f32 bf16 q8_0 q4_0; do
   echo "== decode/prefill, $ty, $T threads"
   $VWN bench "$M/llama110m_m1n1.$ty.gguf" "$M/llama110m_m2n8.$ty.gguf" "$M/llama110m_m8n64.$ty.gguf" \
     -t "$T" -p 256 -n 64 -r 5 --json | tee "$OUT/bench_$ty.txt"
 done
 
-echo "== weight types against each other (m1n1 and m2n8: F32 vs Q8_0 vs BF16, interleaved)"
+echo "== weight types against each other (m1n1 and m2n8: F32 vs Q8_0 vs BF16 vs Q4_0, interleaved)"
 for sh in m1n1 m2n8; do
-  $VWN bench "$M/llama110m_$sh.f32.gguf" "$M/llama110m_$sh.q8_0.gguf" "$M/llama110m_$sh.bf16.gguf" \
+  $VWN bench "$M/llama110m_$sh.f32.gguf" "$M/llama110m_$sh.q8_0.gguf" "$M/llama110m_$sh.bf16.gguf" "$M/llama110m_$sh.q4_0.gguf" \
     -t "$T" -p 256 -n 64 -r 5 --json | tee "$OUT/types_$sh.txt"
 done
 
 echo "== weight types against each other with an fp16 KV cache (--kv-type f16)"
 for sh in m1n1 m2n8; do
-  $VWN bench "$M/llama110m_$sh.f32.gguf" "$M/llama110m_$sh.q8_0.gguf" "$M/llama110m_$sh.bf16.gguf" \
+  $VWN bench "$M/llama110m_$sh.f32.gguf" "$M/llama110m_$sh.q8_0.gguf" "$M/llama110m_$sh.bf16.gguf" "$M/llama110m_$sh.q4_0.gguf" \
     -t "$T" -p 256 -n 64 -r 5 --kv-type f16 --json | tee "$OUT/types_${sh}_kvf16.txt"
 done
 
@@ -53,15 +53,18 @@ for ty in q8_0 f32; do
   done
 done
 
-echo "== perplexity of the demo model: F32 vs BF16 vs Q8_0 (held-out text)"
+echo "== perplexity of the demo model: F32 vs BF16 vs Q8_0 vs Q4_0 (held-out text)"
 if [ -d runs/long/vwn ] || [ -n "${VWN_DEMO_CKPT:-}" ]; then
   CK=${VWN_DEMO_CKPT:-runs/long/vwn}
   tail -c 190000 ../shared/data/austen.txt > "$OUT/heldout.txt"
-  for ty in f32 bf16 q8_0; do
+  for ty in f32 bf16 q8_0 q4_0; do
     .venv/bin/python tools/convert.py "$CK" "$M/demo.$ty.gguf" --type "$ty" >/dev/null 2>&1
     $VWN perplexity "$M/demo.$ty.gguf" --file "$OUT/heldout.txt" --json | tail -1 > "$OUT/ppl_$ty.json"
     echo "$ty: $(cat "$OUT/ppl_$ty.json")"
   done
+  .venv/bin/python tools/convert.py "$CK" "$M/demo.q4_0_pure.gguf" --type q4_0 --pure >/dev/null 2>&1
+  $VWN perplexity "$M/demo.q4_0_pure.gguf" --file "$OUT/heldout.txt" --json | tail -1 > "$OUT/ppl_q4_0_pure.json"
+  echo "q4_0 --pure: $(cat "$OUT/ppl_q4_0_pure.json")"
   for ty in f32 q8_0; do
     $VWN perplexity "$M/demo.$ty.gguf" --file "$OUT/heldout.txt" --kv-type f16 --json | tail -1 > "$OUT/ppl_${ty}_kvf16.json"
     echo "$ty, fp16 KV cache: $(cat "$OUT/ppl_${ty}_kvf16.json")"

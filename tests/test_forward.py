@@ -3,7 +3,7 @@
 For every configuration in tests/configs (every switch of the spec), a random checkpoint is converted
 and evaluated by libvwn (through its C ABI, with ctypes) and by tools/reference.py (float64 numpy).
 Tolerance: max|Δlogit| <= 1e-4 · max|logit| for fp32/fp16/bf16 weights (the reference then runs on
-the weights as stored in the file, dequantized), 4e-2 · max|logit| for Q8_0 (activations are quantized
+the weights as stored in the file, dequantized), 4e-2 · max|logit| for Q8_0 and Q4_0 (activations are quantized
 to 8 bits per block as in ggml, so the error is that of int8 dot products, not of the weights alone).
 Also: incremental decoding equals one-shot decoding, truncation equals never having decoded, several
 threads sharing one model get the results they get alone, and errors leave the context usable.
@@ -156,7 +156,7 @@ def test_golden_f32(tmp, cfg, simd):
         assert_close(a, b, 1e-4, f"mtp{j + 1}")
 
 
-@pytest.mark.parametrize("wtype,tol", [("f16", 1e-4), ("bf16", 1e-4), ("q8_0", 4e-2)])
+@pytest.mark.parametrize("wtype,tol", [("f16", 1e-4), ("bf16", 1e-4), ("q8_0", 4e-2), ("q4_0", 4e-2)])
 @pytest.mark.parametrize("cfg", CONFIGS[::3])
 def test_golden_quantized(tmp, cfg, wtype, tol):
     ck, path = make_model(tmp, cfg, wtype)

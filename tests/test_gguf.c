@@ -137,7 +137,7 @@ static wt *add_t(gfile *g, const char *prefix, const char *name, uint64_t d1, ui
 typedef struct cfg {
     uint32_t V, D, L, m, n, Hq, Hkv, hd, F, mtp;
     bool dynamic, wide, tied, gn;
-    bool mixed_types;     /* matrices cycle f32/f16/bf16/q8_0, some small tensors f16/bf16 */
+    bool mixed_types;     /* matrices cycle f32/f16/bf16/q8_0/q4_0, some small tensors f16/bf16 */
 } cfg;
 
 static cfg default_cfg(void) {
@@ -146,10 +146,10 @@ static cfg default_cfg(void) {
 }
 
 static uint32_t mat_type(const cfg *c, uint64_t cols, int *counter) {
-    static const uint32_t cycle[] = {VWN_TYPE_F32, VWN_TYPE_F16, VWN_TYPE_BF16, VWN_TYPE_Q8_0};
+    static const uint32_t cycle[] = {VWN_TYPE_F32, VWN_TYPE_F16, VWN_TYPE_BF16, VWN_TYPE_Q8_0, VWN_TYPE_Q4_0};
     if (!c->mixed_types) return VWN_TYPE_F32;
-    uint32_t t = cycle[(*counter)++ % 4];
-    if (t == VWN_TYPE_Q8_0 && cols % 32) t = VWN_TYPE_F16;
+    uint32_t t = cycle[(*counter)++ % 5];
+    if ((t == VWN_TYPE_Q8_0 || t == VWN_TYPE_Q4_0) && cols % 32) t = VWN_TYPE_F16;
     return t;
 }
 
@@ -266,6 +266,7 @@ static uint64_t t_bytes(const wt *t) {
     case VWN_TYPE_F32: return n * 4;
     case VWN_TYPE_F16: case VWN_TYPE_BF16: return n * 2;
     case VWN_TYPE_Q8_0: return t->ne[0] % 32 ? 0 : n / 32 * 34;
+    case VWN_TYPE_Q4_0: return t->ne[0] % 32 ? 0 : n / 32 * 18;
     default: return 0;
     }
 }
@@ -287,6 +288,17 @@ static void put_tensor_data(buf *b, const wt *t, int k) {
             }
             int8_t q = (int8_t)(tval(k, i) * 8.0f);
             put(b, &q, 1);
+        } else if (t->type == VWN_TYPE_Q4_0) { /* d = 1/8: nibble = 8 v + 8 (v in -1..1 -> 0..15) */
+            if (i % 32 == 0) {
+                uint16_t d = t->nan && i == 0 ? 0x7e00 : vwn_fp32_to_fp16(0.125f);
+                put(b, &d, 2);
+                uint8_t qs[16];
+                for (int j = 0; j < 16; j++) {
+                    int lo = (int)(tval(k, i + j) * 8.0f) + 8, hi = (int)(tval(k, i + j + 16) * 8.0f) + 8;
+                    qs[j] = (uint8_t)((lo > 15 ? 15 : lo) | (hi > 15 ? 15 : hi) << 4);
+                }
+                put(b, qs, 16);
+            }
         }
     }
 }
@@ -486,7 +498,15 @@ static void test_good_model(bool mixed, bool use_mmap) {
     CHECK(info.n_params == n_params);
     CHECK_MSG(info.weight_bytes_per_token == wbytes, "%llu vs %llu", (unsigned long long)info.weight_bytes_per_token,
               (unsigned long long)wbytes);
-    CHECK(info.weight_type == (int32_t)g->t[find_t(g, "lm_head.weight")].type);
+    /* weight_type: the type holding the most matrix elements, the lower number on a tie (vwn.h) */
+    uint64_t per_type[32] = {0};
+    for (int i = 0; i < g->n_t; i++)
+        if (g->t[i].n_dims == 2) per_type[g->t[i].type] += g->t[i].ne[0] * g->t[i].ne[1];
+    int32_t want_type = 0;
+    for (int32_t ty = 0; ty < 32; ty++)
+        if (per_type[ty] > per_type[want_type]) want_type = ty;
+    CHECK_MSG(info.weight_type == want_type, "weight_type %d, want %d", info.weight_type, want_type);
+    if (!mixed) CHECK(info.weight_type == VWN_TYPE_F32);
 
     /* metadata as text */
     char text[64];
@@ -548,7 +568,10 @@ static void test_good_model(bool mixed, bool use_mmap) {
         uint64_t n = t->ne[0] * t->ne[1];
         CHECK_OK(vwn_model_tensor_read_f32(m, t->name, vals, n));
         int bad = 0;
-        for (uint64_t e = 0; e < n; e++) bad += vals[e] != tval(i, e);
+        for (uint64_t e = 0; e < n; e++) { /* Q4_0 holds -8/8..7/8: the writer clamps 1 to 7/8 */
+            const float want = t->type == VWN_TYPE_Q4_0 && tval(i, e) > 0.875f ? 0.875f : tval(i, e);
+            bad += vals[e] != want;
+        }
         CHECK_MSG(bad == 0, "tensor %s (%s): %d values differ", t->name, vwn_type_name((int32_t)t->type), bad);
         if (n > 1) CHECK_STATUS(vwn_model_tensor_read_f32(m, t->name, vals, n - 1), VWN_ERR_BUFFER_TOO_SMALL);
     }
@@ -735,7 +758,7 @@ static void p_str_arr_elem_absurd(gfile *g, buf *b) { patch_u64(b, g->kv_val_pos
 static void p_value_type(gfile *g, buf *b) { patch_u32(b, g->kv_val_pos[find_kv(g, "vwn.num_layers")] - 4, 13); }
 static void p_arr_elem_type(gfile *g, buf *b) { patch_u32(b, g->kv_val_pos[find_kv(g, "test.array")], 99); }
 static void p_bool_value(gfile *g, buf *b) { b->p[g->kv_val_pos[find_kv(g, "vwn.ghc_dynamic")]] = 2; }
-static void p_tensor_type_q4(gfile *g, buf *b) { patch_u32(b, g->t_pos[1] + 8 + strlen(g->t[1].name) + 4 + 16, 2); }
+static void p_tensor_type_q4_1(gfile *g, buf *b) { patch_u32(b, g->t_pos[1] + 8 + strlen(g->t[1].name) + 4 + 16, 3); }
 static void p_tensor_type_99(gfile *g, buf *b) { patch_u32(b, g->t_pos[1] + 8 + strlen(g->t[1].name) + 4 + 16, 99); }
 static void p_tensor_name_empty(gfile *g, buf *b) { patch_u64(b, g->t_pos[2], 0); }
 
@@ -761,7 +784,7 @@ static void test_patched(void) {
     expect_patched("unknown value type", p_value_type, VWN_ERR_BAD_FORMAT, "vwn.num_layers");
     expect_patched("unknown array element type", p_arr_elem_type, VWN_ERR_BAD_FORMAT, "test.array");
     expect_patched("bool value 2", p_bool_value, VWN_ERR_BAD_FORMAT, "vwn.ghc_dynamic");
-    expect_patched("tensor type q4_0", p_tensor_type_q4, VWN_ERR_UNSUPPORTED, "q4_0");
+    expect_patched("tensor type q4_1", p_tensor_type_q4_1, VWN_ERR_UNSUPPORTED, "q4_1");
     expect_patched("tensor type 99", p_tensor_type_99, VWN_ERR_UNSUPPORTED, "99");
     expect_patched("empty tensor name", p_tensor_name_empty, VWN_ERR_BAD_FORMAT, "tensor 2");
 }
@@ -830,6 +853,11 @@ static void test_edited(void) {
     t->type = VWN_TYPE_Q8_0;
     t->ne[0] = 48;
     expect_file("q8_0 row not a multiple of 32", g, VWN_ERR_BAD_FORMAT, "multiple of 32");
+    FRESH();
+    t = &g->t[find_t(g, "final_norm.weight")];
+    t->type = VWN_TYPE_Q4_0;
+    t->ne[0] = 40;
+    expect_file("q4_0 row not a multiple of 32", g, VWN_ERR_BAD_FORMAT, "q4_0 but its rows have 40");
     FRESH();
     t = &g->t[7];
     t->offset_set = true;
@@ -1011,8 +1039,8 @@ static void test_edited(void) {
     /* NaN/Inf are caught only when asked */
     c = c0;
     c.mixed_types = true;
-    const uint32_t types[] = {VWN_TYPE_F32, VWN_TYPE_F16, VWN_TYPE_BF16, VWN_TYPE_Q8_0};
-    for (int i = 0; i < 4; i++) {
+    const uint32_t types[] = {VWN_TYPE_F32, VWN_TYPE_F16, VWN_TYPE_BF16, VWN_TYPE_Q8_0, VWN_TYPE_Q4_0};
+    for (int i = 0; i < 5; i++) {
         build_model(g, &c);
         int ti = find_t(g, "lm_head.weight");
         g->t[ti].type = types[i];

@@ -30,8 +30,8 @@ from convert import convert  # noqa: E402
 from random_checkpoint import make_checkpoint  # noqa: E402
 
 CONFIGS = sorted(glob.glob(os.path.join(HERE, "configs", "*.json")))
-WTYPES = ("f32", "f16", "bf16", "q8_0")
-FILE_TYPE = {"f32": V.TYPE_F32, "f16": V.TYPE_F16, "bf16": V.TYPE_BF16, "q8_0": V.TYPE_Q8_0}
+WTYPES = ("f32", "f16", "bf16", "q8_0", "q4_0")
+FILE_TYPE = {"f32": V.TYPE_F32, "f16": V.TYPE_F16, "bf16": V.TYPE_BF16, "q8_0": V.TYPE_Q8_0, "q4_0": V.TYPE_Q4_0}
 
 
 def test_enough_configs():
@@ -78,12 +78,16 @@ def bf16_round(x):
     return r.astype(np.uint32).view(np.float32)
 
 
-def expected_file_type(name, shape, wtype):
-    """docs/format.md: only 2-D non-GHC tensors follow --type; q8_0 needs rows % 32 == 0."""
+def expected_file_type(name, shape, wtype, cfg):
+    """docs/format.md: only 2-D non-GHC tensors follow --type; q8_0 and q4_0 need rows % 32 == 0;
+    under q4_0 the output head (lm_head, or the tied embedding) is q8_0."""
     if len(shape) != 2 or "_ghc." in name or wtype == "f32":
         return V.TYPE_F32
-    if wtype == "q8_0" and shape[-1] % 32 != 0:
+    if wtype in ("q8_0", "q4_0") and shape[-1] % 32 != 0:
         return V.TYPE_F16
+    head = "embed.weight" if cfg["tie_word_embeddings"] else "lm_head.weight"
+    if wtype == "q4_0" and name == head:
+        return V.TYPE_Q8_0
     return FILE_TYPE[wtype]
 
 
@@ -95,6 +99,16 @@ def q8_0_blocks(path, offset, n_bytes):
     return d, q
 
 
+def q4_0_blocks(path, offset, n_bytes):
+    """(scales [nb] float32, quants [nb, 32] int in -8..7) of a Q4_0 tensor read from the file:
+    ggml's layout, value j < 16 in the low nibble of byte j, value j + 16 in its high nibble."""
+    raw = np.fromfile(path, dtype=np.uint8, count=n_bytes, offset=offset).reshape(-1, 18)
+    d = raw[:, :2].copy().view(np.float16).astype(np.float32).reshape(-1)
+    nib = raw[:, 2:]
+    q = np.concatenate([nib & 0x0F, nib >> 4], axis=1).astype(np.int32) - 8
+    return d, q
+
+
 def check_values(path, name, src, ti, got):
     flat = src.astype(np.float32).reshape(-1)
     if ti["type"] == V.TYPE_F32:
@@ -103,6 +117,24 @@ def check_values(path, name, src, ti, got):
         want = flat.astype(np.float16).astype(np.float32)
     elif ti["type"] == V.TYPE_BF16:
         want = bf16_round(flat)
+    elif ti["type"] == V.TYPE_Q4_0:
+        # 1. the loader's dequantization is exactly d * (nibble - 8) of the file's blocks
+        d, q = q4_0_blocks(path, ti["offset"], ti["n_bytes"])
+        exact = (d[:, None] * q.astype(np.float32)).reshape(-1)
+        np.testing.assert_array_equal(got, exact, err_msg=f"{name}: q4_0 dequantization")
+        # 2. and within the block error bound of the source. ggml's quantizer: d = x_max / -8 for
+        #    the x of largest magnitude, q = clamp(trunc(x / d + 8.5), 0, 15) - 8; so |x - q d| <=
+        #    |d|/2 everywhere but the clamped end (q = 7 for x up to -x_max = 8|d|: error <= |d|),
+        #    plus d's fp16 rounding (relative 2^-11) times |q| <= 8
+        blocks = flat.reshape(-1, 32)
+        amax = np.abs(blocks).max(axis=1, keepdims=True)
+        bound = amax / 8.0 * (1.0 + 8.0 * 2.0 ** -11) + 1e-7
+        err = np.abs(got.reshape(-1, 32) - blocks)
+        worst = float((err - bound).max())
+        assert worst <= 0, f"{name}: q4_0 error exceeds the block bound by {worst}"
+        # the bound is loose only at the clamped end: the mean error is at most a quarter step
+        assert float(err.mean()) <= float((amax / 8.0).mean()) / 2, f"{name}: q4_0 mean error too large"
+        return
     else:
         assert ti["type"] == V.TYPE_Q8_0, f"{name}: unexpected type {ti['type']}"
         # 1. the loader's dequantization is exactly d * q of the file's blocks
@@ -165,16 +197,17 @@ def test_load_and_compare(workdir, config_path, wtype):
         for name, src in tensors.items():
             ti = infos[name]
             assert ti["ne"] == list(src.shape[::-1]), name
-            assert ti["type"] == expected_file_type(name, src.shape, wtype), name
+            assert ti["type"] == expected_file_type(name, src.shape, wtype, cfg), name
             assert ti["offset"] % 32 == 0 and ti["offset"] + ti["n_bytes"] <= info.file_size
 
         # -- derived numbers
-        # weight_type: the type of the largest matrix (vwn.h), the head's on a tie
-        head = infos["embed.weight" if cfg["tie_word_embeddings"] else "lm_head.weight"]
-        largest = max(int(np.prod(t["ne"])) for t in infos.values() if t["n_dims"] == 2)
-        first = next(t for t in infos.values() if t["n_dims"] == 2 and int(np.prod(t["ne"])) == largest)
-        want = head["type"] if int(np.prod(head["ne"])) == largest else first["type"]
-        assert info.weight_type == want, (info.weight_type, first["name"])
+        # weight_type: the type holding the most matrix (2-D) elements (vwn.h), lower number on a tie
+        per_type = {}
+        for t in infos.values():
+            if t["n_dims"] == 2:
+                per_type[t["type"]] = per_type.get(t["type"], 0) + int(np.prod(t["ne"]))
+        want = min(per_type, key=lambda ty: (-per_type[ty], ty))
+        assert info.weight_type == want, (info.weight_type, per_type)
         per_token = sum(t["n_bytes"] for nm, t in infos.items()
                         if nm.startswith("layers.") and t["n_dims"] == 2 and "_ghc." not in nm)
         per_token += sum(infos[nm]["n_bytes"] for nm in ("reduce.weight", "lm_head.weight",

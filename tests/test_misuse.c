@@ -91,9 +91,9 @@ static void test_basics(void) {
         const char *t = vwn_status_string((vwn_status)bad_status[i]);
         CHECK(t != NULL && strchr(t, '?') != NULL);
     }
-    const int32_t bad_type[] = {-1, 2, 7, 29, 31, INT32_MAX, INT32_MIN};
+    const int32_t bad_type[] = {-1, 3, 7, 29, 31, INT32_MAX, INT32_MIN};
     for (size_t i = 0; i < sizeof bad_type / sizeof bad_type[0]; i++) CHECK(strcmp(vwn_type_name(bad_type[i]), "?") == 0);
-    CHECK(strcmp(vwn_type_name(VWN_TYPE_Q8_0), "q8_0") == 0);
+    CHECK(strcmp(vwn_type_name(VWN_TYPE_Q8_0), "q8_0") == 0 && strcmp(vwn_type_name(VWN_TYPE_Q4_0), "q4_0") == 0);
     const int bad_simd[] = {-2, 4, 99, INT_MIN, INT_MAX};
     for (size_t i = 0; i < sizeof bad_simd / sizeof bad_simd[0]; i++) {
         CHECK(!vwn_simd_supported((vwn_simd)bad_simd[i]));

@@ -7,9 +7,9 @@
  * products is at most ~n * 2^-24 * sum|w x| in the worst case and ~sqrt(n) * 2^-24 * sum|w x| in
  * practice, so two orders are compared with |a - b| <= 1e-5 * sqrt(n) * sum|w x| -- about 170x the
  * typical bound, yet far below any real kernel bug (a wrong or missing term moves the result by a
- * whole |w x|). Q8_0 block sums are int32 and must be exact: with power-of-two scales and small
- * quants every partial sum is exactly representable, so any correct kernel gives the identical
- * float, which the test demands bit for bit. */
+ * whole |w x|). Q8_0 and Q4_0 block sums are int32 and must be exact: with power-of-two scales and
+ * small quants every partial sum is exactly representable, so any correct kernel gives the
+ * identical float, which the test demands bit for bit. */
 #define _POSIX_C_SOURCE 200809L
 #include "vt.h"
 #include "ops/ops.h"
@@ -118,6 +118,11 @@ static void test_rows(void) {
     CHECK(vwn_row_bytes(VWN_TYPE_BF16, 7) == 14);
     CHECK(vwn_row_bytes(VWN_TYPE_Q8_0, 64) == 68);
     CHECK(vwn_row_bytes(VWN_TYPE_Q8_0, 33) == 0);
+    CHECK(vwn_row_bytes(VWN_TYPE_Q4_0, 64) == 36);
+    CHECK(vwn_row_bytes(VWN_TYPE_Q4_0, 32) == 18);
+    CHECK(vwn_row_bytes(VWN_TYPE_Q4_0, 33) == 0);
+    CHECK(vwn_row_bytes(VWN_TYPE_Q4_0, 16) == 0);
+    CHECK(vwn_row_bytes(VWN_TYPE_Q4_0, INT64_MAX) == 0);
     CHECK(vwn_row_bytes(VWN_TYPE_F32, 0) == 0);
     CHECK(vwn_row_bytes(VWN_TYPE_F32, -1) == 0);
     CHECK(vwn_row_bytes(99, 32) == 0);
@@ -140,6 +145,23 @@ static void test_rows(void) {
     vwn_dequant_row(VWN_TYPE_Q8_0, q, out, 64);
     for (int i = 0; i < 64; i++) bad += out[i] != vwn_fp16_to_fp32(q[i / 32].d) * q[i / 32].qs[i % 32];
     CHECK_MSG(bad == 0, "%d dequantized values wrong", bad);
+
+    /* Q4_0 by hand, every nibble in both halves: value j = d (lo_j - 8), j + 16: d (hi_j - 8) */
+    vwn_block_q4_0 q4[2];
+    q4[0].d = vwn_fp32_to_fp16(-1.5f), q4[1].d = vwn_fp32_to_fp16(0.25f);
+    for (int j = 0; j < 16; j++) {
+        q4[0].qs[j] = (uint8_t)(j | (15 - j) << 4);
+        q4[1].qs[j] = (uint8_t)((j * 7) % 16 | ((j * 5 + 3) % 16) << 4);
+    }
+    vwn_dequant_row(VWN_TYPE_Q4_0, q4, out, 64);
+    bad = 0;
+    for (int j = 0; j < 16; j++) {
+        bad += out[j] != -1.5f * (float)(j - 8);
+        bad += out[16 + j] != -1.5f * (float)(7 - j);
+        bad += out[32 + j] != 0.25f * (float)((j * 7) % 16 - 8);
+        bad += out[48 + j] != 0.25f * (float)((j * 5 + 3) % 16 - 8);
+    }
+    CHECK_MSG(bad == 0, "%d dequantized Q4_0 values wrong", bad);
 }
 
 /* ---- Q8_0 quantization ---------------------------------------------------------------------- */
@@ -180,7 +202,13 @@ typedef struct {
     float *wf;   /* dequantized weights */
 } test_mat;
 
-/* Random weights of a type; small_q8: power-of-two scales and quants in [-8, 8] (exact sums). */
+/* Weights whose dots take Q8_0-quantized activations. */
+static bool takes_q8(int32_t type) {
+    return type == VWN_TYPE_Q8_0 || type == VWN_TYPE_Q4_0;
+}
+
+/* Random weights of a type; small_q8 (Q8_0, Q4_0): power-of-two scales and quants in [-8, 8]
+ * (exact sums). */
 static void make_mat(test_mat *m, int32_t type, int64_t rows, int64_t cols, bool small_q8) {
     m->type = type, m->rows = rows, m->cols = cols;
     m->row_bytes = vwn_row_bytes(type, cols);
@@ -200,6 +228,13 @@ static void make_mat(test_mat *m, int32_t type, int64_t rows, int64_t cols, bool
                     b[k].d = vwn_fp32_to_fp16(ldexpf(1.0f + rnd_unit() * 0.5f, -7));
                     for (int j = 0; j < 32; j++) b[k].qs[j] = (int8_t)((int)(rnd_u32() % 256) - 128);
                 }
+            }
+        } else if (type == VWN_TYPE_Q4_0) {
+            vwn_block_q4_0 *b = (vwn_block_q4_0 *)row;
+            for (int64_t k = 0; k < cols / 32; k++) {
+                b[k].d = small_q8 ? vwn_fp32_to_fp16(ldexpf(1.0f, (int)(rnd_u32() % 3)))
+                                  : vwn_fp32_to_fp16(ldexpf(1.0f + rnd_unit() * 0.5f, -3));
+                for (int j = 0; j < 16; j++) b[k].qs[j] = (uint8_t)(rnd_u32() % 256);
             }
         } else if (type == VWN_TYPE_F16 || type == VWN_TYPE_BF16) {
             uint16_t *h = (uint16_t *)row;
@@ -247,7 +282,7 @@ static double abs_dot(const test_mat *m, const float *X, int64_t ldx, const vwn_
                       int64_t t, int64_t r) {
     double s = 0;
     for (int64_t c = 0; c < m->cols; c++) {
-        double x = m->type == VWN_TYPE_Q8_0
+        double x = takes_q8(m->type)
                        ? (double)vwn_fp16_to_fp32(xq[t * (m->cols / 32) + c / 32].d) *
                              xq[t * (m->cols / 32) + c / 32].qs[c % 32]
                        : X[t * ldx + c];
@@ -260,7 +295,7 @@ static double exact_dot(const test_mat *m, const float *X, int64_t ldx, const vw
                         int64_t t, int64_t r) {
     double s = 0;
     for (int64_t c = 0; c < m->cols; c++) {
-        double x = m->type == VWN_TYPE_Q8_0
+        double x = takes_q8(m->type)
                        ? (double)vwn_fp16_to_fp32(xq[t * (m->cols / 32) + c / 32].d) *
                              xq[t * (m->cols / 32) + c / 32].qs[c % 32]
                        : X[t * ldx + c];
@@ -299,7 +334,7 @@ static void check_matmul(const vwn_ops *ops, int32_t type, int64_t rows, int64_t
             }
             double tol = 1e-5 * sqrt((double)cols) * abs_dot(&m, X, ldx, xq, t, r) + 1e-30;
             double err;
-            if (small_q8 && type == VWN_TYPE_Q8_0) {
+            if (small_q8 && takes_q8(type)) {
                 err = y == yr && (double)y == exact_dot(&m, X, ldx, xq, t, r) ? 0 : INFINITY;
             } else if (ops == ref) {
                 err = fabs((double)y - exact_dot(&m, X, ldx, xq, t, r));
@@ -345,13 +380,29 @@ static void test_matmul(const vwn_ops *ops) {
      * 1032 blocks), which take their unprepared path */
     check_matmul(ops, VWN_TYPE_Q8_0, 3, 33024, 1, 0, 3, false);
     check_matmul(ops, VWN_TYPE_Q8_0, 3, 33024, 2, 0, 3, true);
+    /* Q4_0: row counts that are not multiples of 4 or 16 (the tiles), 1 to 129 blocks (partial
+     * groups of 4 and 8 blocks), T across the SIMD kernels' token passes (up to 8 tokens each;
+     * with 129 blocks at most 7), exact sums and random ones */
+    static const int64_t q4_cols[] = {32, 96, 160, 544, 4128};
+    static const int64_t q4_T[] = {1, 3, 5, 8, 9, 17};
+    static const int64_t q4_rows[] = {1, 3, 7, 13, 19, 37, 5};
+    for (int ci = 0; ci < 5; ci++)
+        for (int k = 0; k < 6; k++) {
+            int64_t rows = q4_rows[(ci + k) % 7], cols = q4_cols[ci], T = q4_T[k];
+            check_matmul(ops, VWN_TYPE_Q4_0, rows, cols, T, 0, rows, false);
+            check_matmul(ops, VWN_TYPE_Q4_0, rows, cols, T, 0, rows, true);
+        }
+    /* rows too long for the prepared activations (1032 and 1025 blocks: a short last group) */
+    check_matmul(ops, VWN_TYPE_Q4_0, 3, 33024, 1, 0, 3, false);
+    check_matmul(ops, VWN_TYPE_Q4_0, 5, 33024, 3, 0, 5, true);
+    check_matmul(ops, VWN_TYPE_Q4_0, 2, 32800, 9, 0, 2, true);
     /* sub-ranges of rows; and sizes past every blocking of the GEMMs (tokens > 48, rows > 12,
      * cols > 2 x 512 with an odd block count) */
-    for (int ti = 0; ti < 4; ti++) {
-        int32_t type = ti < 3 ? float_types[ti] : VWN_TYPE_Q8_0;
+    for (int ti = 0; ti < 5; ti++) {
+        int32_t type = ti < 3 ? float_types[ti] : ti == 3 ? VWN_TYPE_Q8_0 : VWN_TYPE_Q4_0;
         check_matmul(ops, type, 45, 1056, 53, 0, 45, false);
         check_matmul(ops, type, 45, 1056, 53, 7, 38, false);
-        if (type != VWN_TYPE_Q8_0) check_matmul(ops, type, 29, 1057, 50, 0, 29, false);
+        if (!takes_q8(type)) check_matmul(ops, type, 29, 1057, 50, 0, 29, false);
         else check_matmul(ops, type, 29, 1056, 50, 0, 29, true);
         check_matmul(ops, type, 37, 96, 5, 3, 30, false);
         check_matmul(ops, type, 37, 96, 1, 17, 18, false);
@@ -360,14 +411,54 @@ static void test_matmul(const vwn_ops *ops) {
     }
 }
 
+/* Q4_0 at the extremes of the int sums: nibbles all 15 or all 0 (values 7 and -8) against
+ * activations all +-127, the largest partial sums a kernel forms (SIMD levels add products in
+ * 16-bit lanes). Unit scales: the results are exact integers, the same at every level. */
+static void test_matmul_q4_extremes(const vwn_ops *ops) {
+    enum { ROWS = 3, COLS = 288, NB = COLS / 32, T = 3 };
+    static vwn_block_q4_0 w[ROWS][NB];
+    static vwn_block_q8_0 xq[T][NB];
+    static const int val[ROWS] = {7, -8, 0}; /* row 2: nibbles 15 and 0 alternating bytes */
+    for (int r = 0; r < ROWS; r++)
+        for (int k = 0; k < NB; k++) {
+            w[r][k].d = vwn_fp32_to_fp16(1.0f);
+            for (int j = 0; j < 16; j++)
+                w[r][k].qs[j] = r == 0 ? 0xFF : r == 1 ? 0x00 : (j % 2 ? 0xFF : 0x00);
+        }
+    for (int t = 0; t < T; t++)
+        for (int k = 0; k < NB; k++) {
+            xq[t][k].d = vwn_fp32_to_fp16(1.0f);
+            for (int j = 0; j < 32; j++)
+                xq[t][k].qs[j] = (int8_t)(t == 0 ? 127 : t == 1 ? -127 : (j % 2 ? 127 : -127));
+        }
+    vwn_mat m = {w, VWN_TYPE_Q4_0, ROWS, COLS, vwn_row_bytes(VWN_TYPE_Q4_0, COLS)};
+    float y[T][ROWS];
+    ops->matmul(&m, NULL, COLS, xq, T, &y[0][0], ROWS, 0, ROWS);
+    int bad = 0;
+    for (int t = 0; t < T; t++)
+        for (int r = 0; r < ROWS; r++) {
+            double want = 0;
+            for (int c = 0; c < COLS; c++) {
+                const int j = c % 32 % 16; /* the byte holding value c of its block */
+                const int wv = r < 2 ? val[r] : (j % 2 ? 7 : -8);
+                const int xv = t == 0 ? 127 : t == 1 ? -127 : (c % 32 % 2 ? 127 : -127);
+                want += wv * xv;
+            }
+            bad += (double)y[t][r] != want;
+        }
+    CHECK_MSG(bad == 0, "[%s] %d Q4_0 extreme sums wrong", ops->name, bad);
+}
+
 /* Each (row, token) result must not depend on which other rows and tokens share its call: the
  * forward pass relies on decode (T = 1) and prefill (T > 1) agreeing, whatever the thread split. */
 static void test_matmul_consistent(const vwn_ops *ops) {
-    static const int32_t types[] = {VWN_TYPE_F32, VWN_TYPE_F16, VWN_TYPE_BF16, VWN_TYPE_Q8_0};
-    /* the second shape has long rows: a T-token batch of them may take another small-T path */
-    static const int64_t shapes[2][3] = {{45, 1056, 53}, {13, 4128, 10}};
-    for (int ci = 0; ci < 8; ci++) {
-        const int si = ci / 4, ti = ci % 4;
+    static const int32_t types[] = {VWN_TYPE_F32, VWN_TYPE_F16, VWN_TYPE_BF16, VWN_TYPE_Q8_0,
+                                    VWN_TYPE_Q4_0};
+    /* the second shape has long rows: a T-token batch of them may take another small-T path; the
+     * third is one token past a small-T pass (T = 9: two passes, of 4 and 5 tokens) */
+    static const int64_t shapes[3][3] = {{45, 1056, 53}, {13, 4128, 10}, {19, 544, 9}};
+    for (int ci = 0; ci < 15; ci++) {
+        const int si = ci / 5, ti = ci % 5;
         int64_t rows = shapes[si][0], cols = shapes[si][1], T = shapes[si][2];
         test_mat m;
         make_mat(&m, types[ti], rows, cols, false);
@@ -387,8 +478,8 @@ static void test_matmul_consistent(const vwn_ops *ops) {
                   "[%s] %s matmul of T=%lld differs from T=1 calls", ops->name,
                   vwn_type_name(types[ti]), (long long)T);
         /* small batches (draft verification: T = 2..8 may take its own path) */
-        static const int64_t small_T[] = {2, 3, 5, 8};
-        for (int k = 0; k < 4; k++) {
+        static const int64_t small_T[] = {2, 3, 5, 8, 9};
+        for (int k = 0; k < 5; k++) {
             int64_t ts = small_T[k], n = T / ts * ts;
             for (int64_t t = 0; t < n; t += ts)
                 ops->matmul(&w, X + t * cols, cols, xq + t * cols / 32, ts, Y1 + t * rows, rows, 0, rows);
@@ -402,8 +493,9 @@ static void test_matmul_consistent(const vwn_ops *ops) {
 }
 
 static void test_matmul_mt(const vwn_ops *ops) {
-    static const int32_t types[] = {VWN_TYPE_F32, VWN_TYPE_F16, VWN_TYPE_BF16, VWN_TYPE_Q8_0};
-    for (int ti = 0; ti < 4; ti++) {
+    static const int32_t types[] = {VWN_TYPE_F32, VWN_TYPE_F16, VWN_TYPE_BF16, VWN_TYPE_Q8_0,
+                                    VWN_TYPE_Q4_0};
+    for (int ti = 0; ti < 5; ti++) {
         int64_t rows = 83, cols = 512, T = 7; /* 297K multiply-adds: above the threading cutoff */
         test_mat m;
         make_mat(&m, types[ti], rows, cols, false);
@@ -412,12 +504,12 @@ static void test_matmul_mt(const vwn_ops *ops) {
         vwn_block_q8_0 *xq = malloc(sizeof(vwn_block_q8_0) * (size_t)(T * cols / 32));
         make_x(X, cols, xq, T, cols, false);
         size_t scratch_size = vwn_matmul_scratch_size(&w, T);
-        CHECK(scratch_size == (types[ti] == VWN_TYPE_Q8_0 ? (size_t)(T * cols / 32) * 34 : 0));
+        CHECK(scratch_size == (takes_q8(types[ti]) ? (size_t)(T * cols / 32) * 34 : 0));
         void *scratch = malloc(scratch_size + 1);
         float *Ys = malloc(sizeof(float) * (size_t)(T * rows));
         float *Y = malloc(sizeof(float) * (size_t)(T * rows));
         /* serial reference: quantize with this level, one matmul call over all rows */
-        if (types[ti] == VWN_TYPE_Q8_0)
+        if (takes_q8(types[ti]))
             for (int64_t t = 0; t < T; t++) ops->quantize_q8_0(X + t * cols, xq + t * cols / 32, cols);
         ops->matmul(&w, X, cols, xq, T, Ys, rows, 0, rows);
         for (int n = 1; n <= 3; n++) {
@@ -429,6 +521,37 @@ static void test_matmul_mt(const vwn_ops *ops) {
         }
         free(scratch), free(Ys), free(Y), free(X), free(xq);
         free_mat(&m);
+    }
+    /* several products of one input in one call (vwn_matmul_mt_many, all of one type): the same
+     * as one serial matmul each */
+    for (int ti = 3; ti < 5; ti++) {
+        enum { COUNT = 3 };
+        const int64_t cols = 256, T = 5, rows[COUNT] = {70, 33, 129};
+        test_mat m[COUNT];
+        vwn_mat w[COUNT];
+        const vwn_mat *wp[COUNT];
+        float *Y[COUNT], *Ys[COUNT];
+        float *X = malloc(sizeof(float) * (size_t)(T * cols));
+        vwn_block_q8_0 *xq = malloc(sizeof(vwn_block_q8_0) * (size_t)(T * cols / 32));
+        make_x(X, cols, xq, T, cols, false);
+        for (int64_t t = 0; t < T; t++) ops->quantize_q8_0(X + t * cols, xq + t * cols / 32, cols);
+        for (int i = 0; i < COUNT; i++) {
+            make_mat(&m[i], types[ti], rows[i], cols, false);
+            w[i] = as_vwn(&m[i]), wp[i] = &w[i];
+            Y[i] = calloc((size_t)(T * rows[i]), sizeof(float));
+            Ys[i] = malloc(sizeof(float) * (size_t)(T * rows[i]));
+            ops->matmul(&w[i], X, cols, xq, T, Ys[i], rows[i], 0, rows[i]);
+        }
+        void *scratch = malloc(vwn_matmul_scratch_size(&w[0], T));
+        vwn_matmul_mt_many(ops, wp, Y, COUNT, X, T, scratch, 2);
+        for (int i = 0; i < COUNT; i++) {
+            CHECK_MSG(memcmp(Y[i], Ys[i], sizeof(float) * (size_t)(T * rows[i])) == 0,
+                      "[%s] vwn_matmul_mt_many %s product %d differs from serial", ops->name,
+                      vwn_type_name(types[ti]), i);
+            free(Y[i]), free(Ys[i]);
+            free_mat(&m[i]);
+        }
+        free(scratch), free(X), free(xq);
     }
 }
 
@@ -644,6 +767,7 @@ static bool test_level(const vwn_ops *ops) {
     int failed_before = vt_failed;
     test_quantize(ops, ref);
     test_matmul(ops);
+    test_matmul_q4_extremes(ops);
     test_matmul_consistent(ops);
     test_matmul_mt(ops);
     test_vectors(ops);

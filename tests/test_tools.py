@@ -70,6 +70,16 @@ def dequant_q8_0(raw, cols):
     return (d * q).reshape(-1, cols)
 
 
+def dequant_q4_0(raw, cols):
+    """ggml Q4_0 blocks (f16 scale + 16 bytes: value j in the low nibble of byte j, value j + 16
+    in its high nibble, both offset by 8) -> float32 [rows, cols]."""
+    blocks = np.asarray(raw, dtype=np.uint8).reshape(-1, 18)
+    d = blocks[:, :2].copy().view(np.float16).astype(np.float32)
+    nib = blocks[:, 2:]
+    q = np.concatenate([nib & 0x0F, nib >> 4], axis=1).astype(np.float32) - 8
+    return (d * q).reshape(-1, cols)
+
+
 def field_value(reader, key):
     f = reader.fields[key]
     return f.contents()
@@ -149,11 +159,14 @@ def test_random_checkpoint_cli_and_safetensors_compat(tmp_path):
 # convert.py: round trip of every config and every --type
 # =============================================================================================
 
-def expected_type(name, shape, wtype):
+def expected_type(name, shape, wtype, cfg):
     if len(shape) != 2 or "_ghc." in name or wtype == "f32":
         return "F32"
-    if wtype == "q8_0":
-        return "Q8_0" if shape[1] % 32 == 0 else "F16"
+    if wtype in ("q8_0", "q4_0"):
+        if shape[1] % 32 != 0:
+            return "F16"
+        head = "embed.weight" if cfg["tie_word_embeddings"] else "lm_head.weight"
+        return "Q8_0" if wtype == "q8_0" or name == head else "Q4_0"
     return wtype.upper()
 
 
@@ -161,7 +174,7 @@ def expected_type(name, shape, wtype):
 def test_convert_roundtrip(stem, checkpoints, tmp_path):
     ckpt, cfg, _ = checkpoints[stem]
     _, src = ref.load_checkpoint(ckpt)
-    for wtype in ("f32", "f16", "bf16", "q8_0"):
+    for wtype in ("f32", "f16", "bf16", "q8_0", "q4_0"):
         out = tmp_path / f"{wtype}.gguf"
         convert.convert(str(ckpt), str(out), wtype)
         r = gguf.GGUFReader(str(out))
@@ -185,7 +198,7 @@ def test_convert_roundtrip(stem, checkpoints, tmp_path):
             assert list(reversed([int(x) for x in t.shape])) == list(want.shape), t.name
             assert t.data_offset % 32 == 0
             ttype = t.tensor_type.name
-            assert ttype == expected_type(t.name, want.shape, wtype), (t.name, wtype)
+            assert ttype == expected_type(t.name, want.shape, wtype, cfg), (t.name, wtype)
             if ttype == "F32":
                 np.testing.assert_array_equal(np.asarray(t.data).reshape(want.shape), want)
             elif ttype == "F16":
@@ -194,6 +207,17 @@ def test_convert_roundtrip(stem, checkpoints, tmp_path):
             elif ttype == "BF16":
                 got = (np.asarray(t.data).view(np.uint16).astype(np.uint32) << 16).view(np.float32)
                 np.testing.assert_array_equal(got.reshape(want.shape), bf16_round(want))
+            elif ttype == "Q4_0":
+                got = dequant_q4_0(t.data, want.shape[1])
+                blocks = np.abs(want).reshape(-1, 32).max(axis=1, keepdims=True)
+                # a step is d = max|x| / 8: half a step, a whole one at the clamped end of the
+                # range (ggml's quantizer), plus the f16 rounding of the scale times |q| <= 8
+                bound = blocks / 8 + blocks * 8 * 2.0**-11 / 8 + 1e-7
+                err = np.abs(got - want).reshape(-1, 32)
+                assert np.all(err <= bound), t.name
+                # the file's bytes are ggml's: gguf.quants's reference quantizer gives the same
+                assert np.array_equal(np.asarray(t.data, dtype=np.uint8).reshape(-1),
+                                      gguf.quants.quantize(want, gguf.GGMLQuantizationType.Q4_0).reshape(-1))
             else:
                 got = dequant_q8_0(t.data, want.shape[1])
                 blocks = np.abs(want).reshape(-1, 32).max(axis=1, keepdims=True)
@@ -201,6 +225,21 @@ def test_convert_roundtrip(stem, checkpoints, tmp_path):
                 bound = blocks / 127 / 2 + blocks * 2.0**-11 + 1e-7
                 err = np.abs(got - want).reshape(-1, 32)
                 assert np.all(err <= bound), t.name
+
+
+def test_convert_q4_0_pure(checkpoints, tmp_path):
+    """--type q4_0 keeps the output head Q8_0 (tied: the embedding); --pure makes it Q4_0 too."""
+    for stem in ("m2n8_dynamic_wide_untied_gn_gqa2_mtp2", next(s for s in checkpoints if "_tied" in s)):
+        ckpt, cfg, _ = checkpoints[stem]
+        head = "embed.weight" if cfg["tie_word_embeddings"] else "lm_head.weight"
+        for pure, want in ((False, "Q8_0"), (True, "Q4_0")):
+            out = tmp_path / f"{stem}.{pure}.gguf"
+            convert.convert(str(ckpt), str(out), "q4_0", pure=pure)
+            types = {t.name: t.tensor_type.name for t in gguf.GGUFReader(str(out)).tensors}
+            assert types[head] == want, (stem, pure)
+            assert types["layers.0.ffn.up_proj.weight"] == "Q4_0"
+    p = subprocess.run([sys.executable, str(ROOT / "tools" / "convert.py"), "--help"], capture_output=True, text=True)
+    assert "--pure" in p.stdout and "q4_0" in p.stdout
 
 
 def test_convert_sharded_checkpoint(checkpoints, tmp_path):

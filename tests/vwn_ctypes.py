@@ -29,8 +29,8 @@ STATUS_NAME = {v: k for k, v in STATUS.items()}
 globals().update({"VWN_" + ("OK" if k == "OK" else "ERR_" + k): v for k, v in STATUS.items()})
 
 # vwn_type (the GGUF/ggml numbering)
-TYPE_F32, TYPE_F16, TYPE_Q8_0, TYPE_BF16 = 0, 1, 8, 30
-TYPE_NAME = {TYPE_F32: "f32", TYPE_F16: "f16", TYPE_Q8_0: "q8_0", TYPE_BF16: "bf16"}
+TYPE_F32, TYPE_F16, TYPE_Q4_0, TYPE_Q8_0, TYPE_BF16 = 0, 1, 2, 8, 30
+TYPE_NAME = {TYPE_F32: "f32", TYPE_F16: "f16", TYPE_Q4_0: "q4_0", TYPE_Q8_0: "q8_0", TYPE_BF16: "bf16"}
 
 # vwn_simd, vwn_tokenizer_kind, vwn_stop_reason
 SIMD_AUTO, SIMD_SCALAR, SIMD_AVX2, SIMD_AVX512, SIMD_NEON = -1, 0, 1, 2, 3

@@ -2,7 +2,8 @@
 """Make the benchmark models of docs/performance.md: random checkpoints of a Llama-110M-shaped
 backbone (D=768, L=12, 12 heads, F=2048, V=32000, wide embedding, untied head, so that the
 only extra weights a VWN model reads per token are its `reduce`) as a plain transformer (n=m=1) and as VWN at
-(m,n) = (2,8) and (8,64), converted to F32, BF16 and Q8_0 GGUF files.
+(m,n) = (2,8) and (8,64), converted to F32, BF16 and Q8_0 GGUF files (any of the converter's
+types with --types, e.g. f32,bf16,q8_0,q4_0).
 
     python tools/bench_models.py OUT_DIR [--types f32,bf16,q8_0] [--configs m1n1,m2n8,m8n64] [--agree]
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Convert a VWN checkpoint folder to a libvwn GGUF file.
 
-    python tools/convert.py CHECKPOINT_DIR OUT.gguf [--type f32|f16|bf16|q8_0] [--tokenizer PATH]
+    python tools/convert.py CHECKPOINT_DIR OUT.gguf [--type f32|f16|bf16|q8_0|q4_0] [--pure] [--tokenizer PATH]
 
 The checkpoint is spec §7 (shared/spec/architecture.md): `config.json` plus `model.safetensors`
 (or sharded `model-*.safetensors`) with F32, F16 or BF16 tensors.  The output is the GGUF v3 file
@@ -18,7 +18,7 @@ Steps, each a function below:
 
 User errors (bad config, bad tensors, bad tokenizer) print `convert: error: ...` on stderr and
 exit with code 1, without a traceback.  Importable: `convert(ckpt_dir, out_path, wtype="f32",
-tokenizer=None)` raises ConvertError for the same errors.
+tokenizer=None, progress=False, pure=False)` raises ConvertError for the same errors.
 """
 
 import argparse
@@ -288,24 +288,36 @@ def is_big_matrix(name, shape):
     return len(shape) == 2 and "_ghc." not in name
 
 
-def ggml_type_for(name, shape, wtype):
+def is_output_head(name, cfg):
+    """The matrix the LM head multiplies by: lm_head, or the embedding when the two are tied."""
+    return name == "lm_head.weight" or (name == "embed.weight" and cfg.get("tie_word_embeddings", False))
+
+
+def ggml_type_for(name, shape, wtype, cfg=None, pure=False):
     if not is_big_matrix(name, shape) or wtype == "f32":
         return QT.F32
     if wtype == "f16":
         return QT.F16
     if wtype == "bf16":
         return QT.BF16
-    # q8_0: blocks of 32 along a row; other row lengths fall back to F16.
-    return QT.Q8_0 if shape[-1] % 32 == 0 else QT.F16
+    # q8_0 and q4_0: blocks of 32 along a row; other row lengths fall back to F16. Under q4_0 the
+    # output head stays Q8_0, as llama.cpp keeps its output tensor at a higher precision than the
+    # rest (docs/format.md): it is one matrix and carries most of the 4-bit loss. `pure` (--pure,
+    # as llama-quantize's) makes it Q4_0 too.
+    if shape[-1] % 32 != 0:
+        return QT.F16
+    if wtype == "q4_0" and (pure or not is_output_head(name, cfg or {})):
+        return QT.Q4_0
+    return QT.Q8_0
 
 
 def encode(data, qtype):
-    """float32 array -> the array GGUFWriter writes (uint8 bytes for BF16 and Q8_0)."""
+    """float32 array -> the array GGUFWriter writes (uint8 bytes for BF16, Q8_0 and Q4_0)."""
     if qtype == QT.F32:
         return data
     if qtype == QT.F16:
         return data.astype(np.float16)
-    # gguf.quants: BF16 rounds to nearest even; Q8_0 is bit-exact with ggml's reference.
+    # gguf.quants: BF16 rounds to nearest even; Q8_0 and Q4_0 are bit-exact with ggml's reference.
     return gguf.quants.quantize(data, qtype)
 
 
@@ -539,10 +551,13 @@ def write_metadata(w, cfg, tok, name):
     w.add_add_bos_token(tok["add_bos"])
 
 
-def convert(ckpt_dir, out_path, wtype="f32", tokenizer=None, progress=False):
+WTYPES = ("f32", "f16", "bf16", "q8_0", "q4_0")
+
+
+def convert(ckpt_dir, out_path, wtype="f32", tokenizer=None, progress=False, pure=False):
     """Convert CKPT_DIR to OUT_PATH; raise ConvertError on bad input.  Returns a summary dict."""
-    if wtype not in ("f32", "f16", "bf16", "q8_0"):
-        raise ConvertError(f"--type must be f32, f16, bf16 or q8_0, not {wtype!r}")
+    if wtype not in WTYPES:
+        raise ConvertError(f"--type must be f32, f16, bf16, q8_0 or q4_0, not {wtype!r}")
     cfg = load_config(ckpt_dir)
     expected = expected_tensors(cfg)
     found = scan_safetensors(ckpt_dir)
@@ -553,7 +568,7 @@ def convert(ckpt_dir, out_path, wtype="f32", tokenizer=None, progress=False):
     w = gguf.GGUFWriter(tmp, "vwn")
     try:
         write_metadata(w, cfg, tok, os.path.basename(os.path.normpath(ckpt_dir)))
-        types = {name: ggml_type_for(name, shape, wtype) for name, shape in expected.items()}
+        types = {name: ggml_type_for(name, shape, wtype, cfg, pure) for name, shape in expected.items()}
         for name, shape in expected.items():
             qt = types[name]
             np_dtype = {QT.F32: np.float32, QT.F16: np.float16}.get(qt, np.uint8)
@@ -582,13 +597,15 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description="Convert a VWN checkpoint folder to GGUF.")
     ap.add_argument("ckpt_dir", help="folder with config.json and model*.safetensors")
     ap.add_argument("out", help="output .gguf file")
-    ap.add_argument("--type", dest="wtype", choices=("f32", "f16", "bf16", "q8_0"), default="f32",
+    ap.add_argument("--type", dest="wtype", choices=WTYPES, default="f32",
                     help="type of the big matrices (default f32); see docs/format.md")
+    ap.add_argument("--pure", action="store_true",
+                    help="with --type q4_0: the output head Q4_0 too (default: Q8_0, as llama.cpp keeps it)")
     ap.add_argument("--tokenizer", metavar="PATH",
                     help="tokenizer.json (HF byte-level BPE) or llama2.c tokenizer.bin")
     args = ap.parse_args(argv)
     try:
-        info = convert(args.ckpt_dir, args.out, args.wtype, args.tokenizer, progress=True)
+        info = convert(args.ckpt_dir, args.out, args.wtype, args.tokenizer, progress=True, pure=args.pure)
     except ConvertError as e:
         print(f"convert: error: {e}", file=sys.stderr)
         return 1

@@ -568,7 +568,7 @@ func TestKVTypeInvalid(t *testing.T) {
 		}
 	}
 	m := load(t)
-	for _, kv := range []vwn.KVType{8, 30, -1, 2} { // Q8_0, BF16 and nonsense: the library refuses them
+	for _, kv := range []vwn.KVType{8, 30, -1, 2} { // Q8_0, BF16, nonsense and Q4_0: the library refuses them
 		p := vwn.DefaultContextParams()
 		p.NCtx, p.KVType = 64, kv
 		c, err := m.NewContext(&p)

@@ -1,8 +1,8 @@
-/* matmul.c -- the threaded matmul driver the forward pass calls: quantizes the activations once
- * when the weights are Q8_0, then splits the weight rows over OpenMP threads in 16-row-aligned
- * chunks (small matmuls stay on the calling thread) and runs the kernel of the chosen vwn_ops
- * table on each chunk. Every (row, token) result is computed the same way whatever the split, so
- * any thread count gives identical output. */
+/* matmul.c -- the threaded matmul driver the forward pass calls: quantizes the activations to Q8_0
+ * once when the weights are Q8_0 or Q4_0, then splits the weight rows over OpenMP threads in
+ * 16-row-aligned chunks (small matmuls stay on the calling thread) and runs the kernel of the
+ * chosen vwn_ops table on each chunk. Every (row, token) result is computed the same way whatever
+ * the split, so any thread count gives identical output. */
 #include "ops/ops.h"
 #include "vwn.h"
 
@@ -15,8 +15,13 @@
  * a few microseconds, more than the work saves. Results do not depend on the split either way. */
 #define MIN_PARALLEL_MACS (1 << 17)
 
+/* Weights whose dots take Q8_0-quantized activations (the kernels' xq). */
+static bool takes_q8(int32_t type) {
+    return type == VWN_TYPE_Q8_0 || type == VWN_TYPE_Q4_0;
+}
+
 size_t vwn_matmul_scratch_size(const vwn_mat *W, int64_t T) {
-    if (W->type != VWN_TYPE_Q8_0 || T <= 0 || W->cols < VWN_QK8_0) return 0;
+    if (!takes_q8(W->type) || T <= 0 || W->cols < VWN_QK8_0) return 0;
     uint64_t blocks = (uint64_t)(W->cols / VWN_QK8_0);
     if ((uint64_t)T > UINT64_MAX / blocks / sizeof(vwn_block_q8_0)) return 0;
     uint64_t bytes = (uint64_t)T * blocks * sizeof(vwn_block_q8_0);
@@ -37,7 +42,7 @@ void vwn_matmul_mt_many(const vwn_ops *ops, const vwn_mat *const *W, float *cons
                         const float *X, int64_t T, void *xq_scratch, int n_threads) {
     if (T <= 0 || count <= 0) return;
     const int64_t cols = W[0]->cols;
-    const bool q8 = W[0]->type == VWN_TYPE_Q8_0;
+    const bool q8 = takes_q8(W[0]->type);
     const int64_t n_blocks = q8 ? T * (cols / VWN_QK8_0) : 0; /* X is one run of T * cols floats */
     vwn_block_q8_0 *xq = q8 ? xq_scratch : NULL;
 

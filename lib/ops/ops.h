@@ -26,6 +26,14 @@ typedef struct {
     int8_t qs[VWN_QK8_0];
 } vwn_block_q8_0;
 
+/* Q4_0 block, ggml layout: 32 values, value j = d * ((qs[j] & 0x0F) - 8) and value j + 16 =
+ * d * ((qs[j] >> 4) - 8) for j < 16 (the low nibbles hold the first half of the block). */
+#define VWN_QK4_0 32
+typedef struct {
+    uint16_t d;          /* fp16 scale */
+    uint8_t qs[VWN_QK4_0 / 2];
+} vwn_block_q4_0;
+
 /* fp16 / bf16 <-> fp32, exact (round to nearest even when narrowing). */
 float vwn_fp16_to_fp32(uint16_t h);
 uint16_t vwn_fp32_to_fp16(float f);
@@ -42,14 +50,16 @@ typedef struct vwn_ops {
     int level;           /* vwn_simd */
 
     /* Y[t][r] = sum_c W[r][c] * X[t][c] for t < T and rows r0 <= r < r1.
-     * X: T rows of W->cols fp32 (ldx floats apart); Y: ldy floats apart. For Q8_0 weights, xq holds
-     * X quantized to Q8_0 blocks by quantize_q8_0 (T rows of cols/32 blocks); else xq is unused
-     * (X may then be NULL for Q8_0). Within one table every Y[t][r] is bit-identical whatever T,
-     * r0, r1 and the other rows and tokens of the call: decode (T = 1) and prefill agree exactly,
-     * and so do all thread splits. Y must not overlap X or the weights. */
+     * X: T rows of W->cols fp32 (ldx floats apart); Y: ldy floats apart. For Q8_0 and Q4_0
+     * weights, xq holds X quantized to Q8_0 blocks by quantize_q8_0 (T rows of cols/32 blocks) and
+     * X is unused (it may then be NULL); else xq is unused. Within one table every Y[t][r] is
+     * bit-identical whatever T, r0, r1 and the other rows and tokens of the call: decode (T = 1)
+     * and prefill agree exactly, and so do all thread splits. Y must not overlap X or the
+     * weights. */
     void (*matmul)(const vwn_mat *W, const float *X, int64_t ldx, const void *xq, int64_t T,
                    float *Y, int64_t ldy, int64_t r0, int64_t r1);
-    /* Quantizes n floats (n % 32 == 0) to Q8_0 blocks (the activation side of Q8_0 dots). */
+    /* Quantizes n floats (n % 32 == 0) to Q8_0 blocks (the activation side of Q8_0 and Q4_0
+     * dots). */
     void (*quantize_q8_0)(const float *x, vwn_block_q8_0 *out, int64_t n);
 
     /* Vector helpers. */
@@ -103,7 +113,7 @@ const vwn_ops *vwn_ops_best(void);
 
 /* ---- the threaded matmul driver (matmul.c) ----
  * Y = X W^T for T tokens: X is T x W->cols floats, contiguous; Y is T x W->rows floats, contiguous.
- * For Q8_0 weights X is first quantized into xq_scratch, which must hold
+ * For Q8_0 and Q4_0 weights X is first quantized to Q8_0 into xq_scratch, which must hold
  * vwn_matmul_scratch_size(W, T) bytes (0 for other types: scratch may then be NULL). Rows are split
  * over n_threads OpenMP threads in chunks of 16 rows (serial without OpenMP, if n_threads <= 1 or
  * for matmuls under 2^17 multiply-adds, where a thread team costs more than it saves). The output
@@ -121,8 +131,8 @@ void vwn_matmul_mt_many(const vwn_ops *ops, const vwn_mat *const *W, float *cons
 extern const vwn_ops vwn_ops_scalar;
 #if defined(__x86_64__) || defined(_M_X64)
 extern const vwn_ops vwn_ops_avx2;
-extern const vwn_ops vwn_ops_avx512;       /* AVX-512 F/BW/VL/DQ (Q8_0 weights via AVX2)      */
-extern const vwn_ops vwn_ops_avx512_vnni;  /* ... + VNNI: what vwn_ops_get gives where present */
+extern const vwn_ops vwn_ops_avx512;       /* AVX-512 F/BW/VL/DQ (Q8_0, Q4_0 weights via AVX2) */
+extern const vwn_ops vwn_ops_avx512_vnni;  /* ... + VNNI: what vwn_ops_get gives where present  */
 #endif
 #if defined(__aarch64__)
 extern const vwn_ops vwn_ops_neon;

@@ -17,7 +17,10 @@
  *    with the sign trick (|w| times x with w's sign, vpmaddubsw, no saturation since |w| <= 128
  *    and |x| <= 127), summed to int32 exactly, then scaled by d_w * d_x (exact in fp32), four
  *    blocks per step. Every T runs one row at a time for up to 8 tokens (chunks of 8 beyond), with
- *    the activations regrouped once per call (see "Q8_0 weights" below). */
+ *    the activations regrouped once per call (see "Q8_0 weights" below).
+ *  - Q4_0: the same row kernel and the same activation quads; the weight nibbles are split and
+ *    regrouped once per row to match them and kept unsigned, the -8 offset taken off the int32
+ *    sums as 8 * sum(x), prepared once per call (see "Q4_0 weights"). */
 #include "ops/ops.h"
 #include "vwn.h"
 #include "ops/mix_tiled.h"
@@ -319,6 +322,162 @@ void vwn_avx2_matmul_q8_0(const vwn_mat *W, const void *xqv, int64_t T, float *Y
     }
 }
 
+/* ---- Q4_0 weights ----------------------------------------------------------------------------- */
+
+/* Q4_0 dots use the Q8_0 quads above: the activations are the same Q8_0 quads, and a weight quad
+ * (four blocks, 72 bytes) is made to match them lane for lane. The nibbles are kept unsigned
+ * (0..15, the value plus 8): vpmaddubsw takes them as its unsigned side as they are (no sign
+ * trick: |nibble * x| <= 15 * 127, so a pair sum cannot saturate, and the four pair sums of a
+ * quad, at most 4 * 2 * 15 * 127 = 15240, add up in int16 exactly), one vpmaddwd widens the sum
+ * to int32, and the excess 8 * sum(x) -- which depends only on the activations -- starts the
+ * int32 sum, prepared once per call:
+ *   sum_j (q_j - 8) x_j = sum_j q_j x_j - 8 sum_j x_j    (exact in int32).
+ * Per (row, token) a quad costs 4 vpmaddubsw + 3 adds + vpmaddwd + add + cvt + mul + fma; the
+ * nibble split and regrouping (2 unpacks, 2 shifts, 4 ands) and the scales are paid once per
+ * weight row. */
+
+/* The quants of the four Q4_0 blocks at b as a quad of nibbles: the 16 bytes of blocks 0|1 and
+ * 2|3 loaded side by side, 64-bit unpacks pair block 0 with 2 and 1 with 3 as in quad_quants --
+ * bytes 0..7 of every block (values 0..7 in the low nibbles, 16..23 in the high ones) and bytes
+ * 8..15 (values 8..15 and 24..31) -- then the nibbles are split. */
+INLINE void quad_nibbles(const vwn_block_q4_0 *b, __m256i v[4]) {
+#define LOAD2(lo, hi)                                                                              \
+    _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(lo))),       \
+                            _mm_loadu_si128((const __m128i *)(hi)), 1)
+    const __m256i q01 = LOAD2(b[0].qs, b[1].qs), q23 = LOAD2(b[2].qs, b[3].qs);
+#undef LOAD2
+    const __m256i lo = _mm256_unpacklo_epi64(q01, q23), hi = _mm256_unpackhi_epi64(q01, q23);
+    const __m256i m = _mm256_set1_epi8(0x0F);
+    v[0] = _mm256_and_si256(lo, m);
+    v[1] = _mm256_and_si256(hi, m);
+    v[2] = _mm256_and_si256(_mm256_srli_epi16(lo, 4), m);
+    v[3] = _mm256_and_si256(_mm256_srli_epi16(hi, 4), m);
+}
+
+/* The fp16 scales of the four Q4_0 blocks at b as fp32 in the quad's lanes, as quad_scales:
+ * compilers gather the four words with a vmovd and three vpinsrw from memory. (Doubling the words
+ * before the conversion instead of the permute after it made clang build them with a dozen scalar
+ * shifts, 1.25x slower at T = 1; two 32-byte loads, a word blend, a byte shuffle and a 64-bit
+ * permute measured 4% slower.) */
+INLINE __m256 quad_scales_q4(const vwn_block_q4_0 *b) {
+    const uint64_t d = (uint64_t)b[0].d | (uint64_t)b[2].d << 16 | (uint64_t)b[1].d << 32 |
+                       (uint64_t)b[3].d << 48;
+    const __m128 f = _mm_cvtph_ps(_mm_cvtsi64_si128((long long)d));
+    return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(f),
+                                    _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3));
+}
+
+/* The n Q4_0 blocks at b (1 <= n <= 4) as a quad; absent blocks are zero (nibbles and scales: their
+ * terms vanish, as the activations' absent blocks are zero too). */
+INLINE void load_quad_q4(const vwn_block_q4_0 *b, int64_t n, __m256i v[4], __m256 *d) {
+    if (n >= 4) {
+        quad_nibbles(b, v);
+        *d = quad_scales_q4(b);
+        return;
+    }
+    vwn_block_q4_0 tmp[4];
+    memset(tmp, 0, sizeof tmp);
+    memcpy(tmp, b, (size_t)n * sizeof *b);
+    quad_nibbles(tmp, v);
+    *d = quad_scales_q4(tmp);
+}
+
+/* The activation side of a Q4_0 step, prepared once per call and shared by all rows: a Q8_0 quad's
+ * quants and scales, and -8 times the quants' lane sums (the start of the int32 sums). */
+typedef struct {
+    __m256i q[4], ncorr;
+    __m256 d;
+} q4_prep;
+
+INLINE void prep_q4(const vwn_block_q8_0 *x, int64_t n, q4_prep *e) {
+    load_quad(x, n, e->q, &e->d);
+    const __m256i one = _mm256_set1_epi8(1);
+    __m256i s = _mm256_maddubs_epi16(one, e->q[0]);                  /* pair sums, |s| <= 254 */
+    for (int c = 1; c < 4; c++) s = _mm256_add_epi16(s, _mm256_maddubs_epi16(one, e->q[c]));
+    e->ncorr = _mm256_madd_epi16(s, _mm256_set1_epi16(-8));
+}
+
+/* ncorr + nibbles . x over a quad, in int32 lanes (exact, see above). */
+INLINE __m256i quad_dot_q4(__m256i ncorr, const __m256i w[4], const __m256i x[4]) {
+    __m256i p = _mm256_maddubs_epi16(w[0], x[0]);
+    for (int c = 1; c < 4; c++) p = _mm256_add_epi16(p, _mm256_maddubs_epi16(w[c], x[c]));
+    return _mm256_add_epi32(ncorr, _mm256_madd_epi16(p, _mm256_set1_epi16(1)));
+}
+
+#define PREP_MAX_Q4 256 /* quads x tokens of Q4_0 activations prepared on the stack (48 KiB) */
+
+/* One Q4_0 row (nb blocks at w) for tt tokens, as row_q8: each weight quad is loaded and split
+ * once for all of them, the weights read as one linear stream. prepared: the activations come from
+ * xp (quad p of token j at xp[j * quads + p]); else they are prepared from xq as it goes. */
+INLINE void row_q4(int tt, bool prepared, const vwn_block_q4_0 *w, const q4_prep *xp,
+                   const vwn_block_q8_0 *xq, int64_t nb, float *y, int64_t ldy) {
+    const int64_t quads = (nb + 3) / 4;
+    __m256 acc[Q8_T];
+    for (int j = 0; j < tt; j++) acc[j] = _mm256_setzero_ps();
+    for (int64_t k = 0, p = 0; k < nb; k += 4, p++) {
+        __m256i wq[4];
+        __m256 dw;
+        load_quad_q4(w + k, nb - k, wq, &dw);
+        for (int j = 0; j < tt; j++) {
+            q4_prep tmp;
+            const q4_prep *e = &tmp;
+            if (prepared) e = &xp[j * quads + p];
+            else prep_q4(xq + j * nb + k, nb - k, &tmp);
+            const __m256 s = _mm256_cvtepi32_ps(quad_dot_q4(e->ncorr, wq, e->q));
+            acc[j] = _mm256_fmadd_ps(s, _mm256_mul_ps(dw, e->d), acc[j]);
+        }
+    }
+    for (int j = 0; j < tt; j++) y[j * ldy] = hsum(acc[j]);
+}
+
+INLINE void rows_q4(int tt, const vwn_mat *W, const vwn_block_q8_0 *xq, float *Y, int64_t ldy,
+                    int64_t r0, int64_t r1) {
+    const int64_t nb = W->cols / VWN_QK4_0, quads = (nb + 3) / 4;
+    const char *base = W->data;
+    if (quads * tt > PREP_MAX_Q4) {
+        for (int64_t r = r0; r < r1; r++)
+            row_q4(tt, false, (const vwn_block_q4_0 *)(base + r * W->row_bytes), NULL, xq, nb,
+                   Y + r, ldy);
+        return;
+    }
+    q4_prep xp[PREP_MAX_Q4];
+    for (int j = 0; j < tt; j++)
+        for (int64_t p = 0; p < quads; p++)
+            prep_q4(xq + j * nb + 4 * p, nb - 4 * p, &xp[j * quads + p]);
+    for (int64_t r = r0; r < r1; r++)
+        row_q4(tt, true, (const vwn_block_q4_0 *)(base + r * W->row_bytes), xp, xq, nb, Y + r, ldy);
+}
+
+/* Also used by the AVX-512 level on CPUs without VNNI. */
+void vwn_avx2_matmul_q4_0(const vwn_mat *W, const void *xqv, int64_t T, float *Y, int64_t ldy,
+                          int64_t r0, int64_t r1);
+
+/* Every T: the row kernel on balanced chunks of at most Q8_T tokens, as vwn_avx2_matmul_q8_0. */
+void vwn_avx2_matmul_q4_0(const vwn_mat *W, const void *xqv, int64_t T, float *Y, int64_t ldy,
+                          int64_t r0, int64_t r1) {
+    const int64_t nb = W->cols / VWN_QK4_0, quads = (nb + 3) / 4;
+    const vwn_block_q8_0 *xq = xqv;
+    int64_t most = Q8_T;
+    if (quads <= PREP_MAX_Q4 && PREP_MAX_Q4 / quads < most) most = PREP_MAX_Q4 / quads;
+    const int64_t n = (T + most - 1) / most;
+    for (int64_t c = 0, t = 0; c < n; c++) {
+        const int64_t t1 = T * (c + 1) / n;
+        const vwn_block_q8_0 *xc = xq + t * nb;
+        float *yc = Y + t * ldy;
+        switch (t1 - t) {
+        case 1: rows_q4(1, W, xc, yc, ldy, r0, r1); break;
+        case 2: rows_q4(2, W, xc, yc, ldy, r0, r1); break;
+        case 3: rows_q4(3, W, xc, yc, ldy, r0, r1); break;
+        case 4: rows_q4(4, W, xc, yc, ldy, r0, r1); break;
+        case 5: rows_q4(5, W, xc, yc, ldy, r0, r1); break;
+        case 6: rows_q4(6, W, xc, yc, ldy, r0, r1); break;
+        case 7: rows_q4(7, W, xc, yc, ldy, r0, r1); break;
+        default: rows_q4(8, W, xc, yc, ldy, r0, r1); break;
+        }
+        t = t1;
+    }
+}
+
 static void matmul_avx2(const vwn_mat *W, const float *X, int64_t ldx, const void *xq, int64_t T,
                         float *Y, int64_t ldy, int64_t r0, int64_t r1) {
     if (T <= 0 || r0 >= r1) return;
@@ -327,6 +486,7 @@ static void matmul_avx2(const vwn_mat *W, const float *X, int64_t ldx, const voi
     case VWN_TYPE_F16: matmul_f16(W, X, ldx, T, Y, ldy, r0, r1); break;
     case VWN_TYPE_BF16: matmul_bf16(W, X, ldx, T, Y, ldy, r0, r1); break;
     case VWN_TYPE_Q8_0: vwn_avx2_matmul_q8_0(W, xq, T, Y, ldy, r0, r1); break;
+    case VWN_TYPE_Q4_0: vwn_avx2_matmul_q4_0(W, xq, T, Y, ldy, r0, r1); break;
     default: break;
     }
 }

@@ -1,8 +1,9 @@
-/* ops_avx512.c -- the AVX-512 kernels (x86-64: F/BW/VL/DQ, plus VNNI for Q8_0 where present).
- * Compiled with AVX-512 flags, so nothing here may run unless ops.c found the features: all of
- * this file's code stays in this file, reached only through the two tables at the bottom.
- *   vwn_ops_avx512       for AVX-512 F/BW/VL/DQ CPUs; Q8_0 weights use the AVX2 kernel (no VNNI).
- *   vwn_ops_avx512_vnni  adds the VNNI Q8_0 kernel (vpdpbusd).
+/* ops_avx512.c -- the AVX-512 kernels (x86-64: F/BW/VL/DQ, plus VNNI for Q8_0 and Q4_0 where
+ * present). Compiled with AVX-512 flags, so nothing here may run unless ops.c found the features:
+ * all of this file's code stays in this file, reached only through the two tables at the bottom.
+ *   vwn_ops_avx512       for AVX-512 F/BW/VL/DQ CPUs; Q8_0 and Q4_0 weights use the AVX2 kernels
+ *                        (no VNNI).
+ *   vwn_ops_avx512_vnni  adds the VNNI Q8_0 and Q4_0 kernels (vpdpbusd).
  * BF16 weights are widened to fp32 by a shift and use FMA, like F16 (vcvtph2ps): AVX512-BF16's
  * vdpbf16ps would round the activations to bf16 (8 bits of mantissa), a relative error ~2^-9 per
  * product, far outside the accuracy the other levels keep, so it is not used.
@@ -23,7 +24,9 @@
  * each int32 lane holding one block's partial sum), and every T runs the one-row-at-a-time kernel,
  * in chunks of up to 8 tokens (measured faster than a GEMM there too). vpdpbusd multiplies
  * unsigned by signed bytes, so the weights are offset by 128 (xor 0x80) and 128 * sum(x) is
- * subtracted; the int32 sums of w * x are exact. */
+ * subtracted; the int32 sums of w * x are exact. Q4_0 takes the same path with the same activation
+ * octs: its nibbles are the weights offset by 8, regrouped into octs by word permutes (see "Q4_0
+ * weights with VNNI"), and 8 * sum(x) is subtracted. */
 #include "ops/ops.h"
 #include "vwn.h"
 
@@ -46,6 +49,8 @@
 
 /* From ops_avx2.c (plain AVX2 code, fine on every AVX-512 CPU). */
 void vwn_avx2_matmul_q8_0(const vwn_mat *W, const void *xq, int64_t T, float *Y, int64_t ldy,
+                          int64_t r0, int64_t r1);
+void vwn_avx2_matmul_q4_0(const vwn_mat *W, const void *xq, int64_t T, float *Y, int64_t ldy,
                           int64_t r0, int64_t r1);
 void vwn_avx2_quantize_q8_0(const float *x, vwn_block_q8_0 *out, int64_t n);
 
@@ -254,12 +259,12 @@ INLINE void load_oct(const vwn_block_q8_0 *b, int64_t n, __m512i v[4], __m512 *d
     *d = oct_scales(tmp);
 }
 
-/* -(128 * sum) per lane of an oct's quants: the excess of vpdpbusd when the other side is offset
- * by 128 (xor 0x80). */
-INLINE __m512i oct_ncorr(const __m512i v[4]) {
-    const __m512i k80 = _mm512_set1_epi8((char)0x80);
+/* -(off * sum) per lane of an oct's quants: the excess of vpdpbusd when the other side is offset
+ * by off -- 128 for Q8_0 weights (xor 0x80), 8 for Q4_0 weights (their nibbles). */
+INLINE __m512i oct_ncorr(const __m512i v[4], uint8_t off) {
+    const __m512i k = _mm512_set1_epi8((char)off);
     __m512i s = _mm512_setzero_si512();
-    for (int c = 0; c < 4; c++) s = _mm512_dpbusd_epi32(s, k80, v[c]);
+    for (int c = 0; c < 4; c++) s = _mm512_dpbusd_epi32(s, k, v[c]);
     return _mm512_sub_epi32(_mm512_setzero_si512(), s);
 }
 
@@ -269,9 +274,9 @@ INLINE __m512i oct_dot(__m512i sum, const __m512i u[4], const __m512i s[4]) {
     return sum;
 }
 
-/* The activation side of a Q8_0 step, prepared once per call and shared by all rows: an oct's
- * quants, minus 128 times their lane sums (the accumulator's start), and the fp32 scales. A short
- * last oct has zero blocks. */
+/* The activation side of a Q8_0 or Q4_0 step, prepared once per call and shared by all rows: an
+ * oct's quants, minus the weights' offset (128 for Q8_0, 8 for Q4_0) times their lane sums (the
+ * accumulator's start), and the fp32 scales. A short last oct has zero blocks. */
 typedef struct {
     __m512i q[4], ncorr;
     __m512 d;
@@ -279,19 +284,87 @@ typedef struct {
 
 #define PREP_MAX 128 /* octs x tokens prepared on the stack (48 KiB) */
 
-INLINE void prep_oct(const vwn_block_q8_0 *x, int64_t n, q8_prep *e) {
+/* The weights' offset of a type: what makes them unsigned for vpdpbusd. */
+#define W_OFFSET(type) ((type) == VWN_TYPE_Q8_0 ? 0x80 : 0x08)
+
+INLINE void prep_oct(int type, const vwn_block_q8_0 *x, int64_t n, q8_prep *e) {
     load_oct(x, n, e->q, &e->d);
-    e->ncorr = oct_ncorr(e->q);
+    e->ncorr = oct_ncorr(e->q, W_OFFSET(type));
 }
 
-/* One Q8_0 row (nb blocks at w) for tt tokens, read once as a linear stream (see small_float).
- * vpdpbusd wants unsigned bytes on one side: the weights are made unsigned (w ^ 0x80 = w + 128)
- * and the excess 128 * sum(x) -- which depends only on the activations -- is subtracted (it starts
- * the accumulator); the int32 sums are exact. prepared: the activations come from xp (oct p of
- * token j at xp[j * octs + p]); else they are prepared from xq as it goes (rows too long for the
- * stack buffer) -- the same values either way. */
-INLINE void row_q8(int tt, bool prepared, const vwn_block_q8_0 *w, const q8_prep *xp,
-                   const vwn_block_q8_0 *xq, int64_t nb, float *y, int64_t ldy) {
+/* ---- Q4_0 weights with VNNI ------------------------------------------------------------------- */
+
+/* Q4_0 dots use the Q8_0 octs above: the activations are the same octs, and a Q4_0 weight oct is
+ * built to match them lane for lane with no scalar work. Eight Q4_0 blocks are 144 bytes, 72
+ * 16-bit words (block k's scale is word 9k, its quants words 9k+1 .. 9k+8): three 64-byte loads
+ * cover them, and word permutes (vpermt2w) gather the quants of blocks 0..3 into one vector and
+ * of blocks 4..7 into another (a block's 16 bytes per 128-bit lane) and the eight scales straight
+ * into the oct's lane order. 64-bit unpacks then pair block g with block 4+g as in oct_quants:
+ * bytes 0..7 of every block hold values 0..7 (low nibbles) and 16..23 (high), bytes 8..15 values
+ * 8..15 and 24..31, so a mask and a shift split them into the oct's four vectors. The nibbles
+ * (0..15, the value plus 8) are already the unsigned side vpdpbusd wants, and the excess
+ * 8 * sum(x) starts the accumulator (prep_oct with offset 8): per (row, token) an oct costs what a
+ * Q8_0 one does, 4 vpdpbusd + cvt + mul + fma, and the weight side 3 loads, 3 permutes, 2 unpacks,
+ * 2 shifts, 4 ands and a conversion per 144 bytes, paid once per row. */
+
+/* Word indices of the permutes. The three loads are words 0..31 (w0), 32..63 (w1) and 40..71
+ * (w2) of the oct, and a permute of a pair a | b picks word i of a as index i, of b as 32 + i. */
+/* the quants of blocks 0..3 (words 9k + 1 .. 9k + 8), from w0 | w1 */
+static const uint16_t q4_idx_lo[32] = {
+    1,  2,  3,  4,  5,  6,  7,  8,  10, 11, 12, 13, 14, 15, 16, 17,
+    19, 20, 21, 22, 23, 24, 25, 26, 28, 29, 30, 31, 32, 33, 34, 35};
+/* the quants of blocks 4..7, from w1 | w2: words 37..63 from w1, 64..71 from w2 */
+static const uint16_t q4_idx_hi[32] = {
+    5,  6,  7,  8,  9,  10, 11, 12, 14, 15, 16, 17, 18, 19, 20, 21,
+    23, 24, 25, 26, 27, 28, 29, 30, 56, 57, 58, 59, 60, 61, 62, 63};
+/* the scales (words 9k) in the oct's lane order, blocks 0 4 1 5 2 6 3 7 each twice, from w0 | w1
+ * (the upper 16 words unused) */
+static const uint16_t q4_idx_d[32] = {0, 0, 36, 36, 9, 9, 45, 45, 18, 18, 54, 54, 27, 27, 63, 63};
+
+/* The first n bytes at p of a 64-byte load (n <= 0: none), the rest zero (never touches memory
+ * past them). */
+INLINE __m512i load_bytes(const char *p, int64_t n) {
+    if (n >= 64) return _mm512_loadu_si512(p);
+    return _mm512_maskz_loadu_epi8(n > 0 ? ((__mmask64)1 << n) - 1 : 0, p);
+}
+
+/* The n Q4_0 blocks at b (1 <= n <= 8) as an oct of nibbles and its scales; absent blocks are
+ * zero (their terms vanish, as the activations' absent blocks are zero too). */
+INLINE void load_oct_q4(const vwn_block_q4_0 *b, int64_t n, __m512i v[4], __m512 *d) {
+    const char *p = (const char *)b;
+    __m512i w0, w1, w2;
+    if (n >= 8) {
+        w0 = _mm512_loadu_si512(p);
+        w1 = _mm512_loadu_si512(p + 64);
+        w2 = _mm512_loadu_si512(p + 80);
+    } else {
+        const int64_t bytes = n * (int64_t)sizeof *b;
+        w0 = load_bytes(p, bytes);
+        w1 = load_bytes(p + 64, bytes - 64);
+        w2 = load_bytes(p + 80, bytes - 80);
+    }
+    const __m512i q03 = _mm512_permutex2var_epi16(w0, _mm512_loadu_si512(q4_idx_lo), w1);
+    const __m512i q47 = _mm512_permutex2var_epi16(w1, _mm512_loadu_si512(q4_idx_hi), w2);
+    const __m512i dh = _mm512_permutex2var_epi16(w0, _mm512_loadu_si512(q4_idx_d), w1);
+    *d = _mm512_cvtph_ps(_mm512_castsi512_si256(dh));
+    const __m512i lo = _mm512_unpacklo_epi64(q03, q47), hi = _mm512_unpackhi_epi64(q03, q47);
+    const __m512i m = _mm512_set1_epi8(0x0F);
+    v[0] = _mm512_and_si512(lo, m);
+    v[1] = _mm512_and_si512(hi, m);
+    v[2] = _mm512_and_si512(_mm512_srli_epi16(lo, 4), m);
+    v[3] = _mm512_and_si512(_mm512_srli_epi16(hi, 4), m);
+}
+
+/* ---- the row kernel and its drivers (Q8_0 and Q4_0) ------------------------------------------ */
+
+/* One Q8_0 or Q4_0 row (nb blocks at w) for tt tokens, read once as a linear stream (see
+ * small_float). The weights are made unsigned for vpdpbusd -- Q8_0: w ^ 0x80 = w + 128, Q4_0: the
+ * nibbles, w + 8 -- and the excess, the offset times sum(x), which depends only on the
+ * activations, is subtracted (it starts the accumulator); the int32 sums are exact. prepared: the
+ * activations come from xp (oct p of token j at xp[j * octs + p]); else they are prepared from xq
+ * as it goes (rows too long for the stack buffer) -- the same values either way. */
+INLINE void row_quant(int type, int tt, bool prepared, const void *w, const q8_prep *xp,
+                      const vwn_block_q8_0 *xq, int64_t nb, float *y, int64_t ldy) {
     const int64_t octs = (nb + 7) / 8;
     const __m512i k80 = _mm512_set1_epi8((char)0x80);
     __m512 acc[SMALL_T];
@@ -299,13 +372,17 @@ INLINE void row_q8(int tt, bool prepared, const vwn_block_q8_0 *w, const q8_prep
     for (int64_t k = 0, p = 0; k < nb; k += 8, p++) {
         __m512i wu[4];
         __m512 dw;
-        load_oct(w + k, nb - k, wu, &dw);
-        for (int c = 0; c < 4; c++) wu[c] = _mm512_xor_si512(wu[c], k80);
+        if (type == VWN_TYPE_Q8_0) {
+            load_oct((const vwn_block_q8_0 *)w + k, nb - k, wu, &dw);
+            for (int c = 0; c < 4; c++) wu[c] = _mm512_xor_si512(wu[c], k80);
+        } else {
+            load_oct_q4((const vwn_block_q4_0 *)w + k, nb - k, wu, &dw);
+        }
         for (int j = 0; j < tt; j++) {
             q8_prep tmp;
             const q8_prep *e = &tmp;
             if (prepared) e = &xp[j * octs + p];
-            else prep_oct(xq + j * nb + k, nb - k, &tmp);
+            else prep_oct(type, xq + j * nb + k, nb - k, &tmp);
             const __m512i s = oct_dot(e->ncorr, wu, e->q);
             acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, e->d), acc[j]);
         }
@@ -314,22 +391,21 @@ INLINE void row_q8(int tt, bool prepared, const vwn_block_q8_0 *w, const q8_prep
 }
 
 /* Rows [r0, r1) for tt <= SMALL_T tokens, the activations prepared once if they fit. */
-INLINE void small_q8(int tt, const vwn_mat *W, const vwn_block_q8_0 *xq, float *Y, int64_t ldy,
-                     int64_t r0, int64_t r1) {
+INLINE void small_quant(int type, int tt, const vwn_mat *W, const vwn_block_q8_0 *xq, float *Y,
+                        int64_t ldy, int64_t r0, int64_t r1) {
     const int64_t nb = W->cols / VWN_QK8_0, octs = (nb + 7) / 8;
     const char *base = W->data;
     if (octs * tt > PREP_MAX) {
         for (int64_t r = r0; r < r1; r++)
-            row_q8(tt, false, (const vwn_block_q8_0 *)(base + r * W->row_bytes), NULL, xq, nb,
-                   Y + r, ldy);
+            row_quant(type, tt, false, base + r * W->row_bytes, NULL, xq, nb, Y + r, ldy);
         return;
     }
     q8_prep xp[PREP_MAX];
     for (int j = 0; j < tt; j++)
         for (int64_t p = 0; p < octs; p++)
-            prep_oct(xq + j * nb + 8 * p, nb - 8 * p, &xp[j * octs + p]);
+            prep_oct(type, xq + j * nb + 8 * p, nb - 8 * p, &xp[j * octs + p]);
     for (int64_t r = r0; r < r1; r++)
-        row_q8(tt, true, (const vwn_block_q8_0 *)(base + r * W->row_bytes), xp, xq, nb, Y + r, ldy);
+        row_quant(type, tt, true, base + r * W->row_bytes, xp, xq, nb, Y + r, ldy);
 }
 
 /* Any T: the small-T kernel on balanced chunks of at most SMALL_T tokens, each chunk streaming
@@ -337,9 +413,10 @@ INLINE void small_q8(int tt, const vwn_mat *W, const vwn_block_q8_0 *xq, float *
  * extra passes cost little, and the chunks measured 1.6-2.9x faster than the register-tiled GEMM
  * this replaced (4 rows x 3 tokens over 512-column blocks; T = 16 and 64, 2048x768, 768x2048 and
  * 32000x768, 1 thread in L3 and 2 threads from DRAM), which rebuilt the weight and activation
- * octs in every tile and spilled. Chunks of 12 measured the same as 8, of 16 slower (spills), of 6 a little slower. */
-static void matmul_q8_0_vnni(const vwn_mat *W, const void *xqv, int64_t T, float *Y, int64_t ldy,
-                             int64_t r0, int64_t r1) {
+ * octs in every tile and spilled. Chunks of 12 measured the same as 8, of 16 slower (spills), of 6
+ * a little slower. Q4_0 (same per-token work) takes the same path. */
+INLINE void matmul_quant_vnni(int type, const vwn_mat *W, const void *xqv, int64_t T, float *Y,
+                              int64_t ldy, int64_t r0, int64_t r1) {
     const int64_t nb = W->cols / VWN_QK8_0, octs = (nb + 7) / 8;
     const vwn_block_q8_0 *xq = xqv;
     /* chunks no longer than the prepared activations' buffer holds (rows over PREP_MAX octs
@@ -352,14 +429,14 @@ static void matmul_q8_0_vnni(const vwn_mat *W, const void *xqv, int64_t T, float
         const vwn_block_q8_0 *xc = xq + t * nb;
         float *yc = Y + t * ldy;
         switch (t1 - t) {
-        case 1: small_q8(1, W, xc, yc, ldy, r0, r1); break;
-        case 2: small_q8(2, W, xc, yc, ldy, r0, r1); break;
-        case 3: small_q8(3, W, xc, yc, ldy, r0, r1); break;
-        case 4: small_q8(4, W, xc, yc, ldy, r0, r1); break;
-        case 5: small_q8(5, W, xc, yc, ldy, r0, r1); break;
-        case 6: small_q8(6, W, xc, yc, ldy, r0, r1); break;
-        case 7: small_q8(7, W, xc, yc, ldy, r0, r1); break;
-        default: small_q8(8, W, xc, yc, ldy, r0, r1); break;
+        case 1: small_quant(type, 1, W, xc, yc, ldy, r0, r1); break;
+        case 2: small_quant(type, 2, W, xc, yc, ldy, r0, r1); break;
+        case 3: small_quant(type, 3, W, xc, yc, ldy, r0, r1); break;
+        case 4: small_quant(type, 4, W, xc, yc, ldy, r0, r1); break;
+        case 5: small_quant(type, 5, W, xc, yc, ldy, r0, r1); break;
+        case 6: small_quant(type, 6, W, xc, yc, ldy, r0, r1); break;
+        case 7: small_quant(type, 7, W, xc, yc, ldy, r0, r1); break;
+        default: small_quant(type, 8, W, xc, yc, ldy, r0, r1); break;
         }
         t = t1;
     }
@@ -373,6 +450,7 @@ static void matmul_avx512(const vwn_mat *W, const float *X, int64_t ldx, const v
     case VWN_TYPE_F16: matmul_f16(W, X, ldx, T, Y, ldy, r0, r1); break;
     case VWN_TYPE_BF16: matmul_bf16(W, X, ldx, T, Y, ldy, r0, r1); break;
     case VWN_TYPE_Q8_0: vwn_avx2_matmul_q8_0(W, xq, T, Y, ldy, r0, r1); break;
+    case VWN_TYPE_Q4_0: vwn_avx2_matmul_q4_0(W, xq, T, Y, ldy, r0, r1); break;
     default: break;
     }
 }
@@ -380,7 +458,8 @@ static void matmul_avx512(const vwn_mat *W, const float *X, int64_t ldx, const v
 static void matmul_avx512_vnni(const vwn_mat *W, const float *X, int64_t ldx, const void *xq,
                                int64_t T, float *Y, int64_t ldy, int64_t r0, int64_t r1) {
     if (T <= 0 || r0 >= r1) return;
-    if (W->type == VWN_TYPE_Q8_0) matmul_q8_0_vnni(W, xq, T, Y, ldy, r0, r1);
+    if (W->type == VWN_TYPE_Q8_0) matmul_quant_vnni(VWN_TYPE_Q8_0, W, xq, T, Y, ldy, r0, r1);
+    else if (W->type == VWN_TYPE_Q4_0) matmul_quant_vnni(VWN_TYPE_Q4_0, W, xq, T, Y, ldy, r0, r1);
     else matmul_avx512(W, X, ldx, xq, T, Y, ldy, r0, r1);
 }
 

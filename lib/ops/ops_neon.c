@@ -2,10 +2,12 @@
  * instruction is used when the compiler targets it, i.e. -march=armv8.2-a+dotprod or later).
  *
  * Matmul structure as in ops_avx2.c: one 4-lane fp32 accumulator per (row, token) dot, stepping 4
- * columns (Q8_0: one 32-value block) at a time, summed across lanes at the end in a fixed order, so
- * results do not depend on T, the row range or the thread split. T = 1 streams RD rows at once;
- * T > 1 is a GEMM blocked over tokens (TB), rows (RB) and columns (KC) with RT x TT register tiles
- * (32 vector registers: 4 x 6 accumulators). F16 weights widen with fcvtl, BF16 with a shift. */
+ * columns (Q8_0, Q4_0: one 32-value block) at a time, summed across lanes at the end in a fixed
+ * order, so results do not depend on T, the row range or the thread split. T = 1 streams RD rows
+ * (quantized weights: QRD) at once; T > 1 is a GEMM blocked over tokens (TB), rows (RB) and
+ * columns (KC) with RT x TT register tiles (32 vector registers: 4 x 6 accumulators). F16 weights
+ * widen with fcvtl, BF16 with a shift; Q4_0 nibbles are split and made signed (minus 8) once per
+ * weight block and then dotted like Q8_0 quants. */
 #include "ops/ops.h"
 #include "vwn.h"
 #include "ops/mix_tiled.h"
@@ -150,7 +152,7 @@ static void matmul_bf16(const vwn_mat *W, const float *X, int64_t ldx, int64_t T
     matmul_float(VWN_TYPE_BF16, W, X, ldx, T, Y, ldy, r0, r1);
 }
 
-/* ---- Q8_0 weights ------------------------------------------------------------------------------ */
+/* ---- Q8_0 and Q4_0 weights ---------------------------------------------------------------------- */
 
 /* int32 partial sums (4 lanes) of one block: 32 int8 products, exact. */
 INLINE int32x4_t block_dot(int8x16_t w0, int8x16_t w1, int8x16_t x0, int8x16_t x1) {
@@ -172,21 +174,38 @@ INLINE float fp16_scale(uint16_t d) {
     return vgetq_lane_f32(vcvt_f32_f16(vreinterpret_f16_u16(vdup_n_u16(d))), 0);
 }
 
-INLINE void tile_q8(int rt, int tt, const char *w, size_t wstride, const vwn_block_q8_0 *x,
-                    int64_t ldxq, int64_t k0, int64_t k1, float32x4_t *part, bool first, bool last,
-                    float *y, int64_t ldy) {
+/* The quants of block k of a weight row as two signed vectors (values 0..15 and 16..31) and its
+ * scale. Q4_0: the low nibbles hold the first 16 values, the high ones the rest; minus 8 they are
+ * the signed values (-8..7), paid once per weight block and shared by the tile's tokens. */
+INLINE void load_wblock(int type, const char *row, int64_t k, int8x16_t *w0, int8x16_t *w1,
+                        float *d) {
+    if (type == VWN_TYPE_Q8_0) {
+        const vwn_block_q8_0 *b = (const vwn_block_q8_0 *)row + k;
+        *w0 = vld1q_s8(b->qs);
+        *w1 = vld1q_s8(b->qs + 16);
+        *d = fp16_scale(b->d);
+    } else {
+        const vwn_block_q4_0 *b = (const vwn_block_q4_0 *)row + k;
+        const uint8x16_t q = vld1q_u8(b->qs), eight = vdupq_n_u8(8);
+        *w0 = vreinterpretq_s8_u8(vsubq_u8(vandq_u8(q, vdupq_n_u8(0x0F)), eight));
+        *w1 = vreinterpretq_s8_u8(vsubq_u8(vshrq_n_u8(q, 4), eight));
+        *d = fp16_scale(b->d);
+    }
+}
+
+/* rt rows x tt tokens of Q8_0 or Q4_0 weights over blocks [k0, k1), one block per step: each weight
+ * block is loaded (and unpacked) once for the tile's tokens, each activation block once for its
+ * rows. part, first, last: as tile_float. */
+INLINE void tile_quant(int type, int rt, int tt, const char *w, size_t wstride,
+                       const vwn_block_q8_0 *x, int64_t ldxq, int64_t k0, int64_t k1,
+                       float32x4_t *part, bool first, bool last, float *y, int64_t ldy) {
     float32x4_t acc[QRT > QRD ? QRT : QRD][QTT];
     for (int i = 0; i < rt; i++)
         for (int j = 0; j < tt; j++) acc[i][j] = first ? vdupq_n_f32(0.0f) : part[i * TB + j];
     for (int64_t k = k0; k < k1; k++) {
         int8x16_t w0[QRT > QRD ? QRT : QRD], w1[QRT > QRD ? QRT : QRD];
         float dw[QRT > QRD ? QRT : QRD];
-        for (int i = 0; i < rt; i++) {
-            const vwn_block_q8_0 *b = (const vwn_block_q8_0 *)(w + i * wstride) + k;
-            w0[i] = vld1q_s8(b->qs);
-            w1[i] = vld1q_s8(b->qs + 16);
-            dw[i] = fp16_scale(b->d);
-        }
+        for (int i = 0; i < rt; i++) load_wblock(type, w + i * wstride, k, &w0[i], &w1[i], &dw[i]);
         for (int j = 0; j < tt; j++) {
             const vwn_block_q8_0 *bx = x + j * ldxq + k;
             int8x16_t x0 = vld1q_s8(bx->qs), x1 = vld1q_s8(bx->qs + 16);
@@ -204,8 +223,8 @@ INLINE void tile_q8(int rt, int tt, const char *w, size_t wstride, const vwn_blo
         }
 }
 
-static void matmul_q8_0(const vwn_mat *W, const void *xqv, int64_t T, float *Y, int64_t ldy,
-                        int64_t r0, int64_t r1) {
+INLINE void matmul_quant(int type, const vwn_mat *W, const void *xqv, int64_t T, float *Y,
+                         int64_t ldy, int64_t r0, int64_t r1) {
     const char *base = W->data;
     const size_t rs = W->row_bytes;
     const int64_t nb = W->cols / VWN_QK8_0;
@@ -214,9 +233,10 @@ static void matmul_q8_0(const vwn_mat *W, const void *xqv, int64_t T, float *Y, 
     if (T == 1) {
         int64_t r = r0;
         for (; r + QRD <= r1; r += QRD)
-            tile_q8(QRD, 1, base + r * rs, rs, xq, nb, 0, nb, NULL, true, true, Y + r, ldy);
+            tile_quant(type, QRD, 1, base + r * rs, rs, xq, nb, 0, nb, NULL, true, true, Y + r,
+                       ldy);
         for (; r < r1; r++)
-            tile_q8(1, 1, base + r * rs, rs, xq, nb, 0, nb, NULL, true, true, Y + r, ldy);
+            tile_quant(type, 1, 1, base + r * rs, rs, xq, nb, 0, nb, NULL, true, true, Y + r, ldy);
         return;
     }
 
@@ -238,24 +258,33 @@ static void matmul_q8_0(const vwn_mat *W, const void *xqv, int64_t T, float *Y, 
                     int64_t t = 0;
                     if (rt == QRT) {
                         for (; t + QTT <= tb; t += QTT)
-                            tile_q8(QRT, QTT, w, rs, xb + t * nb, nb, k0, k1, pr + t, first, last,
-                                    yb + t * ldy + r, ldy);
+                            tile_quant(type, QRT, QTT, w, rs, xb + t * nb, nb, k0, k1, pr + t,
+                                       first, last, yb + t * ldy + r, ldy);
                         for (; t < tb; t++)
-                            tile_q8(QRT, 1, w, rs, xb + t * nb, nb, k0, k1, pr + t, first, last,
-                                    yb + t * ldy + r, ldy);
+                            tile_quant(type, QRT, 1, w, rs, xb + t * nb, nb, k0, k1, pr + t,
+                                       first, last, yb + t * ldy + r, ldy);
                     } else {
                         for (; t + QTT <= tb; t += QTT)
-                            tile_q8(1, QTT, w, rs, xb + t * nb, nb, k0, k1, pr + t, first, last,
-                                    yb + t * ldy + r, ldy);
+                            tile_quant(type, 1, QTT, w, rs, xb + t * nb, nb, k0, k1, pr + t,
+                                       first, last, yb + t * ldy + r, ldy);
                         for (; t < tb; t++)
-                            tile_q8(1, 1, w, rs, xb + t * nb, nb, k0, k1, pr + t, first, last,
-                                    yb + t * ldy + r, ldy);
+                            tile_quant(type, 1, 1, w, rs, xb + t * nb, nb, k0, k1, pr + t,
+                                       first, last, yb + t * ldy + r, ldy);
                     }
                     r += rt;
                 }
             }
         }
     }
+}
+
+static void matmul_q8_0(const vwn_mat *W, const void *xq, int64_t T, float *Y, int64_t ldy,
+                        int64_t r0, int64_t r1) {
+    matmul_quant(VWN_TYPE_Q8_0, W, xq, T, Y, ldy, r0, r1);
+}
+static void matmul_q4_0(const vwn_mat *W, const void *xq, int64_t T, float *Y, int64_t ldy,
+                        int64_t r0, int64_t r1) {
+    matmul_quant(VWN_TYPE_Q4_0, W, xq, T, Y, ldy, r0, r1);
 }
 
 static void matmul_neon(const vwn_mat *W, const float *X, int64_t ldx, const void *xq, int64_t T,
@@ -266,6 +295,7 @@ static void matmul_neon(const vwn_mat *W, const float *X, int64_t ldx, const voi
     case VWN_TYPE_F16: matmul_f16(W, X, ldx, T, Y, ldy, r0, r1); break;
     case VWN_TYPE_BF16: matmul_bf16(W, X, ldx, T, Y, ldy, r0, r1); break;
     case VWN_TYPE_Q8_0: matmul_q8_0(W, xq, T, Y, ldy, r0, r1); break;
+    case VWN_TYPE_Q4_0: matmul_q4_0(W, xq, T, Y, ldy, r0, r1); break;
     default: break;
     }
 }

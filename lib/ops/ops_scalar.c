@@ -1,6 +1,7 @@
 /* ops_scalar.c -- the plain C kernels: the readable reference every SIMD level is tested against,
- * and the fallback on CPUs without one. Matmul dots accumulate in fp32; Q8_0 weights are dotted
- * with Q8_0-quantized activations the way ggml does it (int32 block sums times both scales). */
+ * and the fallback on CPUs without one. Matmul dots accumulate in fp32; Q8_0 and Q4_0 weights are
+ * dotted with Q8_0-quantized activations the way ggml does it (int32 block sums times both
+ * scales). */
 #include "ops/ops.h"
 #include "vwn.h"
 
@@ -58,6 +59,21 @@ static float dot_q8_0(const vwn_block_q8_0 *w, const vwn_block_q8_0 *x, int64_t 
     return sum;
 }
 
+/* Q4_0 weights: value j of a block is its nibble minus 8 (the first 16 in the low nibbles). */
+static float dot_q4_0(const vwn_block_q4_0 *w, const vwn_block_q8_0 *x, int64_t n_blocks) {
+    float sum = 0.0f;
+    for (int64_t b = 0; b < n_blocks; b++) {
+        int32_t sumi = 0;
+        for (int j = 0; j < VWN_QK4_0 / 2; j++) {
+            sumi += ((int32_t)(w[b].qs[j] & 0x0F) - 8) * (int32_t)x[b].qs[j];
+            sumi += ((int32_t)(w[b].qs[j] >> 4) - 8) * (int32_t)x[b].qs[j + VWN_QK4_0 / 2];
+        }
+        float scale = vwn_fp16_to_fp32(w[b].d) * vwn_fp16_to_fp32(x[b].d); /* exact in fp32 */
+        sum += (float)sumi * scale;
+    }
+    return sum;
+}
+
 /* ---- matmul ---------------------------------------------------------------------------------- */
 
 static void matmul_scalar(const vwn_mat *W, const float *X, int64_t ldx, const void *xq, int64_t T,
@@ -75,6 +91,9 @@ static void matmul_scalar(const vwn_mat *W, const float *X, int64_t ldx, const v
             case VWN_TYPE_BF16: y = dot_bf16(row, x, n); break;
             case VWN_TYPE_Q8_0:
                 y = dot_q8_0(row, (const vwn_block_q8_0 *)xq + t * n_blocks, n_blocks);
+                break;
+            case VWN_TYPE_Q4_0:
+                y = dot_q4_0(row, (const vwn_block_q8_0 *)xq + t * n_blocks, n_blocks);
                 break;
             default: break;
             }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 _Static_assert(sizeof(vwn_block_q8_0) == 34, "Q8_0 block must be 34 bytes (ggml layout)");
+_Static_assert(sizeof(vwn_block_q4_0) == 18, "Q4_0 block must be 18 bytes (ggml layout)");
 
 static inline uint32_t float_bits(float f) {
     uint32_t u;
@@ -103,6 +104,10 @@ size_t vwn_row_bytes(int32_t type, int64_t cols) {
         if (n % VWN_QK8_0 != 0) return 0;
         bytes = (n / VWN_QK8_0) * sizeof(vwn_block_q8_0);
         break;
+    case VWN_TYPE_Q4_0:
+        if (n % VWN_QK4_0 != 0) return 0;
+        bytes = (n / VWN_QK4_0) * sizeof(vwn_block_q4_0);
+        break;
     default:
         return 0;
     }
@@ -130,6 +135,18 @@ void vwn_dequant_row(int32_t type, const void *src, float *dst, int64_t cols) {
         for (int64_t i = 0; i < cols / VWN_QK8_0; i++) {
             float d = vwn_fp16_to_fp32(b[i].d);
             for (int j = 0; j < VWN_QK8_0; j++) dst[i * VWN_QK8_0 + j] = d * (float)b[i].qs[j];
+        }
+        break;
+    }
+    case VWN_TYPE_Q4_0: {
+        const vwn_block_q4_0 *b = src;
+        for (int64_t i = 0; i < cols / VWN_QK4_0; i++) {
+            float d = vwn_fp16_to_fp32(b[i].d);
+            float *o = dst + i * VWN_QK4_0;
+            for (int j = 0; j < VWN_QK4_0 / 2; j++) {
+                o[j] = d * (float)((b[i].qs[j] & 0x0F) - 8);
+                o[j + VWN_QK4_0 / 2] = d * (float)((b[i].qs[j] >> 4) - 8);
+            }
         }
         break;
     }

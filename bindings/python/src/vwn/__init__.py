@@ -105,6 +105,7 @@ class TokenizerKind(enum.IntEnum):
 class TensorType(enum.IntEnum):
     F32 = 0
     F16 = 1
+    Q4_0 = 2
     Q8_0 = 8
     BF16 = 30
 

@@ -48,6 +48,7 @@ pub const VWN_STATUS_COUNT_: vwn_status = 22;
 pub type vwn_type = i32;
 pub const VWN_TYPE_F32: vwn_type = 0;
 pub const VWN_TYPE_F16: vwn_type = 1;
+pub const VWN_TYPE_Q4_0: vwn_type = 2;
 pub const VWN_TYPE_Q8_0: vwn_type = 8;
 pub const VWN_TYPE_BF16: vwn_type = 30;
 
