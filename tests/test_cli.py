@@ -373,6 +373,30 @@ def test_bench_two_models(models):
     assert res["models"][0]["decode_ratio"] == 1.0
 
 
+def test_bench_weight_types(models, tmp_path):
+    """One checkpoint as f32, q8_0, q4_0 and q4_0 --pure, benchmarked together: each file's
+    weight type, and the bytes a decoded token reads follow the types' block sizes exactly (the
+    untied head [V, D] is q8_0 in the q4_0 file, q4_0 with --pure)."""
+    import gguf
+    ckpt = models[MTP_MODEL][0]
+    files = []
+    for wtype, pure in (("f32", False), ("q8_0", False), ("q4_0", False), ("q4_0", True)):
+        out = tmp_path / f"{wtype}{'_pure' if pure else ''}.gguf"
+        convert.convert(str(ckpt), str(out), wtype, pure=pure)
+        files.append(out)
+    res = json.loads(vwn("bench", *files, *BENCH_FAST).stdout.decode().strip().splitlines()[-1])
+    got = [m["weight_type"] for m in res["models"]]
+    assert got == ["f32", "q8_0", "q4_0", "q4_0"]
+    wb = [m["weight_bytes_per_token"] for m in res["models"]]
+    head = next(t for t in gguf.GGUFReader(str(files[0])).tensors if t.name == "lm_head.weight")
+    cols, rows = (int(x) for x in head.shape)        # GGUF order: [in, out]
+    assert wb[2] - wb[3] == rows * cols // 32 * (34 - 18)
+    assert wb[3] < wb[2] < wb[1] < wb[0]
+    # every other weight a token reads is q4_0 there: 18 bytes per 32 weights against q8_0's 34
+    head_q8 = rows * cols // 32 * 34
+    assert (wb[1] - head_q8) * 18 == (wb[2] - head_q8) * 34
+
+
 def prefill_mflop_per_token(path, P):
     """Multiply-adds x 2 of a P-token prefill from position 0, output head at the last position only
     (docs/cli.md, `vwn bench`), from the file's hyperparameters."""
