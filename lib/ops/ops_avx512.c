@@ -357,6 +357,13 @@ INLINE void load_oct_q4(const vwn_block_q4_0 *b, int64_t n, __m512i v[4], __m512
 
 /* ---- the row kernel and its drivers (Q8_0 and Q4_0) ------------------------------------------ */
 
+/* Q4_0 rows prefetch the weights 4 KiB ahead (rows are contiguous, so the stream runs on into the
+ * next rows; a prefetch past the matrix is harmless). Decoding the 110M model from DRAM, 2 threads,
+ * slow bandwidth state: 86-98% of the machine's bandwidth without, 95-105% with, faster in each
+ * of 15 interleaved pairs in that state (2 and 3 KiB gained less, 6 KiB the same, 8 and 16 KiB
+ * less). The same for Q8_0 measured no better (0-5% slower), so Q8_0 rows do not prefetch. */
+#define Q4_PREFETCH 4096
+
 /* One Q8_0 or Q4_0 row (nb blocks at w) for tt tokens, read once as a linear stream (see
  * small_float). The weights are made unsigned for vpdpbusd -- Q8_0: w ^ 0x80 = w + 128, Q4_0: the
  * nibbles, w + 8 -- and the excess, the offset times sum(x), which depends only on the
@@ -372,6 +379,12 @@ INLINE void row_quant(int type, int tt, bool prepared, const void *w, const q8_p
     for (int64_t k = 0, p = 0; k < nb; k += 8, p++) {
         __m512i wu[4];
         __m512 dw;
+        if (type == VWN_TYPE_Q4_0) { /* the lines of the oct Q4_PREFETCH bytes on (see there) */
+            const char *pf = (const char *)((const vwn_block_q4_0 *)w + k) + Q4_PREFETCH;
+            _mm_prefetch(pf, _MM_HINT_T0);
+            _mm_prefetch(pf + 64, _MM_HINT_T0);
+            _mm_prefetch(pf + 128, _MM_HINT_T0);
+        }
         if (type == VWN_TYPE_Q8_0) {
             load_oct((const vwn_block_q8_0 *)w + k, nb - k, wu, &dw);
             for (int c = 0; c < 4; c++) wu[c] = _mm512_xor_si512(wu[c], k80);
