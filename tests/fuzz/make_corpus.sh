@@ -5,7 +5,7 @@
 #
 # Writes
 #   OUT_DIR/seeds/fuzz_gguf/       converter outputs of tiny configurations: every tensor type
-#                                  (f32, f16, bf16, q8_0), wide/factorized, static/dynamic GHC,
+#                                  (f32, f16, bf16, q8_0, q4_0), wide/factorized, static/dynamic GHC,
 #                                  MTP 0-2, and the three tokenizer kinds (bytes, gpt2, llama)
 #   OUT_DIR/models/                the gpt2 and llama models again, for fuzz_tokenizer
 #                                  ($VWN_FUZZ_MODELS), plus the repository's trained gpt2
@@ -35,7 +35,7 @@ configs=(
   "tiny_dyn_fact   256 8  1 1 2 2 1 4 16 1 true  factorized false true  f32,f16,bf16 bytes"
   "tiny_static_wide 256 8 1 2 2 2 2 4 16 0 false wide       false false f32 bytes"
   "tiny_tied_mtp2  256 8  2 2 4 2 2 4 16 2 true  factorized true  true  f32 bytes"
-  "q8_m2n4         256 32 1 2 4 2 1 16 32 1 true factorized false true  q8_0 bytes"
+  "q8_m2n4         256 32 1 2 4 2 1 16 32 1 true factorized false true  q8_0,q4_0 bytes"
   "llama_tok512    512 8  1 1 2 2 1 4 16 1 true  factorized false false f32 llama"
   "gpt2_small      300 8  1 1 1 2 2 4 16 0 false wide       false false f32 gpt2"
 )
