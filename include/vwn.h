@@ -492,7 +492,9 @@ VWN_API vwn_status vwn_generate_tokens(vwn_context *ctx, const int32_t *prompt, 
  * agrees with (exact match for a greedy sampler; the rejection rule min(1, p_target/p_draft) with a
  * residual draw otherwise, so outputs follow the target distribution exactly), rolls the main and
  * MTP caches back past the first rejection, and returns the kept tokens: t, the accepted drafts and
- * one more token from the target (the correction or the bonus token, not yet decoded).
+ * one more token from the target (the correction or the bonus token, not yet decoded). The MTP
+ * modules see the kept tokens in the next vwn_draft, in one batch with its own positions (so
+ * vwn_context_mtp_length lags behind until then; vwn_decode and vwn_get_mtp_logits catch up first).
  * ------------------------------------------------------------------------------------------- */
 
 /* Errors: NO_MTP, INVALID_ARG (depth outside 1..mtp_depth, empty context), TOKEN_OUT_OF_RANGE. */

@@ -91,12 +91,16 @@ vwn_status vwn_forward_mtp_catchup(vwn_context *ctx, int want_logits);
 /* forward.c: logits of module j at its last position (mtp_last_pos) into ctx->mtp_logits. */
 void vwn_forward_mtp_last_logits(vwn_context *ctx, int32_t j);
 
-/* forward.c: run module j (1-based) at T consecutive positions from pos0 (one batch) with input
- * states P[t] (D' each) and input tokens toks[t], writing its KV cache there (entries past mtp_len
- * are scratch), the output states to U_out (T x D') and, if logits_out is not NULL, the logits of
- * the last position. T <= n_batch. Used by drafting. */
-vwn_status vwn_forward_mtp_steps(vwn_context *ctx, int32_t j, int32_t pos0, int32_t T, const float *const *P,
-                                 const int32_t *toks, float *U_out, float *logits_out);
+/* forward.c: module j's (1-based) draft step, with its pending catch-up in the same batch (so
+ * its weights stream once): the kept positions [mtp_len, n_past - j) from the ring and the decoded
+ * tokens, then the n_tent tentative positions up to n_past - 1 with input states P_tent and input
+ * tokens toks_tent (their KV entries lie past mtp_len: scratch). Keeps the kept part as
+ * vwn_forward_mtp_catchup does (a longer catch-up runs first on its own), writes the tentative
+ * output states to U_tent (n_tent x D') and the logits of position n_past - 1 to logits_out.
+ * n_tent = the positions from max(0, n_past - j) on, at most 17. Used by drafting. */
+vwn_status vwn_forward_mtp_draft_step(vwn_context *ctx, int32_t j, const float *const *P_tent,
+                                      const int32_t *toks_tent, int32_t n_tent, float *U_tent,
+                                      float *logits_out);
 
 /* Pointer to the ring slot of stage at position pos, or NULL if the ring does not hold it. */
 float *vwn_ring_get(vwn_context *ctx, int32_t stage, int32_t pos);

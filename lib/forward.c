@@ -276,55 +276,104 @@ static void mtp_run(vwn_context *ctx, int32_t j, int32_t pos0, int32_t T, const 
     ghc_finish(ctx, T, &pending);
 }
 
-vwn_status vwn_forward_mtp_catchup(vwn_context *ctx, int want_logits) {
+/* After module j ran at positions [c0, c0 + T) of its cache (outputs U in s.wide rows 0..T-1):
+ * keep them -- the states module j+1 reads into the ring, the last one for the module's logits,
+ * the logits asked for (want_logits as in vwn_forward_mtp_catchup; end = the module's target
+ * length) -- and advance the module's length. */
+static vwn_status mtp_keep(vwn_context *ctx, int32_t j, int32_t c0, int32_t T, int32_t end, int want_logits) {
     const vwn_model *m = ctx->model;
-    const vwn_hparams *hp = &m->hp;
-    const int32_t Dw = hp->n_wide, V = hp->n_vocab;
-    const float **P = ctx->s.prow;
-    double t_start = vwn_time_us();
+    const int32_t Dw = m->hp.n_wide, V = m->hp.n_vocab;
+    const float *U = ctx->s.wide;
+    if (j < ctx->n_mtp)
+        for (int32_t t = 0; t < T; t++)
+            memcpy(ring_put(ctx, j, c0 + t), U + (size_t)t * Dw, (size_t)Dw * sizeof(float));
+    memcpy(ctx->mtp_last_U + (size_t)(j - 1) * Dw, U + (size_t)(T - 1) * Dw, (size_t)Dw * sizeof(float));
+    ctx->mtp_last_pos[j - 1] = c0 + T - 1;
+    /* logits: every position (want 2) or the last one of the module (want 1) */
+    int32_t lf = -1, lc = 0;
+    if (want_logits == 2) { /* after a far rewind a module may lag by more than n_out: keep the last n_out */
+        lf = c0 > end - ctx->n_out ? c0 : end - ctx->n_out;
+        lc = c0 + T - lf;
+    }
+    else if (want_logits == 1 && c0 + T == end) { lf = end - 1; lc = 1; }
+    if (lc > 0) {
+        int32_t *first = &ctx->mtp_first[j - 1], *count = &ctx->mtp_count[j - 1];
+        if (*count == 0 || want_logits == 1) { *first = lf; *count = 0; }
+        if (*count + lc > ctx->n_out)
+            return vwn_fail(VWN_ERR_INTERNAL, "MTP logits overflow the output buffer");
+        const vwn_mtp_weights *mw = &m->mtp[j - 1];
+        output_head(ctx, U + (size_t)(lf - c0) * Dw, lc, mw->out_norm_w, mw->out_norm_b, mw->final_norm,
+                    ctx->mtp_logits + ((size_t)(j - 1) * ctx->n_out + *count) * V);
+        *count += lc;
+    }
+    ctx->mtp_len[j - 1] = c0 + T;
+    return VWN_OK;
+}
 
-    for (int32_t j = 1; j <= ctx->n_mtp; j++) {
-        const int32_t end = ctx->n_past - j;
-        while (ctx->mtp_len[j - 1] < end) {
-            if (aborted(ctx)) return vwn_fail(VWN_ERR_ABORTED, "MTP catch-up aborted by the callback");
-            const int32_t c0 = ctx->mtp_len[j - 1];
-            int32_t T = end - c0;
-            if (T > ctx->params.n_batch) T = ctx->params.n_batch;
-            for (int32_t t = 0; t < T; t++) {
-                P[t] = vwn_ring_get(ctx, j - 1, c0 + t);
-                if (!P[t])
-                    return vwn_fail(VWN_ERR_INTERNAL, "MTP module %d: state of stage %d at position %d is gone",
-                                    j, j - 1, c0 + t);
-            }
-            mtp_run(ctx, j, c0, T, P, ctx->tokens + c0 + j);
-            const float *U = ctx->s.wide;
-            if (j < ctx->n_mtp)
-                for (int32_t t = 0; t < T; t++)
-                    memcpy(ring_put(ctx, j, c0 + t), U + (size_t)t * Dw, (size_t)Dw * sizeof(float));
-            memcpy(ctx->mtp_last_U + (size_t)(j - 1) * Dw, U + (size_t)(T - 1) * Dw, (size_t)Dw * sizeof(float));
-            ctx->mtp_last_pos[j - 1] = c0 + T - 1;
-            /* logits: every position (want 2) or the last one of the module (want 1) */
-            int32_t lf = -1, lc = 0;
-            if (want_logits == 2) { /* after a far rewind a module may lag by more than n_out: keep the last n_out */
-                lf = c0 > end - ctx->n_out ? c0 : end - ctx->n_out;
-                lc = c0 + T - lf;
-            }
-            else if (want_logits == 1 && c0 + T == end) { lf = end - 1; lc = 1; }
-            if (lc > 0) {
-                int32_t *first = &ctx->mtp_first[j - 1], *count = &ctx->mtp_count[j - 1];
-                if (*count == 0 || want_logits == 1) { *first = lf; *count = 0; }
-                if (*count + lc > ctx->n_out)
-                    return vwn_fail(VWN_ERR_INTERNAL, "MTP logits overflow the output buffer");
-                const vwn_mtp_weights *mw = &m->mtp[j - 1];
-                output_head(ctx, U + (size_t)(lf - c0) * Dw, lc, mw->out_norm_w, mw->out_norm_b,
-                            mw->final_norm,
-                            ctx->mtp_logits + ((size_t)(j - 1) * ctx->n_out + *count) * V);
-                *count += lc;
-            }
-            ctx->mtp_len[j - 1] = c0 + T;
+/* Module j up to length end, in batches of at most max_T positions. */
+static vwn_status mtp_advance(vwn_context *ctx, int32_t j, int32_t end, int32_t max_T, int want_logits) {
+    const float **P = ctx->s.prow;
+    while (ctx->mtp_len[j - 1] < end) {
+        if (aborted(ctx)) return vwn_fail(VWN_ERR_ABORTED, "MTP catch-up aborted by the callback");
+        const int32_t c0 = ctx->mtp_len[j - 1];
+        int32_t T = end - c0;
+        if (T > max_T) T = max_T;
+        for (int32_t t = 0; t < T; t++) {
+            P[t] = vwn_ring_get(ctx, j - 1, c0 + t);
+            if (!P[t])
+                return vwn_fail(VWN_ERR_INTERNAL, "MTP module %d: state of stage %d at position %d is gone",
+                                j, j - 1, c0 + t);
         }
+        mtp_run(ctx, j, c0, T, P, ctx->tokens + c0 + j);
+        vwn_status st = mtp_keep(ctx, j, c0, T, end, want_logits);
+        if (st) return st;
+    }
+    return VWN_OK;
+}
+
+vwn_status vwn_forward_mtp_catchup(vwn_context *ctx, int want_logits) {
+    const double t_start = vwn_time_us();
+    for (int32_t j = 1; j <= ctx->n_mtp; j++) {
+        vwn_status st = mtp_advance(ctx, j, ctx->n_past - j, ctx->params.n_batch, want_logits);
+        if (st) return st;
     }
     ctx->perf.t_mtp_us += vwn_time_us() - t_start;
+    return VWN_OK;
+}
+
+vwn_status vwn_forward_mtp_draft_step(vwn_context *ctx, int32_t j, const float *const *P_tent,
+                                      const int32_t *toks_tent, int32_t n_tent, float *U_tent,
+                                      float *logits_out) {
+    const vwn_model *m = ctx->model;
+    const size_t Dw = (size_t)m->hp.n_wide;
+    enum { MAX_T = 32 };
+    const int32_t q = ctx->n_past - 1, end = ctx->n_past - j; /* kept: [mtp_len, end), tentative: [.., q] */
+    if (n_tent < 1 || n_tent > 17 || q + 1 - n_tent != (end > 0 ? end : 0))
+        return vwn_fail(VWN_ERR_INTERNAL, "MTP draft step: %d tentative positions do not end at %d", n_tent, q);
+    int32_t max_T = ctx->params.n_batch < MAX_T ? ctx->params.n_batch : MAX_T;
+    /* the kept positions that do not fit into one batch with the tentative ones, first */
+    vwn_status st = mtp_advance(ctx, j, end - (max_T - n_tent), ctx->params.n_batch, 0);
+    if (st) return st;
+    const int32_t c0 = ctx->mtp_len[j - 1], n_keep = end > c0 ? end - c0 : 0, T = n_keep + n_tent;
+    const float *P[MAX_T];
+    int32_t toks[MAX_T];
+    for (int32_t t = 0; t < n_keep; t++) {
+        P[t] = vwn_ring_get(ctx, j - 1, c0 + t);
+        if (!P[t])
+            return vwn_fail(VWN_ERR_INTERNAL, "MTP module %d: state of stage %d at position %d is gone", j,
+                            j - 1, c0 + t);
+        toks[t] = ctx->tokens[c0 + t + j];
+    }
+    for (int32_t t = 0; t < n_tent; t++) {
+        P[n_keep + t] = P_tent[t];
+        toks[n_keep + t] = toks_tent[t];
+    }
+    mtp_run(ctx, j, c0, T, P, toks);
+    memcpy(U_tent, ctx->s.wide + (size_t)n_keep * Dw, (size_t)n_tent * Dw * sizeof(float));
+    if (n_keep > 0 && (st = mtp_keep(ctx, j, c0, n_keep, end, 0))) return st;
+    const vwn_mtp_weights *mw = &m->mtp[j - 1];
+    output_head(ctx, U_tent + (size_t)(n_tent - 1) * Dw, 1, mw->out_norm_w, mw->out_norm_b, mw->final_norm,
+                logits_out);
     return VWN_OK;
 }
 
@@ -334,18 +383,4 @@ void vwn_forward_mtp_last_logits(vwn_context *ctx, int32_t j) {
                 mw->out_norm_b, mw->final_norm, ctx->mtp_logits + (size_t)(j - 1) * ctx->n_out * ctx->model->hp.n_vocab);
     ctx->mtp_first[j - 1] = ctx->mtp_last_pos[j - 1];
     ctx->mtp_count[j - 1] = 1;
-}
-
-vwn_status vwn_forward_mtp_steps(vwn_context *ctx, int32_t j, int32_t pos0, int32_t T, const float *const *P,
-                                 const int32_t *toks, float *U_out, float *logits_out) {
-    const vwn_model *m = ctx->model;
-    const size_t Dw = (size_t)m->hp.n_wide;
-    mtp_run(ctx, j, pos0, T, P, toks);
-    memcpy(U_out, ctx->s.wide, (size_t)T * Dw * sizeof(float));
-    if (logits_out) {
-        const vwn_mtp_weights *mw = &m->mtp[j - 1];
-        output_head(ctx, U_out + (size_t)(T - 1) * Dw, 1, mw->out_norm_w, mw->out_norm_b, mw->final_norm,
-                    logits_out);
-    }
-    return VWN_OK;
 }

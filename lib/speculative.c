@@ -9,8 +9,8 @@
  * Verify: the main model evaluates [t, d1..dk] in one batch. Drafts are accepted left to right while
  * the target agrees -- exact match for a greedy sampler; otherwise accept d with probability
  * min(1, p(d)/q(d)) and on rejection draw from max(0, p - q) renormalised, which makes every kept
- * token follow the target distribution exactly. The caches are truncated past the first rejection
- * and the MTP modules catch up on the kept positions. */
+ * token follow the target distribution exactly. The caches are truncated past the first rejection;
+ * the MTP modules catch up on the kept positions in the next draft, in one batch with its own. */
 #include "context.h"
 #include "common.h"
 
@@ -46,8 +46,6 @@ static vwn_status draft(vwn_context *ctx, int32_t next_token, int32_t depth, vwn
         return vwn_fail(VWN_ERR_INVALID_ARG, "n_batch = %d is smaller than the draft depth + 1", ctx->params.n_batch);
 
     const double t0 = vwn_time_us();
-    /* modules must be up to date with the decoded tokens */
-    if ((st = vwn_forward_mtp_catchup(ctx, 0))) return st;
 
     const int32_t q = ctx->n_past - 1, Dw = hp->n_wide, V = hp->n_vocab;
     const bool greedy = sampler_greedy(sampler);
@@ -57,8 +55,9 @@ static vwn_status draft(vwn_context *ctx, int32_t next_token, int32_t depth, vwn
 
     /* draft_states[(j-1)*k + idx]: output U of module j at position q+1-j+idx, computed here */
     for (int32_t j = 1; j <= depth; j++) {
-        /* module j runs at positions q+1-j .. q, in one batch; its cache holds everything before
-         * q+1-j (positions before 0 have nothing to predict from) */
+        /* module j runs at positions q+1-j .. q (positions before 0 have nothing to predict from),
+         * in one batch with the positions before them it has not seen yet (its catch-up after the
+         * last verification or decode: vwn_forward_mtp_draft_step) */
         const int32_t i0 = q + 1 - j < 0 ? 0 : q + 1 - j, T = q + 1 - i0;
         const float *P[17];
         int32_t toks[17];
@@ -72,7 +71,7 @@ static vwn_status draft(vwn_context *ctx, int32_t next_token, int32_t depth, vwn
             toks[i - i0] = ext[i + j - (q + 1)];
         }
         float *U = ctx->draft_states + ((size_t)(j - 1) * ctx->n_mtp + (size_t)(i0 - (q + 1 - j))) * Dw;
-        if ((st = vwn_forward_mtp_steps(ctx, j, i0, T, P, toks, U, logits))) return st;
+        if ((st = vwn_forward_mtp_draft_step(ctx, j, P, toks, T, U, logits))) return st;
         int32_t d;
         if (greedy) {
             d = argmax(logits, V);
@@ -87,6 +86,8 @@ static vwn_status draft(vwn_context *ctx, int32_t next_token, int32_t depth, vwn
         ctx->draft_tokens[j - 1] = d;
         ext[j] = d;
     }
+    /* the modules past depth catch up as after a decode (those up to depth did above) */
+    if ((st = vwn_forward_mtp_catchup(ctx, 0))) return st;
     ctx->draft_n = depth;
     ctx->draft_next = next_token;
     ctx->draft_sampled = !greedy;
@@ -179,7 +180,9 @@ static vwn_status verify(vwn_context *ctx, vwn_sampler *sampler, int32_t *out_to
     }
     if ((st = vwn_context_truncate_internal(ctx, n_keep))) goto fail;
     for (int32_t j = 0; j < ctx->n_mtp; j++) ctx->mtp_count[j] = 0;
-    if ((st = vwn_forward_mtp_catchup(ctx, 0))) goto fail;
+    /* the MTP modules catch up on the kept tokens in the next draft, in the batch of its own
+     * positions (one pass over each module's weights per cycle instead of two); anything that
+     * needs them earlier (a decode, vwn_get_mtp_logits) catches up first */
 
     memcpy(out_tokens, seq, (size_t)(1 + accepted) * sizeof(int32_t));
     out_tokens[1 + accepted] = final_tok;

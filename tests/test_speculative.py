@@ -126,29 +126,53 @@ def test_all_drafts_accepted_when_heads_agree(models, depth):
     c.close()
 
 
+def mtp_logits(ctx, j):
+    p = C.POINTER(C.c_float)()
+    check(lib.vwn_get_mtp_logits(ctx.h, j, -1, C.byref(p)))
+    return np.ctypeslib.as_array(p, (ctx.V,)).copy()
+
+
 @pytest.mark.parametrize("key", [3, "agree"])
 def test_low_level_loop_across_truncations(models, key):
     """draft/verify by hand, rewinding the cache now and then; the kept tokens always equal plain
-    greedy decoding of the same history, computed in a separate context."""
-    c, ref = Ctx(models[key]), Ctx(models[key], mtp=False)
+    greedy decoding of the same history, computed in a separate context. The MTP modules catch up
+    on a verification's kept tokens inside the next draft (one batch with the draft's own
+    positions): the drafts and the MTP logits equal those of a context that decoded the same
+    history plainly, bit for bit."""
+    c, ref, tw = Ctx(models[key]), Ctx(models[key], mtp=False), Ctx(models[key])
     rng = np.random.default_rng(0)
     hist = [5, 6, 7, 8]
     check(lib.vwn_decode(c.h, (C.c_int32 * 4)(*hist), 4))
     t = argmax_next(c)
     out = (C.c_int32 * 20)()
     n_out = C.c_int32()
-    drafts = (C.c_int32 * 16)()
+    drafts, tw_drafts = (C.c_int32 * 16)(), (C.c_int32 * 16)()
     for step in range(40):
         depth = int(rng.integers(1, c.k + 1))
+        # the twin: the same history decoded in one call (its modules caught up by the decode)
+        check(lib.vwn_context_clear(tw.h))
+        check(lib.vwn_decode(tw.h, (C.c_int32 * len(hist))(*hist), len(hist)))
+        check(lib.vwn_draft(tw.h, t, depth, None, tw_drafts, None, None))
         check(lib.vwn_draft(c.h, t, depth, None, drafts, None, None))
+        assert list(drafts[:depth]) == list(tw_drafts[:depth]), step
+        for j in range(1, c.k + 1):    # every module is current once drafted
+            assert lib.vwn_context_mtp_length(c.h, j) == len(hist) - j
         check(lib.vwn_verify(c.h, None, out, C.byref(n_out)))
         kept = list(out[:n_out.value])
         assert kept[0] == t
+        n_before = len(hist)
         hist += kept[:-1]
         t = kept[-1]
         assert lib.vwn_context_length(c.h) == len(hist)
-        for j in range(1, c.k + 1):
-            assert lib.vwn_context_mtp_length(c.h, j) == len(hist) - j
+        for j in range(1, c.k + 1):    # the kept tokens wait for the next draft
+            assert lib.vwn_context_mtp_length(c.h, j) == n_before - j
+        if step % 5 == 4:
+            # asking for MTP logits catches the modules up on their own: the same as the twin's
+            check(lib.vwn_context_clear(tw.h))
+            check(lib.vwn_decode(tw.h, (C.c_int32 * len(hist))(*hist), len(hist)))
+            for j in range(1, c.k + 1):
+                np.testing.assert_array_equal(mtp_logits(c, j), mtp_logits(tw, j))
+                assert lib.vwn_context_mtp_length(c.h, j) == len(hist) - j
         # the reference: plain greedy over the same history must predict each kept token
         check(lib.vwn_context_clear(ref.h))
         check(lib.vwn_decode(ref.h, (C.c_int32 * len(hist))(*hist), len(hist)))
@@ -164,6 +188,7 @@ def test_low_level_loop_across_truncations(models, key):
             t = argmax_next(c)
     c.close()
     ref.close()
+    tw.close()
 
 
 def chi2_critical(df, z=3.719):   # z for p = 1e-4; Wilson-Hilferty approximation
