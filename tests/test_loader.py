@@ -117,39 +117,31 @@ def check_values(path, name, src, ti, got):
         want = flat.astype(np.float16).astype(np.float32)
     elif ti["type"] == V.TYPE_BF16:
         want = bf16_round(flat)
-    elif ti["type"] == V.TYPE_Q4_0:
-        # 1. the loader's dequantization is exactly d * (nibble - 8) of the file's blocks
-        d, q = q4_0_blocks(path, ti["offset"], ti["n_bytes"])
+    elif ti["type"] in (V.TYPE_Q4_0, V.TYPE_Q8_0):
+        tname = V.TYPE_NAME[ti["type"]]
+        # 1. the loader's dequantization is exactly d * q of the file's blocks
+        d, q = (q4_0_blocks if ti["type"] == V.TYPE_Q4_0 else q8_0_blocks)(path, ti["offset"], ti["n_bytes"])
         exact = (d[:, None] * q.astype(np.float32)).reshape(-1)
-        np.testing.assert_array_equal(got, exact, err_msg=f"{name}: q4_0 dequantization")
-        # 2. and within the block error bound of the source. ggml's quantizer: d = x_max / -8 for
-        #    the x of largest magnitude, q = clamp(trunc(x / d + 8.5), 0, 15) - 8; so |x - q d| <=
-        #    |d|/2 everywhere but the clamped end (q = 7 for x up to -x_max = 8|d|: error <= |d|),
-        #    plus d's fp16 rounding (relative 2^-11) times |q| <= 8
+        np.testing.assert_array_equal(got, exact, err_msg=f"{name}: {tname} dequantization")
+        # 2. and within the block error bound of the source, plus d's fp16 rounding (relative
+        #    2^-11) times |q|. Q8_0: d = max|x| / 127, |x - q d| <= d/2, |q| <= 127. Q4_0 (ggml's
+        #    quantizer): d = x_max / -8 for the x of largest magnitude, q = clamp(trunc(x / d +
+        #    8.5), 0, 15) - 8, so |x - q d| <= |d|/2 but at the clamped end (q = 7 for x up to
+        #    -x_max = 8|d|: error <= |d|), |q| <= 8.
         blocks = flat.reshape(-1, 32)
         amax = np.abs(blocks).max(axis=1, keepdims=True)
-        bound = amax / 8.0 * (1.0 + 8.0 * 2.0 ** -11) + 1e-7
+        if ti["type"] == V.TYPE_Q8_0:
+            bound = amax / 127.0 * (0.5 + 127.0 * 2.0 ** -11) + 1e-7
+        else:
+            bound = amax / 8.0 * (1.0 + 8.0 * 2.0 ** -11) + 1e-7
         err = np.abs(got.reshape(-1, 32) - blocks)
         worst = float((err - bound).max())
-        assert worst <= 0, f"{name}: q4_0 error exceeds the block bound by {worst}"
-        # the bound is loose only at the clamped end: the mean error is at most a quarter step
-        assert float(err.mean()) <= float((amax / 8.0).mean()) / 2, f"{name}: q4_0 mean error too large"
+        assert worst <= 0, f"{name}: {tname} error exceeds the block bound by {worst}"
+        if ti["type"] == V.TYPE_Q4_0:  # loose only at the clamped end: the mean is within a quarter step
+            assert float(err.mean()) <= float((amax / 8.0).mean()) / 2, f"{name}: q4_0 mean error too large"
         return
     else:
-        assert ti["type"] == V.TYPE_Q8_0, f"{name}: unexpected type {ti['type']}"
-        # 1. the loader's dequantization is exactly d * q of the file's blocks
-        d, q = q8_0_blocks(path, ti["offset"], ti["n_bytes"])
-        exact = (d[:, None] * q.astype(np.float32)).reshape(-1)
-        np.testing.assert_array_equal(got, exact, err_msg=f"{name}: q8_0 dequantization")
-        # 2. and within the block error bound of the source: |x - q d| <= d/2 plus d's fp16
-        #    rounding (relative 2^-11) times |q| <= 127, with d = max|x| / 127 per block
-        blocks = flat.reshape(-1, 32)
-        amax = np.abs(blocks).max(axis=1, keepdims=True)
-        bound = amax / 127.0 * (0.5 + 127.0 * 2.0 ** -11) + 1e-7
-        err = np.abs(got.reshape(-1, 32) - blocks)
-        worst = float((err - bound).max())
-        assert worst <= 0, f"{name}: q8_0 error exceeds the block bound by {worst}"
-        return
+        raise AssertionError(f"{name}: unexpected type {ti['type']}")
     np.testing.assert_array_equal(got, want, err_msg=f"{name} ({V.TYPE_NAME[ti['type']]})")
 
 

@@ -290,36 +290,40 @@ INLINE void rows_q8(int tt, const vwn_mat *W, const vwn_block_q8_0 *xq, float *Y
 void vwn_avx2_matmul_q8_0(const vwn_mat *W, const void *xqv, int64_t T, float *Y, int64_t ldy,
                           int64_t r0, int64_t r1);
 
-/* Every T: the row kernel on balanced chunks of at most Q8_T tokens. Measured on Zen 4 against
- * the block-by-block kernels this replaced (an 8-row decode tile with prefetch for T = 1, a 2 x 3
- * tile GEMM over 512-column blocks for T > 1), 2048x768, 768x2048 and 32000x768: 1 thread, weights
- * in L3, T = 1 the same, T = 2..64 0.65-0.85x the time; 2 threads from DRAM 0.4-0.77x. Chunks of 8
- * tokens measured faster than chunks of 6 or 3 for T >= 8. */
+/* Every T: the row kernel rows_fn on balanced chunks of at most Q8_T tokens (a compile-time count
+ * for the inlined kernel), and no more than the prepared activations' buffer (prep_max) holds.
+ * Measured on Zen 4 against the block-by-block kernels this replaced (an 8-row decode tile with
+ * prefetch for T = 1, a 2 x 3 tile GEMM over 512-column blocks for T > 1), 2048x768, 768x2048 and
+ * 32000x768: 1 thread, weights in L3, T = 1 the same, T = 2..64 0.65-0.85x the time; 2 threads
+ * from DRAM 0.4-0.77x. Chunks of 8 tokens measured faster than chunks of 6 or 3 for T >= 8. */
+#define QUANT_CHUNKS(rows_fn, prep_max)                                                           \
+    do {                                                                                           \
+        const int64_t nb = W->cols / VWN_QK8_0, quads = (nb + 3) / 4; /* Q4_0: 32 a block too */  \
+        const vwn_block_q8_0 *xq = xqv;                                                            \
+        int64_t most = Q8_T; /* rows over prep_max quads are not prepared: Q8_T */                 \
+        if (quads <= (prep_max) && (prep_max) / quads < most) most = (prep_max) / quads;           \
+        const int64_t n = (T + most - 1) / most;                                                   \
+        for (int64_t c = 0, t = 0; c < n; c++) {                                                   \
+            const int64_t t1 = T * (c + 1) / n;                                                    \
+            const vwn_block_q8_0 *xc = xq + t * nb;                                                \
+            float *yc = Y + t * ldy;                                                               \
+            switch (t1 - t) {                                                                      \
+            case 1: rows_fn(1, W, xc, yc, ldy, r0, r1); break;                                     \
+            case 2: rows_fn(2, W, xc, yc, ldy, r0, r1); break;                                     \
+            case 3: rows_fn(3, W, xc, yc, ldy, r0, r1); break;                                     \
+            case 4: rows_fn(4, W, xc, yc, ldy, r0, r1); break;                                     \
+            case 5: rows_fn(5, W, xc, yc, ldy, r0, r1); break;                                     \
+            case 6: rows_fn(6, W, xc, yc, ldy, r0, r1); break;                                     \
+            case 7: rows_fn(7, W, xc, yc, ldy, r0, r1); break;                                     \
+            default: rows_fn(8, W, xc, yc, ldy, r0, r1); break;                                    \
+            }                                                                                      \
+            t = t1;                                                                                \
+        }                                                                                          \
+    } while (0)
+
 void vwn_avx2_matmul_q8_0(const vwn_mat *W, const void *xqv, int64_t T, float *Y, int64_t ldy,
                           int64_t r0, int64_t r1) {
-    const int64_t nb = W->cols / VWN_QK8_0, quads = (nb + 3) / 4;
-    const vwn_block_q8_0 *xq = xqv;
-    /* chunks no longer than the prepared activations' buffer holds (rows over PREP_MAX quads are
-     * not prepared: Q8_T) */
-    int64_t most = Q8_T;
-    if (quads <= PREP_MAX && PREP_MAX / quads < most) most = PREP_MAX / quads;
-    const int64_t n = (T + most - 1) / most;
-    for (int64_t c = 0, t = 0; c < n; c++) {
-        const int64_t t1 = T * (c + 1) / n;
-        const vwn_block_q8_0 *xc = xq + t * nb;
-        float *yc = Y + t * ldy;
-        switch (t1 - t) {
-        case 1: rows_q8(1, W, xc, yc, ldy, r0, r1); break;
-        case 2: rows_q8(2, W, xc, yc, ldy, r0, r1); break;
-        case 3: rows_q8(3, W, xc, yc, ldy, r0, r1); break;
-        case 4: rows_q8(4, W, xc, yc, ldy, r0, r1); break;
-        case 5: rows_q8(5, W, xc, yc, ldy, r0, r1); break;
-        case 6: rows_q8(6, W, xc, yc, ldy, r0, r1); break;
-        case 7: rows_q8(7, W, xc, yc, ldy, r0, r1); break;
-        default: rows_q8(8, W, xc, yc, ldy, r0, r1); break;
-        }
-        t = t1;
-    }
+    QUANT_CHUNKS(rows_q8, PREP_MAX);
 }
 
 /* ---- Q4_0 weights ----------------------------------------------------------------------------- */
@@ -456,31 +460,12 @@ INLINE void rows_q4(int tt, const vwn_mat *W, const vwn_block_q8_0 *xq, float *Y
 void vwn_avx2_matmul_q4_0(const vwn_mat *W, const void *xqv, int64_t T, float *Y, int64_t ldy,
                           int64_t r0, int64_t r1);
 
-/* Every T: the row kernel on balanced chunks of at most Q8_T tokens, as vwn_avx2_matmul_q8_0. */
+/* Every T: as vwn_avx2_matmul_q8_0. */
 void vwn_avx2_matmul_q4_0(const vwn_mat *W, const void *xqv, int64_t T, float *Y, int64_t ldy,
                           int64_t r0, int64_t r1) {
-    const int64_t nb = W->cols / VWN_QK4_0, quads = (nb + 3) / 4;
-    const vwn_block_q8_0 *xq = xqv;
-    int64_t most = Q8_T;
-    if (quads <= PREP_MAX_Q4 && PREP_MAX_Q4 / quads < most) most = PREP_MAX_Q4 / quads;
-    const int64_t n = (T + most - 1) / most;
-    for (int64_t c = 0, t = 0; c < n; c++) {
-        const int64_t t1 = T * (c + 1) / n;
-        const vwn_block_q8_0 *xc = xq + t * nb;
-        float *yc = Y + t * ldy;
-        switch (t1 - t) {
-        case 1: rows_q4(1, W, xc, yc, ldy, r0, r1); break;
-        case 2: rows_q4(2, W, xc, yc, ldy, r0, r1); break;
-        case 3: rows_q4(3, W, xc, yc, ldy, r0, r1); break;
-        case 4: rows_q4(4, W, xc, yc, ldy, r0, r1); break;
-        case 5: rows_q4(5, W, xc, yc, ldy, r0, r1); break;
-        case 6: rows_q4(6, W, xc, yc, ldy, r0, r1); break;
-        case 7: rows_q4(7, W, xc, yc, ldy, r0, r1); break;
-        default: rows_q4(8, W, xc, yc, ldy, r0, r1); break;
-        }
-        t = t1;
-    }
+    QUANT_CHUNKS(rows_q4, PREP_MAX_Q4);
 }
+#undef QUANT_CHUNKS
 
 static void matmul_avx2(const vwn_mat *W, const float *X, int64_t ldx, const void *xq, int64_t T,
                         float *Y, int64_t ldy, int64_t r0, int64_t r1) {
