@@ -365,7 +365,10 @@ def test_bench_json(models):
 
 def test_bench_two_models(models):
     a, b = models[MTP_MODEL][1], models["m1n1_static_wide_untied_nogn_mha_mtp0"][1]
-    res = json.loads(vwn("bench", a, b, *BENCH_FAST).stdout.decode().strip().splitlines()[-1])
+    out = vwn("bench", a, b, *BENCH_FAST).stdout.decode()
+    res = json.loads(out.strip().splitlines()[-1])
+    verdict = [ln for ln in out.splitlines() if "FLOP ratio" in ln]   # two f32 models: a verdict
+    assert len(verdict) == 1 and ("target met" in verdict[0] or "target missed" in verdict[0])
     assert [m["model"] for m in res["models"]] == [str(a), str(b)]
     for m in res["models"]:
         for key in BENCH_KEYS + ["decode_ratio", "prefill_ratio"]:
@@ -384,7 +387,12 @@ def test_bench_weight_types(models, tmp_path):
         out = tmp_path / f"{wtype}{'_pure' if pure else ''}.gguf"
         convert.convert(str(ckpt), str(out), wtype, pure=pure)
         files.append(out)
-    res = json.loads(vwn("bench", *files, *BENCH_FAST).stdout.decode().strip().splitlines()[-1])
+    out = vwn("bench", *files, *BENCH_FAST).stdout.decode()
+    res = json.loads(out.strip().splitlines()[-1])
+    # the GHC-overhead verdict compares a model with its twin of the same weight type only
+    ratio_lines = [ln for ln in out.splitlines() if "FLOP ratio" in ln]
+    assert len(ratio_lines) == 3
+    assert not any("target" in ln for ln in ratio_lines)
     got = [m["weight_type"] for m in res["models"]]
     assert got == ["f32", "q8_0", "q4_0", "q4_0"]
     wb = [m["weight_bytes_per_token"] for m in res["models"]]
