@@ -37,7 +37,7 @@ struct vwn_context {
     int32_t n_past;                /* tokens in the cache                               */
     int32_t *tokens;               /* [n_ctx] the tokens in the cache                  */
     /* KV caches: elements of params.kv_type (fp32, or fp16 bits), kv_esize bytes each; per layer
-     * (module) n_ctx * Hkv * hd of them, laid out as attention.h says (vwn_ctx_kv) */
+     * (module) n_ctx * Hkv * hd of them, laid out as attention.h says (vwn_kv_row) */
     size_t kv_esize;
     void *k_cache, *v_cache;       /* [L] layers                                       */
     float *rope_cos, *rope_sin;    /* [n_ctx][hd/2]                                    */

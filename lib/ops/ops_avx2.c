@@ -199,14 +199,20 @@ INLINE void quad_quants(const vwn_block_q8_0 *b, __m256i v[4]) {
     v[3] = _mm256_unpackhi_epi64(h01, h23);
 }
 
-/* The fp16 scales of the four blocks at b as fp32 in the quad's lanes. */
-INLINE __m256 quad_scales(const vwn_block_q8_0 *b) {
-    const uint64_t d = (uint64_t)b[0].d | (uint64_t)b[2].d << 16 | (uint64_t)b[1].d << 32 |
-                       (uint64_t)b[3].d << 48;
+/* Four blocks' fp16 scales d0..d3 as fp32 in a quad's lanes (blocks 0 2 1 3, each twice: the
+ * order quad_quants pairs them in). Compilers gather the four words with a vmovd and three
+ * vpinsrw from memory. (Doubling the words before the conversion instead of the permute after it
+ * made clang build them with a dozen scalar shifts, 1.25x slower for Q4_0 at T = 1; two 32-byte
+ * loads, a word blend, a byte shuffle and a 64-bit permute measured 4% slower.) */
+INLINE __m256 scales4(uint16_t d0, uint16_t d1, uint16_t d2, uint16_t d3) {
+    const uint64_t d = (uint64_t)d0 | (uint64_t)d2 << 16 | (uint64_t)d1 << 32 | (uint64_t)d3 << 48;
     const __m128 f = _mm_cvtph_ps(_mm_cvtsi64_si128((long long)d));
     return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(f),
                                     _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3));
 }
+
+/* The fp16 scales of the four blocks at b as fp32 in the quad's lanes. */
+INLINE __m256 quad_scales(const vwn_block_q8_0 *b) { return scales4(b[0].d, b[1].d, b[2].d, b[3].d); }
 
 /* The n blocks at b (1 <= n <= 4) as a quad; absent blocks are zero (quants and scales). */
 INLINE void load_quad(const vwn_block_q8_0 *b, int64_t n, __m256i v[4], __m256 *d) {
@@ -358,18 +364,8 @@ INLINE void quad_nibbles(const vwn_block_q4_0 *b, __m256i v[4]) {
     v[3] = _mm256_and_si256(_mm256_srli_epi16(hi, 4), m);
 }
 
-/* The fp16 scales of the four Q4_0 blocks at b as fp32 in the quad's lanes, as quad_scales:
- * compilers gather the four words with a vmovd and three vpinsrw from memory. (Doubling the words
- * before the conversion instead of the permute after it made clang build them with a dozen scalar
- * shifts, 1.25x slower at T = 1; two 32-byte loads, a word blend, a byte shuffle and a 64-bit
- * permute measured 4% slower.) */
-INLINE __m256 quad_scales_q4(const vwn_block_q4_0 *b) {
-    const uint64_t d = (uint64_t)b[0].d | (uint64_t)b[2].d << 16 | (uint64_t)b[1].d << 32 |
-                       (uint64_t)b[3].d << 48;
-    const __m128 f = _mm_cvtph_ps(_mm_cvtsi64_si128((long long)d));
-    return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(f),
-                                    _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3));
-}
+/* The fp16 scales of the four Q4_0 blocks at b as fp32 in the quad's lanes, as quad_scales. */
+INLINE __m256 quad_scales_q4(const vwn_block_q4_0 *b) { return scales4(b[0].d, b[1].d, b[2].d, b[3].d); }
 
 /* The n Q4_0 blocks at b (1 <= n <= 4) as a quad; absent blocks are zero (nibbles and scales: their
  * terms vanish, as the activations' absent blocks are zero too). */
