@@ -356,7 +356,7 @@ static void check_matmul(const vwn_ops *ops, int32_t type, int64_t rows, int64_t
 
 static void test_matmul(const vwn_ops *ops) {
     static const int64_t odd_cols[] = {1, 3, 17, 33, 101, 1023};
-    static const int64_t q8_cols[] = {32, 64, 96, 160, 544, 4096};
+    static const int64_t q8_cols[] = {32, 64, 96, 160, 192, 224, 544, 4096};
     static const int64_t Ts[] = {1, 2, 3, 5, 8, 13};
     static const int32_t float_types[] = {VWN_TYPE_F32, VWN_TYPE_F16, VWN_TYPE_BF16};
     for (int ti = 0; ti < 3; ti++)
@@ -365,7 +365,7 @@ static void test_matmul(const vwn_ops *ops) {
                 int64_t rows = 1 + 2 * (int64_t)(rnd_u32() % 20), T = Ts[k];
                 check_matmul(ops, float_types[ti], rows, odd_cols[ci], T, 0, rows, false);
             }
-    for (int ci = 0; ci < 6; ci++)
+    for (int ci = 0; ci < 8; ci++)
         for (int k = 0; k < 6; k++) {
             int64_t rows = 1 + 2 * (int64_t)(rnd_u32() % 20), T = Ts[k];
             int64_t cols = q8_cols[ci];
@@ -381,12 +381,12 @@ static void test_matmul(const vwn_ops *ops) {
     check_matmul(ops, VWN_TYPE_Q8_0, 3, 33024, 1, 0, 3, false);
     check_matmul(ops, VWN_TYPE_Q8_0, 3, 33024, 2, 0, 3, true);
     /* Q4_0: row counts that are not multiples of 4 or 16 (the tiles), 1 to 129 blocks (partial
-     * groups of 4 and 8 blocks), T across the SIMD kernels' token passes (up to 8 tokens each;
-     * with 129 blocks at most 7), exact sums and random ones */
-    static const int64_t q4_cols[] = {32, 96, 160, 544, 4128};
+     * groups of 4 and 8 blocks: 1, 2, 3, 5, 6, 7 blocks in the last), T across the SIMD kernels'
+     * token passes (up to 8 tokens each; with 129 blocks at most 7), exact sums and random ones */
+    static const int64_t q4_cols[] = {32, 96, 160, 192, 224, 544, 4128};
     static const int64_t q4_T[] = {1, 3, 5, 8, 9, 17};
     static const int64_t q4_rows[] = {1, 3, 7, 13, 19, 37, 5};
-    for (int ci = 0; ci < 5; ci++)
+    for (int ci = 0; ci < 7; ci++)
         for (int k = 0; k < 6; k++) {
             int64_t rows = q4_rows[(ci + k) % 7], cols = q4_cols[ci], T = q4_T[k];
             check_matmul(ops, VWN_TYPE_Q4_0, rows, cols, T, 0, rows, false);
