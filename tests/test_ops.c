@@ -355,12 +355,13 @@ static void check_matmul(const vwn_ops *ops, int32_t type, int64_t rows, int64_t
 }
 
 static void test_matmul(const vwn_ops *ops) {
-    static const int64_t odd_cols[] = {1, 3, 17, 33, 101, 1023};
+    /* column tails 1..7 of the 8-lane (AVX2) kernels, and 1, 2, 3, 5, 6, 12, 14, 15 of the 16-lane ones */
+    static const int64_t odd_cols[] = {1, 3, 6, 12, 17, 33, 50, 101, 1023, 1038};
     static const int64_t q8_cols[] = {32, 64, 96, 160, 192, 224, 544, 4096};
     static const int64_t Ts[] = {1, 2, 3, 5, 8, 13};
     static const int32_t float_types[] = {VWN_TYPE_F32, VWN_TYPE_F16, VWN_TYPE_BF16};
     for (int ti = 0; ti < 3; ti++)
-        for (int ci = 0; ci < 6; ci++)
+        for (int ci = 0; ci < 10; ci++)
             for (int k = 0; k < 6; k++) {
                 int64_t rows = 1 + 2 * (int64_t)(rnd_u32() % 20), T = Ts[k];
                 check_matmul(ops, float_types[ti], rows, odd_cols[ci], T, 0, rows, false);
