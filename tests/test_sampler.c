@@ -195,6 +195,78 @@ static void test_masks(void) {
     vwn_sampler_free(s);
 }
 
+
+/* top-p on a large vocabulary (the library sorts only blocks of the best candidates, 64 then
+ * doubling): the kept set and probabilities must equal a full sort's, computed here with the
+ * library's own double arithmetic (softmax summed in id order, prefix summed in sorted order).
+ * Logits on a 0.25 grid make many ties (broken by id); high temperatures keep thousands of
+ * tokens, so several blocks are needed. */
+#define BIG_V 5000
+static const double *big_p;
+static int cmp_big(const void *a, const void *b) {
+    int x = *(const int *)a, y = *(const int *)b;
+    if (big_p[x] != big_p[y]) return big_p[x] > big_p[y] ? -1 : 1;
+    return (x > y) - (x < y);
+}
+
+static void test_top_p_large(void) {
+    static float logits[BIG_V];
+    static double e[BIG_V], pr[BIG_V];
+    static int order[BIG_V];
+    static float got[BIG_V];
+    uint64_t r = 12345;
+    for (int i = 0; i < BIG_V; i++) {
+        r = r * 6364136223846793005ull + 1442695040888963407ull;
+        logits[i] = (float)((int)(r >> 40) % 41 - 20) * 0.25f; /* -5 .. 5 in steps of 0.25 */
+    }
+    const float temps[3] = {0.5f, 1.0f, 4.0f};
+    const float tops[4] = {0.5f, 0.9f, 0.99f, 0.999999f};
+    int blocks_needed = 0;
+    for (int ti = 0; ti < 3; ti++)
+        for (int pi = 0; pi < 4; pi++) {
+            vwn_sampler_params p = plain(temps[ti]);
+            p.top_p = tops[pi];
+            vwn_sampler *s = make(&p);
+            double max = -INFINITY, sum = 0.0;
+            for (int i = 0; i < BIG_V; i++)
+                if (logits[i] > max) max = logits[i];
+            for (int i = 0; i < BIG_V; i++) {
+                e[i] = exp(((double)logits[i] - max) / (double)temps[ti]);
+                sum += e[i];
+            }
+            for (int i = 0; i < BIG_V; i++) {
+                pr[i] = e[i] / sum;
+                order[i] = i;
+            }
+            big_p = pr;
+            qsort(order, BIG_V, sizeof *order, cmp_big);
+            double cum = 0.0;
+            int keep = BIG_V;
+            for (int i = 0; i < BIG_V; i++) {
+                cum += pr[order[i]];
+                if (cum >= (double)tops[pi]) { keep = i + 1; break; }
+            }
+            if (keep > 64) blocks_needed++;
+            double kept = 0.0;
+            for (int i = 0; i < keep; i++) kept += pr[order[i]];
+            CHECK_OK(vwn_sampler_probs(s, logits, BIG_V, got));
+            int bad = 0, n_kept = 0;
+            static bool in[BIG_V];
+            memset(in, 0, sizeof in);
+            for (int i = 0; i < keep; i++) in[order[i]] = true;
+            for (int i = 0; i < BIG_V; i++) {
+                float want = in[i] ? (float)(pr[i] / kept) : 0.0f;
+                n_kept += got[i] > 0;
+                if (got[i] != want) bad++;
+            }
+            if (bad) fprintf(stderr, "top-p %g at T %g: %d of %d probabilities differ (kept %d, want %d)\n",
+                             (double)tops[pi], (double)temps[ti], bad, BIG_V, n_kept, keep);
+            CHECK(bad == 0);
+            vwn_sampler_free(s);
+        }
+    CHECK(blocks_needed >= 3); /* the cases do reach past the first block */
+}
+
 static void test_greedy(void) {
     vwn_sampler_params p = plain(0.0f);
     vwn_sampler *s = make(&p);
@@ -520,6 +592,7 @@ static void test_errors(void) {
 
 int main(void) {
     test_masks();
+    test_top_p_large();
     test_greedy();
     test_penalties();
     test_rng();
