@@ -32,25 +32,63 @@ void vwn_rope_apply(float *v, int32_t n_heads, int32_t hd, const float *cos_p, c
     }
 }
 
-/* One work item: token t and KV head kvh -- the `group` query heads that share the KV head run
- * back to back, so its keys and values are read from memory once and then from cache. sc: this
- * thread's n_ctx scores. */
+/* Queries of consecutive tokens share their keys and values (causal: token t sees positions
+ * 0..p0+t). A work item is a block of up to VWN_ATT_BLOCK tokens and one KV head; within it the
+ * keys and values are taken in pieces of about 16 KiB, and every token of the block runs over a
+ * piece while it is in L1 -- so in prefill each piece comes from L2/L3 once per block instead of
+ * once per token. Every score is computed alone, and every output is one chain over the keys in
+ * order (attn_values with accumulate continues it exactly), so the results are the bits of
+ * running each token over all its keys at once -- the decoding path (one token: one piece). */
+
+/* Keys per piece: ~16 KiB of keys (or values) of one head, at least 16. */
+static int32_t piece_keys(int32_t hd, size_t esize) {
+    const int32_t k = (int32_t)(16384 / ((size_t)hd * esize));
+    return k < 16 ? 16 : k;
+}
+
+/* One work item: tokens t0..t0+nt-1 and KV head kvh -- the `group` query heads that share the KV
+ * head run back to back, so its keys and values are read from memory once and then from cache.
+ * sc: this thread's VWN_ATT_BLOCK rows of n_ctx scores. */
 static void attend(const vwn_ops *ops, const float *q, bool half, size_t esize, const void *k_cache,
-                   const void *v_cache, int32_t p0, int32_t t, int32_t kvh, int32_t n_head, int32_t group,
-                   int32_t hd, float *out, float *sc, int32_t n_ctx) {
+                   const void *v_cache, int32_t p0, int32_t t0, int32_t nt, int32_t kvh, int32_t n_head,
+                   int32_t group, int32_t hd, float *out, float *sc, int32_t n_ctx) {
     const float inv_sqrt_hd = 1.0f / sqrtf((float)hd);
-    const int32_t n_keys = p0 + t + 1; /* causal: positions 0..p0+t */
-    const void *K = (const char *)k_cache + (size_t)kvh * n_ctx * hd * esize;
-    const void *V = (const char *)v_cache + (size_t)kvh * n_ctx * hd * esize;
+    const int32_t last = p0 + t0 + nt;      /* keys of the block's last token */
+    const int32_t piece = nt == 1 ? last : piece_keys(hd, esize);
+    const char *K = (const char *)k_cache + (size_t)kvh * n_ctx * hd * esize;
+    const char *V = (const char *)v_cache + (size_t)kvh * n_ctx * hd * esize;
+    const size_t row = (size_t)hd * esize;
     for (int32_t h = kvh * group; h < (kvh + 1) * group; h++) {
-        const float *qh = q + (size_t)t * n_head * hd + (size_t)h * hd;
-        float *oh = out + (size_t)t * n_head * hd + (size_t)h * hd;
-        if (half) ops->attn_scores_f16(sc, qh, K, hd, n_keys, hd, inv_sqrt_hd);
-        else ops->attn_scores(sc, qh, K, hd, n_keys, hd, inv_sqrt_hd);
-        const float sum = ops->softmax_exp(sc, n_keys);
-        ops->scale(sc, 1.0f / sum, n_keys);
-        if (half) ops->attn_values_f16(oh, sc, V, hd, n_keys, hd);
-        else ops->attn_values(oh, sc, V, hd, n_keys, hd);
+        /* scores, piece by piece */
+        for (int32_t j0 = 0; j0 < last; j0 += piece) {
+            const int32_t j1 = last - j0 < piece ? last : j0 + piece;
+            for (int32_t i = 0; i < nt; i++) {
+                const int32_t n_keys = p0 + t0 + i + 1, n = (n_keys < j1 ? n_keys : j1) - j0;
+                if (n <= 0) continue;
+                const float *qh = q + ((size_t)(t0 + i) * n_head + h) * hd;
+                float *s = sc + (size_t)i * n_ctx + j0;
+                if (half) ops->attn_scores_f16(s, qh, (const uint16_t *)(K + j0 * row), hd, n, hd, inv_sqrt_hd);
+                else ops->attn_scores(s, qh, (const float *)(K + j0 * row), hd, n, hd, inv_sqrt_hd);
+            }
+        }
+        for (int32_t i = 0; i < nt; i++) {
+            const int32_t n_keys = p0 + t0 + i + 1;
+            float *s = sc + (size_t)i * n_ctx;
+            const float sum = ops->softmax_exp(s, n_keys);
+            ops->scale(s, 1.0f / sum, n_keys);
+        }
+        /* values, piece by piece, each token's outputs continued from the last piece */
+        for (int32_t j0 = 0; j0 < last; j0 += piece) {
+            const int32_t j1 = last - j0 < piece ? last : j0 + piece;
+            for (int32_t i = 0; i < nt; i++) {
+                const int32_t n_keys = p0 + t0 + i + 1, n = (n_keys < j1 ? n_keys : j1) - j0;
+                if (n <= 0) continue;
+                float *oh = out + ((size_t)(t0 + i) * n_head + h) * hd;
+                const float *s = sc + (size_t)i * n_ctx + j0;
+                if (half) ops->attn_values_f16(oh, s, (const uint16_t *)(V + j0 * row), hd, n, hd, j0 > 0);
+                else ops->attn_values(oh, s, (const float *)(V + j0 * row), hd, n, hd, j0 > 0);
+            }
+        }
     }
 }
 
@@ -60,14 +98,18 @@ void vwn_attention(const vwn_ops *ops, const float *q, int32_t kv_type, const vo
     const int32_t group = n_head / n_head_kv;
     const bool half = kv_type == VWN_TYPE_F16;
     const size_t esize = vwn_kv_esize(kv_type);
-    /* one work item = one token and one KV head */
-    const int64_t n_items = (int64_t)T * n_head_kv;
-    const int64_t work = n_items * (int64_t)(p0 + T) * hd * group;
+    /* one work item = one block of tokens and one KV head */
+    const int32_t blocks = (T + VWN_ATT_BLOCK - 1) / VWN_ATT_BLOCK;
+    const int64_t n_items = (int64_t)blocks * n_head_kv;
+    const int64_t work = (int64_t)T * n_head_kv * (int64_t)(p0 + T) * hd * group;
     if (n_threads <= 1 || n_items <= 1 || work <= 65536) {
         /* no OpenMP construct (a serialized region costs ~1 µs and cache misses in libomp) */
-        for (int64_t it = 0; it < n_items; it++)
-            attend(ops, q, half, esize, k_cache, v_cache, p0, (int32_t)(it / n_head_kv), (int32_t)(it % n_head_kv),
-                   n_head, group, hd, out, scores, n_ctx);
+        for (int64_t it = 0; it < n_items; it++) {
+            const int32_t b = (int32_t)(it / n_head_kv), t0 = b * VWN_ATT_BLOCK;
+            const int32_t nt = T - t0 < VWN_ATT_BLOCK ? T - t0 : VWN_ATT_BLOCK;
+            attend(ops, q, half, esize, k_cache, v_cache, p0, t0, nt, (int32_t)(it % n_head_kv), n_head, group,
+                   hd, out, scores, n_ctx);
+        }
         return;
     }
 #ifdef VWN_OPENMP
@@ -75,11 +117,13 @@ void vwn_attention(const vwn_ops *ops, const float *q, int32_t kv_type, const vo
 #endif
     for (int64_t it = 0; it < n_items; it++) {
 #ifdef VWN_OPENMP
-        float *sc = scores + (size_t)omp_get_thread_num() * n_ctx;
+        float *sc = scores + (size_t)omp_get_thread_num() * VWN_ATT_BLOCK * n_ctx;
 #else
         float *sc = scores;
 #endif
-        attend(ops, q, half, esize, k_cache, v_cache, p0, (int32_t)(it / n_head_kv), (int32_t)(it % n_head_kv),
-               n_head, group, hd, out, sc, n_ctx);
+        const int32_t b = (int32_t)(it / n_head_kv), t0 = b * VWN_ATT_BLOCK;
+        const int32_t nt = T - t0 < VWN_ATT_BLOCK ? T - t0 : VWN_ATT_BLOCK;
+        attend(ops, q, half, esize, k_cache, v_cache, p0, t0, nt, (int32_t)(it % n_head_kv), n_head, group, hd,
+               out, sc, n_ctx);
     }
 }

@@ -32,9 +32,12 @@ static inline void vwn_kv_store(const vwn_ops *ops, int32_t kv_type, void *dst, 
     else memcpy(dst, src, (size_t)hd * sizeof(float));
 }
 
+/* Tokens whose queries attention runs together over each piece of keys and values (see attention.c). */
+#define VWN_ATT_BLOCK 8
+
 /* Causal attention for T queries at positions p0..p0+T-1. q: [T][Hq*hd]; the caches (elements of
  * kv_type, F32 or F16) hold keys and values of positions 0..p0+T-1 (layout above); out: [T][Hq*hd].
- * scores: per thread n_ctx floats. */
+ * scores: per thread VWN_ATT_BLOCK * n_ctx floats. */
 void vwn_attention(const vwn_ops *ops, const float *q, int32_t kv_type, const void *k_cache, const void *v_cache,
                    int32_t p0, int32_t T, int32_t n_head, int32_t n_head_kv, int32_t hd,
                    float *out, float *scores, int32_t n_ctx, int n_threads);

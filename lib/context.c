@@ -94,7 +94,7 @@ static vwn_status make_plan(const vwn_model *m, const vwn_context_params *p, pla
     pl->q = nb * qd;
     pl->kvb = nb * kv_dim;
     pl->ff = nb * (size_t)hp->n_ff;
-    pl->att = (size_t)p->n_threads * ctx;
+    pl->att = (size_t)p->n_threads * VWN_ATT_BLOCK * ctx;
     pl->emb = nb * max_sz(Dw, D);
     pl->mtp_in = pl->n_mtp ? nb * Dw * 2 : 0;
     pl->head = nb * D;

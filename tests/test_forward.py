@@ -204,6 +204,35 @@ def test_incremental_equals_full(tmp, cfg, simd):
             assert_close(row, full_mtp[j - 1][pos], 1e-5, f"incremental mtp{j}@{pos}")
 
 
+@pytest.mark.parametrize("kv_type", [0, 1])
+@pytest.mark.parametrize("simd", LEVELS)
+def test_long_prompt_equals_decoding(tmp, simd, kv_type):
+    """A 1,100-token prompt in one call, in chunks of 37, and one token at a time give the same
+    logits bit for bit. Attention runs a block of prompt tokens over pieces of keys and values
+    (lib/attention.c: 512 keys a piece here in fp32, 1,024 in fp16) and continues each output
+    from piece to piece; one token at a time takes every key at once."""
+    cfg = next(c for c in CONFIGS if c.startswith("m2n8_dynamic"))
+    ck, path = make_model(tmp, cfg)
+    config, _ = load_checkpoint(ck)
+    V, n = config["vocab_size"], 1100
+    toks = np.random.default_rng(6).integers(0, V, n)
+    m = Model(path)
+    whole = Ctx(m, n_ctx=n, n_batch=n, simd=simd, threads=2, mtp=False, kv_type=kv_type)
+    check(whole.decode(toks))
+    want = np.stack([whole.logits(i, V) for i in range(n)])
+    chunks = Ctx(m, n_ctx=n, n_batch=64, simd=simd, threads=2, mtp=False, kv_type=kv_type)
+    got = []
+    for i in range(0, n, 37):
+        check(chunks.decode(toks[i:i + 37]))
+        got += [chunks.logits(j, V) for j in range(i, min(i + 37, n))]
+    assert np.array_equal(np.stack(got), want), "chunks of 37 differ from one call"
+    one = Ctx(m, n_ctx=n, n_batch=1, logits_all=False, simd=simd, threads=2, mtp=False, kv_type=kv_type)
+    for i in range(n):
+        check(one.decode(toks[i:i + 1]))
+        if i % 50 == 49 or i == n - 1:
+            assert np.array_equal(one.logits(i, V), want[i]), f"token at a time differs at {i}"
+
+
 @pytest.mark.parametrize("cfg", INCR_CFGS[:3])
 def test_truncate_equals_never_decoded(tmp, cfg):
     ck, path = make_model(tmp, cfg)

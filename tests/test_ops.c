@@ -604,8 +604,8 @@ static void test_vectors(const vwn_ops *ops) {
         ops->attn_scores(s1, q, K, ld, n_kv, hd, 0.125f);
         ref->attn_scores(s2, q, K, ld, n_kv, hd, 0.125f);
         for (int64_t j = 0; j < n_kv; j++) bad += fabsf(s1[j] - s2[j]) > 1e-5f * sqrtf((float)hd) * 0.125f * (float)hd;
-        ops->attn_values(y1, p, K, ld, n_kv, hd);
-        ref->attn_values(y2, p, K, ld, n_kv, hd);
+        ops->attn_values(y1, p, K, ld, n_kv, hd, false);
+        ref->attn_values(y2, p, K, ld, n_kv, hd, false);
         for (int64_t i = 0; i < hd; i++) bad += fabsf(y1[i] - y2[i]) > 1e-5f * sqrtf((float)n_kv) * (float)n_kv;
         free(K);
     }
@@ -751,12 +751,28 @@ static void test_kv_f16(const vwn_ops *ops) {
             bad += fbits(s1[j]) != fbits(s2[j]);
             bad += fabsf(s1[j] - s3[j]) > 1e-5f * sqrtf((float)hd) * 0.125f * 3.0f * (float)hd;
         }
-        ops->attn_values_f16(y1, p, Kh, ld, n_kv, hd);
-        ops->attn_values(y2, p, Kf, ld, n_kv, hd);
-        ref->attn_values_f16(y3, p, Kh, ld, n_kv, hd);
+        ops->attn_values_f16(y1, p, Kh, ld, n_kv, hd, false);
+        ops->attn_values(y2, p, Kf, ld, n_kv, hd, false);
+        ref->attn_values_f16(y3, p, Kh, ld, n_kv, hd, false);
         for (int64_t i = 0; i < hd; i++) {
             bad += fbits(y1[i]) != fbits(y2[i]);
             bad += fabsf(y1[i] - y3[i]) > 1e-5f * sqrtf((float)n_kv) * 3.0f * (float)n_kv;
+        }
+        /* the keys in pieces with accumulate (as the attention's key blocks run them): the same
+         * bits as one call, for both cache types and for the scalar reference too */
+        const int64_t cuts[3] = {1, 17, 40};
+        for (int ci = 0; ci < 3; ci++) {
+            float z1[400], z2[400], z3[400];
+            const int64_t a = cuts[ci];
+            ops->attn_values_f16(z1, p, Kh, ld, a, hd, false);
+            ops->attn_values_f16(z1, p + a, Kh + a * ld, ld, n_kv - a, hd, true);
+            ops->attn_values(z2, p, Kf, ld, a, hd, false);
+            ops->attn_values(z2, p + a, Kf + a * ld, ld, n_kv - a, hd, true);
+            ref->attn_values_f16(z3, p, Kh, ld, a, hd, false);
+            ref->attn_values_f16(z3, p + a, Kh + a * ld, ld, n_kv - a, hd, true);
+            for (int64_t i = 0; i < hd; i++)
+                bad += (fbits(z1[i]) != fbits(y1[i])) + (fbits(z2[i]) != fbits(y2[i])) +
+                       (fbits(z3[i]) != fbits(y3[i]));
         }
         free(Kh), free(Kf);
     }

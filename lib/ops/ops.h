@@ -72,21 +72,23 @@ typedef struct vwn_ops {
      * rmsnorm:     out[i] = x[i] / sqrt(mean(x^2) + eps) * gain[i]   (gain NULL means 1)
      * silu_mul:    out[i] = silu(gate[i]) * up[i],  silu(g) = g / (1 + exp(-g))
      * attn_scores: out[j] = scale * dot(q, K + j*ldk, head_dim)       for j < n_kv
-     * attn_values: out[i] = sum_j p[j] * V[j*ldv + i]                 for i < head_dim (overwrites;
+     * attn_values: out[i] = sum_j p[j] * V[j*ldv + i]                 for i < head_dim (overwrites,
+     *              or with accumulate adds to out: each output is one chain over the keys in order,
+     *              so keys [0, a) then [a, n) with accumulate give the bits of [0, n) in one call;
      *              out must not overlap p or V) */
     void (*rmsnorm)(float *out, const float *x, const float *gain, int64_t n, float eps);
     void (*silu_mul)(float *out, const float *gate, const float *up, int64_t n);
     void (*attn_scores)(float *out, const float *q, const float *K, int64_t ldk, int64_t n_kv,
                         int64_t head_dim, float scale);
     void (*attn_values)(float *out, const float *p, const float *V, int64_t ldv, int64_t n_kv,
-                        int64_t head_dim);
+                        int64_t head_dim, bool accumulate);
     /* The same two over an fp16 KV cache (context param kv_type = F16): K and V rows hold fp16
      * bits. Each result is bit-identical to the fp32 kernel of the same table run on the rows
      * widened to fp32 (the widening is exact, and the kernels keep the same fma order). */
     void (*attn_scores_f16)(float *out, const float *q, const uint16_t *K, int64_t ldk, int64_t n_kv,
                             int64_t head_dim, float scale);
     void (*attn_values_f16)(float *out, const float *p, const uint16_t *V, int64_t ldv, int64_t n_kv,
-                            int64_t head_dim);
+                            int64_t head_dim, bool accumulate);
     /* to_f16: out[i] = fp16(x[i]), rounded to nearest even (= vwn_fp32_to_fp16 for every finite
      * x and infinities; NaN stays NaN): storing keys and values into an fp16 cache. */
     void (*to_f16)(uint16_t *out, const float *x, int64_t n);

@@ -677,10 +677,10 @@ static void attn_scores_f16_avx2(float *out, const float *q, const uint16_t *K, 
  * tail of fewer than 8 lanes in plain C. Each output is one fma chain over the keys, in order.
  * Columns c0.. of V (fp32 or fp16 by `type`). */
 INLINE void values_block(int nv, int type, float *out, const float *p, const void *V, int64_t c0, int64_t ldv,
-                         int64_t n_kv) {
+                         int64_t n_kv, bool accumulate) {
     const size_t esize = type == VWN_TYPE_F32 ? sizeof(float) : sizeof(uint16_t);
     __m256 acc[8];
-    for (int v = 0; v < nv; v++) acc[v] = _mm256_setzero_ps();
+    for (int v = 0; v < nv; v++) acc[v] = accumulate ? _mm256_loadu_ps(out + v * VL) : _mm256_setzero_ps();
     for (int64_t j = 0; j < n_kv; j++) {
         const __m256 pj = _mm256_set1_ps(p[j]);
         const void *row = (const char *)V + (size_t)j * (size_t)ldv * esize;
@@ -690,24 +690,24 @@ INLINE void values_block(int nv, int type, float *out, const float *p, const voi
 }
 
 INLINE void values_kv(int type, float *out, const float *p, const void *V, int64_t ldv, int64_t n_kv,
-                      int64_t head_dim) {
+                      int64_t head_dim, bool accumulate) {
     int64_t i = 0;
     while (i + VL <= head_dim) {
         const int64_t nv = (head_dim - i) / VL < 8 ? (head_dim - i) / VL : 8;
         switch (nv) {
-        case 1: values_block(1, type, out + i, p, V, i, ldv, n_kv); break;
-        case 2: values_block(2, type, out + i, p, V, i, ldv, n_kv); break;
-        case 3: values_block(3, type, out + i, p, V, i, ldv, n_kv); break;
-        case 4: values_block(4, type, out + i, p, V, i, ldv, n_kv); break;
-        case 5: values_block(5, type, out + i, p, V, i, ldv, n_kv); break;
-        case 6: values_block(6, type, out + i, p, V, i, ldv, n_kv); break;
-        case 7: values_block(7, type, out + i, p, V, i, ldv, n_kv); break;
-        default: values_block(8, type, out + i, p, V, i, ldv, n_kv); break;
+        case 1: values_block(1, type, out + i, p, V, i, ldv, n_kv, accumulate); break;
+        case 2: values_block(2, type, out + i, p, V, i, ldv, n_kv, accumulate); break;
+        case 3: values_block(3, type, out + i, p, V, i, ldv, n_kv, accumulate); break;
+        case 4: values_block(4, type, out + i, p, V, i, ldv, n_kv, accumulate); break;
+        case 5: values_block(5, type, out + i, p, V, i, ldv, n_kv, accumulate); break;
+        case 6: values_block(6, type, out + i, p, V, i, ldv, n_kv, accumulate); break;
+        case 7: values_block(7, type, out + i, p, V, i, ldv, n_kv, accumulate); break;
+        default: values_block(8, type, out + i, p, V, i, ldv, n_kv, accumulate); break;
         }
         i += nv * VL;
     }
     for (; i < head_dim; i++) {
-        float s = 0.0f;
+        float s = accumulate ? out[i] : 0.0f;
         if (type == VWN_TYPE_F32)
             for (int64_t j = 0; j < n_kv; j++) s += p[j] * ((const float *)V)[j * ldv + i];
         else
@@ -717,13 +717,13 @@ INLINE void values_kv(int type, float *out, const float *p, const void *V, int64
 }
 
 static void attn_values_avx2(float *out, const float *p, const float *V, int64_t ldv, int64_t n_kv,
-                             int64_t head_dim) {
-    values_kv(VWN_TYPE_F32, out, p, V, ldv, n_kv, head_dim);
+                             int64_t head_dim, bool accumulate) {
+    values_kv(VWN_TYPE_F32, out, p, V, ldv, n_kv, head_dim, accumulate);
 }
 
 static void attn_values_f16_avx2(float *out, const float *p, const uint16_t *V, int64_t ldv, int64_t n_kv,
-                                 int64_t head_dim) {
-    values_kv(VWN_TYPE_F16, out, p, V, ldv, n_kv, head_dim);
+                                 int64_t head_dim, bool accumulate) {
+    values_kv(VWN_TYPE_F16, out, p, V, ldv, n_kv, head_dim, accumulate);
 }
 
 static void to_f16_avx2(uint16_t *out, const float *x, int64_t n) {

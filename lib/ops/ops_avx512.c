@@ -651,13 +651,13 @@ static void attn_scores_f16_avx512(float *out, const float *q, const uint16_t *K
  * key order (two 32-lane passes over a 64-wide head read every row twice, half at a time). Each
  * output is the same fma chain over the keys as before, in the same order. Columns c0.. of V. */
 INLINE void values_block(int nv, int type, float *out, const float *p, const void *V, int64_t c0,
-                         int64_t ldv, int64_t n_kv, int64_t width) {
+                         int64_t ldv, int64_t n_kv, int64_t width, bool accumulate) {
     const size_t esize = type == VWN_TYPE_F32 ? sizeof(float) : sizeof(uint16_t);
     __m512 acc[8];
     __mmask16 m[8];
     for (int v = 0; v < nv; v++) {
-        acc[v] = _mm512_setzero_ps();
         m[v] = width - v * VL >= VL ? (__mmask16)0xffff : tail_mask(width - v * VL);
+        acc[v] = accumulate ? _mm512_maskz_loadu_ps(m[v], out + v * VL) : _mm512_setzero_ps();
     }
     for (int64_t j = 0; j < n_kv; j++) {
         const __m512 pj = _mm512_set1_ps(p[j]);
@@ -669,30 +669,30 @@ INLINE void values_block(int nv, int type, float *out, const float *p, const voi
 }
 
 INLINE void values_kv(int type, float *out, const float *p, const void *V, int64_t ldv, int64_t n_kv,
-                      int64_t head_dim) {
+                      int64_t head_dim, bool accumulate) {
     for (int64_t i = 0; i < head_dim; i += 8 * VL) {
         const int64_t width = head_dim - i < 8 * VL ? head_dim - i : 8 * VL;
         switch ((width + VL - 1) / VL) {
-        case 1: values_block(1, type, out + i, p, V, i, ldv, n_kv, width); break;
-        case 2: values_block(2, type, out + i, p, V, i, ldv, n_kv, width); break;
-        case 3: values_block(3, type, out + i, p, V, i, ldv, n_kv, width); break;
-        case 4: values_block(4, type, out + i, p, V, i, ldv, n_kv, width); break;
-        case 5: values_block(5, type, out + i, p, V, i, ldv, n_kv, width); break;
-        case 6: values_block(6, type, out + i, p, V, i, ldv, n_kv, width); break;
-        case 7: values_block(7, type, out + i, p, V, i, ldv, n_kv, width); break;
-        default: values_block(8, type, out + i, p, V, i, ldv, n_kv, width); break;
+        case 1: values_block(1, type, out + i, p, V, i, ldv, n_kv, width, accumulate); break;
+        case 2: values_block(2, type, out + i, p, V, i, ldv, n_kv, width, accumulate); break;
+        case 3: values_block(3, type, out + i, p, V, i, ldv, n_kv, width, accumulate); break;
+        case 4: values_block(4, type, out + i, p, V, i, ldv, n_kv, width, accumulate); break;
+        case 5: values_block(5, type, out + i, p, V, i, ldv, n_kv, width, accumulate); break;
+        case 6: values_block(6, type, out + i, p, V, i, ldv, n_kv, width, accumulate); break;
+        case 7: values_block(7, type, out + i, p, V, i, ldv, n_kv, width, accumulate); break;
+        default: values_block(8, type, out + i, p, V, i, ldv, n_kv, width, accumulate); break;
         }
     }
 }
 
 static void attn_values_avx512(float *out, const float *p, const float *V, int64_t ldv, int64_t n_kv,
-                               int64_t head_dim) {
-    values_kv(VWN_TYPE_F32, out, p, V, ldv, n_kv, head_dim);
+                               int64_t head_dim, bool accumulate) {
+    values_kv(VWN_TYPE_F32, out, p, V, ldv, n_kv, head_dim, accumulate);
 }
 
 static void attn_values_f16_avx512(float *out, const float *p, const uint16_t *V, int64_t ldv, int64_t n_kv,
-                                   int64_t head_dim) {
-    values_kv(VWN_TYPE_F16, out, p, V, ldv, n_kv, head_dim);
+                                   int64_t head_dim, bool accumulate) {
+    values_kv(VWN_TYPE_F16, out, p, V, ldv, n_kv, head_dim, accumulate);
 }
 
 static void to_f16_avx512(uint16_t *out, const float *x, int64_t n) {

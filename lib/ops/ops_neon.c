@@ -470,11 +470,17 @@ static void attn_scores_f16_neon(float *out, const float *q, const uint16_t *K, 
 }
 
 INLINE void values_kv(int type, float *out, const float *p, const void *V, int64_t ldv, int64_t n_kv,
-                      int64_t head_dim) {
+                      int64_t head_dim, bool accumulate) {
     const size_t esize = type == VWN_TYPE_F32 ? sizeof(float) : sizeof(uint16_t);
     int64_t i = 0;
     for (; i + 4 * VL <= head_dim; i += 4 * VL) { /* 16 output lanes in registers over all keys */
         float32x4_t a0 = vdupq_n_f32(0.0f), a1 = a0, a2 = a0, a3 = a0;
+        if (accumulate) {
+            a0 = vld1q_f32(out + i);
+            a1 = vld1q_f32(out + i + 4);
+            a2 = vld1q_f32(out + i + 8);
+            a3 = vld1q_f32(out + i + 12);
+        }
         for (int64_t j = 0; j < n_kv; j++) {
             const void *row = (const char *)V + (size_t)j * (size_t)ldv * esize;
             a0 = vfmaq_n_f32(a0, load_w(type, row, i), p[j]);
@@ -488,7 +494,7 @@ INLINE void values_kv(int type, float *out, const float *p, const void *V, int64
         vst1q_f32(out + i + 12, a3);
     }
     for (; i < head_dim; i++) {
-        float s = 0.0f;
+        float s = accumulate ? out[i] : 0.0f;
         if (type == VWN_TYPE_F32)
             for (int64_t j = 0; j < n_kv; j++) s += p[j] * ((const float *)V)[j * ldv + i];
         else
@@ -498,13 +504,13 @@ INLINE void values_kv(int type, float *out, const float *p, const void *V, int64
 }
 
 static void attn_values_neon(float *out, const float *p, const float *V, int64_t ldv, int64_t n_kv,
-                             int64_t head_dim) {
-    values_kv(VWN_TYPE_F32, out, p, V, ldv, n_kv, head_dim);
+                             int64_t head_dim, bool accumulate) {
+    values_kv(VWN_TYPE_F32, out, p, V, ldv, n_kv, head_dim, accumulate);
 }
 
 static void attn_values_f16_neon(float *out, const float *p, const uint16_t *V, int64_t ldv, int64_t n_kv,
-                                 int64_t head_dim) {
-    values_kv(VWN_TYPE_F16, out, p, V, ldv, n_kv, head_dim);
+                                 int64_t head_dim, bool accumulate) {
+    values_kv(VWN_TYPE_F16, out, p, V, ldv, n_kv, head_dim, accumulate);
 }
 
 static void to_f16_neon(uint16_t *out, const float *x, int64_t n) {

@@ -143,8 +143,9 @@ static void attn_scores_scalar(float *out, const float *q, const float *K, int64
 }
 
 static void attn_values_scalar(float *out, const float *p, const float *V, int64_t ldv, int64_t n_kv,
-                               int64_t head_dim) {
-    for (int64_t i = 0; i < head_dim; i++) out[i] = 0.0f;
+                               int64_t head_dim, bool accumulate) {
+    if (!accumulate)
+        for (int64_t i = 0; i < head_dim; i++) out[i] = 0.0f;
     for (int64_t j = 0; j < n_kv; j++) axpy_scalar(out, p[j], V + j * ldv, head_dim);
 }
 
@@ -159,8 +160,9 @@ static void attn_scores_f16_scalar(float *out, const float *q, const uint16_t *K
 }
 
 static void attn_values_f16_scalar(float *out, const float *p, const uint16_t *V, int64_t ldv, int64_t n_kv,
-                                   int64_t head_dim) {
-    for (int64_t i = 0; i < head_dim; i++) out[i] = 0.0f;
+                                   int64_t head_dim, bool accumulate) {
+    if (!accumulate)
+        for (int64_t i = 0; i < head_dim; i++) out[i] = 0.0f;
     for (int64_t j = 0; j < n_kv; j++)
         for (int64_t i = 0; i < head_dim; i++) out[i] += p[j] * vwn_fp16_to_fp32(V[j * ldv + i]);
 }
