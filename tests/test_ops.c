@@ -758,6 +758,15 @@ static void test_kv_f16(const vwn_ops *ops) {
             bad += fbits(y1[i]) != fbits(y2[i]);
             bad += fabsf(y1[i] - y3[i]) > 1e-5f * sqrtf((float)n_kv) * 3.0f * (float)n_kv;
         }
+        /* a key's score does not depend on where it falls in the call (attention scores pieces
+         * of keys from different starts in prefill and in decoding): keys 25..40 from key 25 on */
+        {
+            float t1[41], t2[41];
+            ops->attn_scores(t1, q, Kf + 25 * ld, ld, 16, hd, 0.125f);
+            ops->attn_scores_f16(t2, q, Kh + 25 * ld, ld, 16, hd, 0.125f);
+            for (int64_t j = 0; j < 16; j++)
+                bad += (fbits(t1[j]) != fbits(s2[25 + j])) + (fbits(t2[j]) != fbits(s1[25 + j]));
+        }
         /* the keys in pieces with accumulate (as the attention's key blocks run them): the same
          * bits as one call, for both cache types and for the scalar reference too */
         const int64_t cuts[3] = {1, 17, 40};
