@@ -4,7 +4,7 @@
 # Makes the Llama-110M-shaped benchmark models (tools/bench_models.py) under $VWN_BENCH_MODELS
 # (default /tmp/vwn-bench), then runs `vwn bench` on each weight type with the three shapes
 # interleaved (ratios against the n=m=1 model), the weight types against each other with an f32 and
-# an fp16 KV cache, thread scaling, speculative decoding on the demo model, and `vwn perplexity` of
+# an fp16 KV cache, thread scaling, a 1,800-token prompt, speculative decoding on the demo model, and `vwn perplexity` of
 # the demo model as F32, BF16, Q8_0 and Q4_0 (and with an fp16 KV cache) on held-out text.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,6 +40,12 @@ for ty in f32 q8_0; do
     $VWN bench "$M/llama110m_m2n8.$ty.gguf" -t "$t" -p 256 -n 32 -r 3 --json | tail -1 > "$OUT/scaling_${ty}_t$t.json"
     echo "$ty t=$t: $(cat "$OUT/scaling_${ty}_t$t.json")"
   done
+done
+
+echo "== a long prompt (1,800 tokens): prefill with attention over the cache, decoding at that position"
+for kv in f32 f16; do
+  $VWN bench "$M/llama110m_m1n1.f32.gguf" "$M/llama110m_m1n1.q4_0.gguf" -t "$T" -p 1800 -n 32 -r 3 --kv-type "$kv" --json \
+    | tee "$OUT/long_prompt_kv$kv.txt" | tail -1
 done
 
 echo "== speculative decoding on the demo model"
