@@ -456,9 +456,11 @@ static void test_matmul_consistent(const vwn_ops *ops) {
     static const int32_t types[] = {VWN_TYPE_F32, VWN_TYPE_F16, VWN_TYPE_BF16, VWN_TYPE_Q8_0,
                                     VWN_TYPE_Q4_0};
     /* the second shape has long rows: a T-token batch of them may take another small-T path; the
-     * third is one token past a small-T pass (T = 9: two passes, of 4 and 5 tokens) */
-    static const int64_t shapes[3][3] = {{45, 1056, 53}, {13, 4128, 10}, {19, 544, 9}};
-    for (int ci = 0; ci < 15; ci++) {
+     * third is one token past a small-T pass (T = 9: two passes, of 4 and 5 tokens); the first
+     * runs the float GEMM rows first (its activations fit in L2), the fourth token blocks first
+     * (260 x 1056 floats: over 1 MiB) */
+    static const int64_t shapes[4][3] = {{45, 1056, 53}, {13, 4128, 10}, {19, 544, 9}, {11, 1056, 260}};
+    for (int ci = 0; ci < 20; ci++) {
         const int si = ci / 5, ti = ci % 5;
         int64_t rows = shapes[si][0], cols = shapes[si][1], T = shapes[si][2];
         test_mat m;
