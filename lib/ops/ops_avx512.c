@@ -125,47 +125,12 @@ INLINE void small_float(int type, int tt, const vwn_mat *W, const float *X, int6
                    Y + r, ldy);
 }
 
-/* Rows [rb0, rb1) (at most RB) x the token block at t0 (at most TB tokens) of the GEMM below,
- * over all columns in KC blocks (part: the tiles' accumulators between column blocks). */
-INLINE void gemm_block(int type, const char *base, size_t rs, int64_t cols, const float *X, int64_t ldx,
-                       int64_t T, float *Y, int64_t ldy, int64_t rb0, int64_t rb1, int64_t t0, __m512 *part) {
-    const int64_t tb = T - t0 < TB ? T - t0 : TB;
-    const float *xb = X + t0 * ldx;
-    float *yb = Y + t0 * ldy;
-    for (int64_t c0 = 0; c0 < cols; c0 += KC) {
-        const int64_t c1 = c0 + KC < cols ? c0 + KC : cols;
-        const bool first = c0 == 0, last = c1 == cols;
-        for (int64_t r = rb0; r < rb1;) {
-            const int rt = rb1 - r >= RT ? RT : 1;
-            const char *w = base + r * rs;
-            __m512 *pr = part + (r - rb0) * TB;
-            int64_t t = 0;
-            if (rt == RT) {
-                for (; t + TT <= tb; t += TT)
-                    tile_float(type, RT, TT, w, rs, xb + t * ldx, ldx, c0, c1, pr + t, first, last,
-                               yb + t * ldy + r, ldy);
-                for (; t < tb; t++)
-                    tile_float(type, RT, 1, w, rs, xb + t * ldx, ldx, c0, c1, pr + t, first, last,
-                               yb + t * ldy + r, ldy);
-            } else {
-                for (; t + TT <= tb; t += TT)
-                    tile_float(type, 1, TT, w, rs, xb + t * ldx, ldx, c0, c1, pr + t, first, last,
-                               yb + t * ldy + r, ldy);
-                for (; t < tb; t++)
-                    tile_float(type, 1, 1, w, rs, xb + t * ldx, ldx, c0, c1, pr + t, first, last,
-                               yb + t * ldy + r, ldy);
-            }
-            r += rt;
-        }
-    }
-}
+#define GEMM_VEC __m512
+#include "ops/gemm_blocked.h"
+#undef GEMM_VEC
 
 INLINE void matmul_float(int type, const vwn_mat *W, const float *X, int64_t ldx, int64_t T,
                          float *Y, int64_t ldy, int64_t r0, int64_t r1) {
-    const char *base = W->data;
-    const size_t rs = W->row_bytes;
-    const int64_t cols = W->cols;
-
     /* F32 from T = 5 on: the GEMM's 4-row tiles load fewer x vectors per FMA, and at that T
      * the float kernels are compute-bound (measured: T = 8 was 13% faster in the GEMM). */
     switch (type == VWN_TYPE_F32 && T > SMALL_T_F32 ? 0 : T) {
@@ -180,22 +145,7 @@ INLINE void matmul_float(int type, const vwn_mat *W, const float *X, int64_t ldx
     default: break;
     }
 
-    /* Loop order. When all T tokens' activations fit in L2 (1 MiB), each block of RB rows runs
-     * over every token block before the next rows: the weights stream from memory once and the
-     * activations are re-read from L2 (one thread, 2048 x 768 F32, T = 256: 89.6 -> 95 GFLOP/s).
-     * Otherwise token blocks are outermost and each reads the weights again (from L3): rows first
-     * measured 3% slower there (768 x 2048, T = 256, 2 MiB of activations). The order changes no
-     * (row, token) result. */
-    __m512 part[RB * TB];
-    if ((uint64_t)T * (uint64_t)cols * sizeof(float) <= (uint64_t)1 << 20) {
-        for (int64_t rb0 = r0; rb0 < r1; rb0 += RB)
-            for (int64_t t0 = 0; t0 < T; t0 += TB)
-                gemm_block(type, base, rs, cols, X, ldx, T, Y, ldy, rb0, rb0 + RB < r1 ? rb0 + RB : r1, t0, part);
-    } else {
-        for (int64_t t0 = 0; t0 < T; t0 += TB)
-            for (int64_t rb0 = r0; rb0 < r1; rb0 += RB)
-                gemm_block(type, base, rs, cols, X, ldx, T, Y, ldy, rb0, rb0 + RB < r1 ? rb0 + RB : r1, t0, part);
-    }
+    gemm_float(type, W, X, ldx, T, Y, ldy, r0, r1);
 }
 
 static void matmul_f32(const vwn_mat *W, const float *X, int64_t ldx, int64_t T, float *Y,

@@ -87,6 +87,10 @@ INLINE void tile_float(int type, int rt, int tt, const char *w, size_t wstride, 
         }
 }
 
+#define GEMM_VEC float32x4_t
+#include "ops/gemm_blocked.h"
+#undef GEMM_VEC
+
 INLINE void matmul_float(int type, const vwn_mat *W, const float *X, int64_t ldx, int64_t T,
                          float *Y, int64_t ldy, int64_t r0, int64_t r1) {
     const char *base = W->data;
@@ -102,41 +106,7 @@ INLINE void matmul_float(int type, const vwn_mat *W, const float *X, int64_t ldx
         return;
     }
 
-    float32x4_t part[RB * TB];
-    for (int64_t t0 = 0; t0 < T; t0 += TB) {
-        const int64_t tb = T - t0 < TB ? T - t0 : TB;
-        const float *xb = X + t0 * ldx;
-        float *yb = Y + t0 * ldy;
-        for (int64_t rb0 = r0; rb0 < r1; rb0 += RB) {
-            const int64_t rb1 = rb0 + RB < r1 ? rb0 + RB : r1;
-            for (int64_t c0 = 0; c0 < cols; c0 += KC) {
-                const int64_t c1 = c0 + KC < cols ? c0 + KC : cols;
-                const bool first = c0 == 0, last = c1 == cols;
-                for (int64_t r = rb0; r < rb1;) {
-                    const int rt = rb1 - r >= RT ? RT : 1;
-                    const char *w = base + r * rs;
-                    float32x4_t *pr = part + (r - rb0) * TB;
-                    int64_t t = 0;
-                    if (rt == RT) {
-                        for (; t + TT <= tb; t += TT)
-                            tile_float(type, RT, TT, w, rs, xb + t * ldx, ldx, c0, c1, pr + t,
-                                       first, last, yb + t * ldy + r, ldy);
-                        for (; t < tb; t++)
-                            tile_float(type, RT, 1, w, rs, xb + t * ldx, ldx, c0, c1, pr + t,
-                                       first, last, yb + t * ldy + r, ldy);
-                    } else {
-                        for (; t + TT <= tb; t += TT)
-                            tile_float(type, 1, TT, w, rs, xb + t * ldx, ldx, c0, c1, pr + t,
-                                       first, last, yb + t * ldy + r, ldy);
-                        for (; t < tb; t++)
-                            tile_float(type, 1, 1, w, rs, xb + t * ldx, ldx, c0, c1, pr + t,
-                                       first, last, yb + t * ldy + r, ldy);
-                    }
-                    r += rt;
-                }
-            }
-        }
-    }
+    gemm_float(type, W, X, ldx, T, Y, ldy, r0, r1);
 }
 
 static void matmul_f32(const vwn_mat *W, const float *X, int64_t ldx, int64_t T, float *Y,

@@ -1,0 +1,69 @@
+/* gemm_blocked.h -- the blocked float GEMM driver shared by ops_avx2.c, ops_avx512.c and
+ * ops_neon.c (T above their small-T paths): rows in blocks of RB, tokens in blocks of TB, columns in
+ * blocks of KC, and inside tiles of RT rows x TT tokens computed by the including file's
+ * tile_float. Included after tile_float with GEMM_VEC defined as that file's accumulator vector
+ * type (__m256, __m512 or float32x4_t), so it is compiled with the file's flags and constants.
+ * Every (row, token) result is the same chain of tile_float steps over the column blocks in
+ * order, whatever the loop order below. (The loop order was measured on x86 only; NEON takes the
+ * same loops, tested under qemu, its speed not measured: there is no ARM machine here.) */
+#ifndef GEMM_VEC
+#error "define GEMM_VEC before including gemm_blocked.h"
+#endif
+
+/* Rows [rb0, rb1) (at most RB) x the token block at t0 (at most TB tokens), over all columns in KC
+ * blocks (part: the tiles' accumulators between column blocks). */
+INLINE void gemm_block(int type, const char *base, size_t rs, int64_t cols, const float *X, int64_t ldx,
+                       int64_t T, float *Y, int64_t ldy, int64_t rb0, int64_t rb1, int64_t t0, GEMM_VEC *part) {
+    const int64_t tb = T - t0 < TB ? T - t0 : TB;
+    const float *xb = X + t0 * ldx;
+    float *yb = Y + t0 * ldy;
+    for (int64_t c0 = 0; c0 < cols; c0 += KC) {
+        const int64_t c1 = c0 + KC < cols ? c0 + KC : cols;
+        const bool first = c0 == 0, last = c1 == cols;
+        for (int64_t r = rb0; r < rb1;) {
+            const int rt = rb1 - r >= RT ? RT : 1;
+            const char *w = base + r * rs;
+            GEMM_VEC *pr = part + (r - rb0) * TB;
+            int64_t t = 0;
+            if (rt == RT) {
+                for (; t + TT <= tb; t += TT)
+                    tile_float(type, RT, TT, w, rs, xb + t * ldx, ldx, c0, c1, pr + t, first, last,
+                               yb + t * ldy + r, ldy);
+                for (; t < tb; t++)
+                    tile_float(type, RT, 1, w, rs, xb + t * ldx, ldx, c0, c1, pr + t, first, last,
+                               yb + t * ldy + r, ldy);
+            } else {
+                for (; t + TT <= tb; t += TT)
+                    tile_float(type, 1, TT, w, rs, xb + t * ldx, ldx, c0, c1, pr + t, first, last,
+                               yb + t * ldy + r, ldy);
+                for (; t < tb; t++)
+                    tile_float(type, 1, 1, w, rs, xb + t * ldx, ldx, c0, c1, pr + t, first, last,
+                               yb + t * ldy + r, ldy);
+            }
+            r += rt;
+        }
+    }
+}
+
+/* The GEMM over rows [r0, r1) of W and T tokens. Loop order: when all T tokens' activations fit
+ * in L2 (1 MiB), each block of RB rows runs over every token block before the next rows -- the
+ * weights stream from memory once and the activations are re-read from L2. One thread, a 2048 x
+ * 768 F32 product from memory at T = 256: AVX-512 77-90 -> 85-95 GFLOP/s, AVX2 57-84 -> 89-92.
+ * Otherwise token blocks are outermost and each reads the weights again (from L3): rows first
+ * measured 3% slower there (768 x 2048 at T = 256, 2 MiB of activations). */
+INLINE void gemm_float(int type, const vwn_mat *W, const float *X, int64_t ldx, int64_t T, float *Y,
+                       int64_t ldy, int64_t r0, int64_t r1) {
+    const char *base = W->data;
+    const size_t rs = W->row_bytes;
+    const int64_t cols = W->cols;
+    GEMM_VEC part[RB * TB]; /* the accumulators of a row block between column blocks */
+    if ((uint64_t)T * (uint64_t)cols * sizeof(float) <= (uint64_t)1 << 20) {
+        for (int64_t rb0 = r0; rb0 < r1; rb0 += RB)
+            for (int64_t t0 = 0; t0 < T; t0 += TB)
+                gemm_block(type, base, rs, cols, X, ldx, T, Y, ldy, rb0, rb0 + RB < r1 ? rb0 + RB : r1, t0, part);
+    } else {
+        for (int64_t t0 = 0; t0 < T; t0 += TB)
+            for (int64_t rb0 = r0; rb0 < r1; rb0 += RB)
+                gemm_block(type, base, rs, cols, X, ldx, T, Y, ldy, rb0, rb0 + RB < r1 ? rb0 + RB : r1, t0, part);
+    }
+}
