@@ -97,7 +97,7 @@ void vwn_forward_mtp_last_logits(vwn_context *ctx, int32_t j);
  * tokens toks_tent (their KV entries lie past mtp_len: scratch). Keeps the kept part as
  * vwn_forward_mtp_catchup does (a longer catch-up runs first on its own), writes the tentative
  * output states to U_tent (n_tent x D') and the logits of position n_past - 1 to logits_out.
- * n_tent = the positions from max(0, n_past - j) on, at most 17. Used by drafting. */
+ * n_tent = the positions from max(0, n_past - j) on, at most VWN_MAX_MTP + 1. Used by drafting. */
 vwn_status vwn_forward_mtp_draft_step(vwn_context *ctx, int32_t j, const float *const *P_tent,
                                       const int32_t *toks_tent, int32_t n_tent, float *U_tent,
                                       float *logits_out);

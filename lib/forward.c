@@ -348,7 +348,7 @@ vwn_status vwn_forward_mtp_draft_step(vwn_context *ctx, int32_t j, const float *
     const size_t Dw = (size_t)m->hp.n_wide;
     enum { MAX_T = 32 };
     const int32_t q = ctx->n_past - 1, end = ctx->n_past - j; /* kept: [mtp_len, end), tentative: [.., q] */
-    if (n_tent < 1 || n_tent > 17 || q + 1 - n_tent != (end > 0 ? end : 0))
+    if (n_tent < 1 || n_tent > VWN_MAX_MTP + 1 || q + 1 - n_tent != (end > 0 ? end : 0))
         return vwn_fail(VWN_ERR_INTERNAL, "MTP draft step: %d tentative positions do not end at %d", n_tent, q);
     int32_t max_T = ctx->params.n_batch < MAX_T ? ctx->params.n_batch : MAX_T;
     /* the kept positions that do not fit into one batch with the tentative ones, first */

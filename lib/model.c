@@ -28,7 +28,6 @@
 #define MAX_HEADDIM (1 << 12)
 #define MAX_QDIM    (1 << 20)   /* Hq * hd */
 #define MAX_FF      (1 << 20)
-#define MAX_MTP     16
 #define MAX_SEQ     (1 << 24)
 
 /* ---- hyperparameters --------------------------------------------------------------------- */
@@ -80,7 +79,7 @@ static vwn_status read_hparams(const gguf_file *f, vwn_hparams *hp) {
         (st = get_int(f, "vwn.num_kv_heads", 1, MAX_HEADS, &hp->n_head_kv)) ||
         (st = get_int(f, "vwn.head_dim", 2, MAX_HEADDIM, &hp->head_dim)) ||
         (st = get_int(f, "vwn.ffn_hidden_size", 1, MAX_FF, &hp->n_ff)) ||
-        (st = get_int(f, "vwn.mtp_depth", 0, MAX_MTP, &hp->mtp_depth)) ||
+        (st = get_int(f, "vwn.mtp_depth", 0, VWN_MAX_MTP, &hp->mtp_depth)) ||
         (st = get_int(f, "vwn.max_seq_len", 1, MAX_SEQ, &hp->max_seq_len)))
         return st;
     if ((st = gguf_get_bool(f, "vwn.ghc_dynamic", &hp->ghc_dynamic)) ||

@@ -9,6 +9,10 @@
 struct gguf_file;      /* lib/gguf.h */
 struct vwn_tokenizer;  /* lib/tokenizer.h */
 
+/* Most MTP modules a model may have (the loader's limit): a draft is at most this many tokens, a
+ * verification at most this many + 1. */
+#define VWN_MAX_MTP 16
+
 typedef struct vwn_hparams {
     int32_t n_vocab, n_embd, n_layer, ghc_m, ghc_n;
     int32_t seg;          /* s  = D / m      */

@@ -49,7 +49,7 @@ static vwn_status draft(vwn_context *ctx, int32_t next_token, int32_t depth, vwn
 
     const int32_t q = ctx->n_past - 1, Dw = hp->n_wide, V = hp->n_vocab;
     const bool greedy = sampler_greedy(sampler);
-    int32_t ext[17 + 16];  /* ext[i] = t[q+1+i]: next_token, then the drafts */
+    int32_t ext[2 * VWN_MAX_MTP + 1]; /* ext[i] = t[q+1+i]: next_token, then the drafts */
     ext[0] = next_token;
     float *logits = ctx->verify_logits; /* scratch row; verify overwrites it later */
 
@@ -59,8 +59,8 @@ static vwn_status draft(vwn_context *ctx, int32_t next_token, int32_t depth, vwn
          * in one batch with the positions before them it has not seen yet (its catch-up after the
          * last verification or decode: vwn_forward_mtp_draft_step) */
         const int32_t i0 = q + 1 - j < 0 ? 0 : q + 1 - j, T = q + 1 - i0;
-        const float *P[17];
-        int32_t toks[17];
+        const float *P[VWN_MAX_MTP + 1];
+        int32_t toks[VWN_MAX_MTP + 1];
         for (int32_t i = i0; i <= q; i++) {
             const float *Pi;
             if (j == 1) Pi = vwn_ring_get(ctx, 0, i);
@@ -115,7 +115,7 @@ static vwn_status verify(vwn_context *ctx, vwn_sampler *sampler, int32_t *out_to
                         k + 1, ctx->params.n_ctx - n0);
     const double t0 = vwn_time_us();
 
-    int32_t seq[17];
+    int32_t seq[VWN_MAX_MTP + 1];
     seq[0] = ctx->draft_next;
     memcpy(seq + 1, ctx->draft_tokens, (size_t)k * sizeof(int32_t));
     if ((st = vwn_forward_main(ctx, seq, k + 1, n0, ctx->verify_logits))) {

@@ -27,7 +27,6 @@
 
 #include <immintrin.h>
 #include <math.h>
-#include <string.h>
 
 #define VL 8        /* floats per vector */
 #define KC 512      /* columns per cache block (multiple of 32)  */
@@ -163,8 +162,8 @@ static void matmul_bf16(const vwn_mat *W, const float *X, int64_t ldx, int64_t T
  * madd + cvt + fma, and a scalar scale product broadcast) block by block. The regrouping (4
  * unpacks per quad) is paid once per weight row and shared by the tokens. */
 
-/* 16 bytes at offset off of the quants of block k of b if k < n, else zeros (a short group's
- * absent blocks are never read: the row may end there). */
+/* The 16 bytes at qs (quants of block k of a group) if k < n, else zeros: a short group's absent
+ * blocks are never read (the row may end there). */
 INLINE __m128i half_or_zero(const int8_t *qs, int64_t k, int64_t n) {
     return k < n ? _mm_loadu_si128((const __m128i *)qs) : _mm_setzero_si128();
 }

@@ -32,7 +32,6 @@
 
 #include <immintrin.h>
 #include <math.h>
-#include <string.h>
 
 #define VL 16       /* floats per vector */
 #define KC 512      /* columns per cache block (multiple of 64)  */
