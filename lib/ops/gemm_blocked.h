@@ -9,6 +9,11 @@
 #ifndef GEMM_VEC
 #error "define GEMM_VEC before including gemm_blocked.h"
 #endif
+/* Accumulator chains per (row, token) dot: tile_float keeps chain p of its tile at part + p * RB *
+ * TB (ops_avx512.c uses two; see there). */
+#ifndef GEMM_CHAINS
+#define GEMM_CHAINS 1
+#endif
 
 /* Rows [rb0, rb1) (at most RB) x the token block at t0 (at most TB tokens), over all columns in KC
  * blocks (part: the tiles' accumulators between column blocks). */
@@ -56,7 +61,7 @@ INLINE void gemm_float(int type, const vwn_mat *W, const float *X, int64_t ldx, 
     const char *base = W->data;
     const size_t rs = W->row_bytes;
     const int64_t cols = W->cols;
-    GEMM_VEC part[RB * TB]; /* the accumulators of a row block between column blocks */
+    GEMM_VEC part[GEMM_CHAINS * RB * TB]; /* a row block's accumulators between column blocks */
     if ((uint64_t)T * (uint64_t)cols * sizeof(float) <= (uint64_t)1 << 20) {
         for (int64_t rb0 = r0; rb0 < r1; rb0 += RB)
             for (int64_t t0 = 0; t0 < T; t0 += TB)

@@ -8,16 +8,17 @@
  * vdpbf16ps would round the activations to bf16 (8 bits of mantissa), a relative error ~2^-9 per
  * product, far outside the accuracy the other levels keep, so it is not used.
  *
- * Matmul structure as in ops_avx2.c: one 16-lane fp32 accumulator per (row, token) dot, stepping
- * 16 columns (Q8_0: two 32-value blocks) at a time, summed across lanes at the end in a fixed order,
- * so results do not depend on T, the row range or the thread split.
+ * Matmul structure as in ops_avx2.c, except that a float (row, token) dot runs as two 16-lane fp32
+ * accumulator chains (even and odd 16-column blocks, see "float weights") where ops_avx2.c has one;
+ * Q8_0 and Q4_0 step over 8 blocks at a time. Each dot is summed across lanes at the end in a fixed
+ * order, so results do not depend on T, the row range or the thread split.
  *  - T <= 8 (F32: T <= 4; decode, draft verification): one weight row at a time for all T tokens,
  *    so the weights are read once, as one linear stream. On Zen 4 this reaches the single-thread
  *    read bandwidth, while tiles of several interleaved rows (as in ops_avx2.c) measured 1.5-2.5x
  *    slower: short interleaved row streams defeat the hardware prefetcher (software prefetch did
  *    not recover it).
  *  - larger T: a GEMM blocked over tokens (TB), rows (RB) and columns (KC) with RT x TT register
- *    tiles (partial sums between column blocks are the accumulators themselves).
+ *    tiles of both chains (partial sums between column blocks are the accumulators themselves).
  * Column tails use masked loads (they never touch memory past the row).
  *
  * Q8_0 with VNNI: one accumulator per (row, token) steps over 8 blocks at a time (an "oct", with
@@ -34,11 +35,11 @@
 #include <math.h>
 
 #define VL 16       /* floats per vector */
-#define KC 512      /* columns per cache block (multiple of 64)  */
+#define KC 1024     /* columns per cache block (multiple of 64)  */
 #define TB 48       /* tokens per block                          */
 #define RB 8        /* rows per block                            */
 #define RT 4        /* float GEMM tile: rows                     */
-#define TT 6        /*                  tokens                   */
+#define TT 3        /*   tokens (x 2 chains: 24 accumulators)    */
 #define MAX_RS RT   /* most rows of a float tile                 */
 #define SMALL_T 8   /* T up to this: one row at a time           */
 #define SMALL_T_F32 4 /*            (F32 weights: up to this)     */
@@ -77,56 +78,118 @@ INLINE __mmask16 tail_mask(int64_t n) {
 
 /* ---- float weights (F32, F16, BF16) ------------------------------------------------------------ */
 
-/* rt rows x tt tokens over columns [c0, c1) (c1 - c0 a multiple of 16 unless c1 == cols).
- * part: the tile's accumulators between column blocks (row i token j at part[i * TB + j]);
- * first: start from zero, last: reduce into Y. */
+/* Every float (row, token) dot runs as two accumulator chains: chain 0 sums the 16-column blocks
+ * 0, 2, 4, ... and chain 1 the blocks 1, 3, 5, ... (each by FMA in block order, from zero; a
+ * partial last block is zero-padded), and the result is the lane sum of chain 0 + chain 1. With
+ * one chain a single token's dot waits on the FMA latency at every block; two halve the wait.
+ * Measured, one thread, one token, 2048 x 768 in cache: BF16 38-42 -> 55-57 GB/s, F32 74-85 ->
+ * 83-91 GB/s; decoding the 110M BF16 model on one thread 70-77 -> 103-109 tok/s (de-interleaving
+ * the activations so that a 64-byte BF16 load splits into even and odd weights by a shift and a
+ * mask reached 62-65 GB/s, but needs a copy of the activations for every call). The GEMM tile holds
+ * both chains, so it is 4 rows x 3 tokens instead of 4 x 6; with KC = 1024 (was 512: half the
+ * spills of partial sums) it runs as fast as the one-chain 4 x 6 tile did (2048 x 768 F32 at
+ * T = 256: 91-95 -> 100-101 GFLOP/s; BF16 within 2%; running the two chains one after the
+ * other, each reading every other block, measured 71-79). Both paths below compute exactly this, so
+ * decode, prefill and any split agree bit for bit. */
+
+INLINE __m512 load_x(const float *x, int64_t c, int64_t c1) {
+    return c + VL <= c1 ? _mm512_loadu_ps(x + c) : _mm512_maskz_loadu_ps(tail_mask(c1 - c), x + c);
+}
+INLINE __m512 load_w_any(int type, const void *row, int64_t c, int64_t c1) {
+    return c + VL <= c1 ? load_w(type, row, c) : load_w_tail(type, row, c, tail_mask(c1 - c));
+}
+
+/* The GEMM tile: rt rows x tt tokens over columns [c0, c1) (c0 a multiple of 32, so block parity
+ * is the column's; c1 - c0 a multiple of 16 unless c1 == cols), both chains at once.
+ * part: the chains' accumulators between column blocks, chain p of row i token j at
+ * part[p * RB * TB + i * TB + j]; first: start from zero, last: reduce into Y. */
 INLINE void tile_float(int type, int rt, int tt, const char *w, size_t wstride, const float *x,
                        int64_t ldx, int64_t c0, int64_t c1, __m512 *part, bool first, bool last,
                        float *y, int64_t ldy) {
-    __m512 acc[MAX_RS][MAX_TS];
+    __m512 a0[MAX_RS][TT], a1[MAX_RS][TT];
     for (int i = 0; i < rt; i++)
-        for (int j = 0; j < tt; j++) acc[i][j] = first ? _mm512_setzero_ps() : part[i * TB + j];
+        for (int j = 0; j < tt; j++) {
+            a0[i][j] = first ? _mm512_setzero_ps() : part[i * TB + j];
+            a1[i][j] = first ? _mm512_setzero_ps() : part[RB * TB + i * TB + j];
+        }
     int64_t c = c0;
-    for (; c + VL <= c1; c += VL) {
-        __m512 wv[MAX_RS];
+    for (; c + 2 * VL <= c1; c += 2 * VL) {
+        __m512 wv[MAX_RS]; /* one chain's block at a time: 2 rt tt accumulators + rt + 1 <= 32 registers */
         for (int i = 0; i < rt; i++) wv[i] = load_w(type, w + i * wstride, c);
         for (int j = 0; j < tt; j++) {
-            __m512 xv = _mm512_loadu_ps(x + j * ldx + c);
-            for (int i = 0; i < rt; i++) acc[i][j] = _mm512_fmadd_ps(wv[i], xv, acc[i][j]);
+            const __m512 xv = _mm512_loadu_ps(x + j * ldx + c);
+            for (int i = 0; i < rt; i++) a0[i][j] = _mm512_fmadd_ps(wv[i], xv, a0[i][j]);
+        }
+        for (int i = 0; i < rt; i++) wv[i] = load_w(type, w + i * wstride, c + VL);
+        for (int j = 0; j < tt; j++) {
+            const __m512 xv = _mm512_loadu_ps(x + j * ldx + c + VL);
+            for (int i = 0; i < rt; i++) a1[i][j] = _mm512_fmadd_ps(wv[i], xv, a1[i][j]);
         }
     }
-    if (c < c1) {
-        const __mmask16 m = tail_mask(c1 - c);
-        __m512 wv[MAX_RS];
-        for (int i = 0; i < rt; i++) wv[i] = load_w_tail(type, w + i * wstride, c, m);
+    if (c < c1) { /* the last block of chain 0, and of chain 1 if the columns go on */
+        __m512 w0[MAX_RS];
+        for (int i = 0; i < rt; i++) w0[i] = load_w_any(type, w + i * wstride, c, c1);
         for (int j = 0; j < tt; j++) {
-            __m512 xv = _mm512_maskz_loadu_ps(m, x + j * ldx + c);
-            for (int i = 0; i < rt; i++) acc[i][j] = _mm512_fmadd_ps(wv[i], xv, acc[i][j]);
+            const __m512 x0 = load_x(x + j * ldx, c, c1);
+            for (int i = 0; i < rt; i++) a0[i][j] = _mm512_fmadd_ps(w0[i], x0, a0[i][j]);
+        }
+        if (c + VL < c1) {
+            for (int i = 0; i < rt; i++) w0[i] = load_w_any(type, w + i * wstride, c + VL, c1);
+            for (int j = 0; j < tt; j++) {
+                const __m512 x1 = load_x(x + j * ldx, c + VL, c1);
+                for (int i = 0; i < rt; i++) a1[i][j] = _mm512_fmadd_ps(w0[i], x1, a1[i][j]);
+            }
         }
     }
     for (int i = 0; i < rt; i++)
         for (int j = 0; j < tt; j++) {
-            if (last) y[j * ldy + i] = _mm512_reduce_add_ps(acc[i][j]);
-            else part[i * TB + j] = acc[i][j];
+            if (last) {
+                y[j * ldy + i] = _mm512_reduce_add_ps(_mm512_add_ps(a0[i][j], a1[i][j]));
+            } else {
+                part[i * TB + j] = a0[i][j];
+                part[RB * TB + i * TB + j] = a1[i][j];
+            }
         }
 }
 
-/* Small T (decode and draft verification, memory-bound): one row at a time, whole, for all T
- * tokens -- each weight is loaded (and widened) once, and the weights are read as one linear
- * stream, which the hardware prefetcher follows at full bandwidth (several interleaved row streams
- * measured 1.5-2x slower on Zen 4). Same accumulation per (row, token) as the GEMM below. */
+/* Small T (decode and draft verification, memory-bound): one row at a time, whole, for all tt
+ * tokens, both chains in one loop -- each weight is loaded (and widened) once, and the weights are
+ * read as one linear stream, which the hardware prefetcher follows at full bandwidth (several
+ * interleaved row streams measured 1.5-2x slower on Zen 4). */
+INLINE void row_float(int type, int tt, const char *w, int64_t cols, const float *X, int64_t ldx,
+                      float *y, int64_t ldy) {
+    __m512 a0[MAX_TS], a1[MAX_TS];
+    for (int j = 0; j < tt; j++) a0[j] = a1[j] = _mm512_setzero_ps();
+    int64_t c = 0;
+    for (; c + 2 * VL <= cols; c += 2 * VL) {
+        const __m512 w0 = load_w(type, w, c), w1 = load_w(type, w, c + VL);
+        for (int j = 0; j < tt; j++) {
+            a0[j] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(X + j * ldx + c), a0[j]);
+            a1[j] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(X + j * ldx + c + VL), a1[j]);
+        }
+    }
+    if (c < cols) { /* the last block of chain 0, and of chain 1 if the row goes on */
+        const __m512 w0 = load_w_any(type, w, c, cols);
+        for (int j = 0; j < tt; j++) a0[j] = _mm512_fmadd_ps(w0, load_x(X + j * ldx, c, cols), a0[j]);
+        if (c + VL < cols) {
+            const __m512 w1 = load_w_any(type, w, c + VL, cols);
+            for (int j = 0; j < tt; j++) a1[j] = _mm512_fmadd_ps(w1, load_x(X + j * ldx, c + VL, cols), a1[j]);
+        }
+    }
+    for (int j = 0; j < tt; j++) y[j * ldy] = _mm512_reduce_add_ps(_mm512_add_ps(a0[j], a1[j]));
+}
+
 INLINE void small_float(int type, int tt, const vwn_mat *W, const float *X, int64_t ldx, float *Y,
                         int64_t ldy, int64_t r0, int64_t r1) {
     const char *base = W->data;
-    int64_t r = r0;
-    for (; r < r1; r++)
-        tile_float(type, 1, tt, base + r * W->row_bytes, 0, X, ldx, 0, W->cols, NULL, true, true,
-                   Y + r, ldy);
+    for (int64_t r = r0; r < r1; r++) row_float(type, tt, base + r * W->row_bytes, W->cols, X, ldx, Y + r, ldy);
 }
 
+#define GEMM_CHAINS 2
 #define GEMM_VEC __m512
 #include "ops/gemm_blocked.h"
 #undef GEMM_VEC
+#undef GEMM_CHAINS
 
 INLINE void matmul_float(int type, const vwn_mat *W, const float *X, int64_t ldx, int64_t T,
                          float *Y, int64_t ldy, int64_t r0, int64_t r1) {
