@@ -458,12 +458,13 @@ static void test_matmul_consistent(const vwn_ops *ops) {
     /* the second shape has long rows: a T-token batch of them may take another small-T path; the
      * third is one token past a small-T pass (T = 9: two passes, of 4 and 5 tokens); the first
      * runs the float GEMM rows first (its activations fit in L2), the fourth token blocks first
-     * (260 x 1056 floats: over 1 MiB); the last two (float types only) end in a partial 16-column
-     * block, the fifth an even-numbered one (block 62 of 1000 columns), the sixth an odd-numbered
-     * one (block 63 of 1016): the AVX-512 float dots sum even and odd blocks in two chains */
-    static const int64_t shapes[6][3] = {{45, 1056, 53}, {13, 4128, 10}, {19, 544, 9}, {11, 1056, 260},
-                                         {7, 1000, 53}, {5, 1016, 11}};
-    for (int ci = 0; ci < 30; ci++) {
+     * (260 x 1056 floats: over 1 MiB); the last four (float types only) end in a partial block of
+     * either parity, as the SIMD float dots sum even and odd blocks in two chains: AVX-512's
+     * 16-column blocks, even (block 62 of 1000 columns, and of 1003) and odd (63 of 1016 and of
+     * 1013), and AVX2's 8-column blocks, odd (125 of 1003) and even (126 of 1013) */
+    static const int64_t shapes[8][3] = {{45, 1056, 53}, {13, 4128, 10}, {19, 544, 9}, {11, 1056, 260},
+                                         {7, 1000, 53}, {5, 1016, 11}, {6, 1003, 13}, {4, 1013, 21}};
+    for (int ci = 0; ci < 40; ci++) {
         const int si = ci / 5, ti = ci % 5;
         int64_t rows = shapes[si][0], cols = shapes[si][1], T = shapes[si][2];
         if (cols % 32 != 0 && (types[ti] == VWN_TYPE_Q8_0 || types[ti] == VWN_TYPE_Q4_0)) continue;

@@ -14,35 +14,57 @@
 #ifndef GEMM_CHAINS
 #define GEMM_CHAINS 1
 #endif
+/* GEMM_PANEL 1: 16-bit weights (F16, BF16) are widened once per row block and column block into a
+ * float panel (the including file's widen_cols), which the tiles then read as F32 -- inside a tile
+ * each weight vector serves only TT tokens, so a small tile (AVX2's 3 x 2) spends more on widening
+ * than on FMAs. The widening is exact, so results do not change. GEMM_PANEL 0: the tiles widen. */
+#ifndef GEMM_PANEL
+#define GEMM_PANEL 0
+#endif
 
 /* Rows [rb0, rb1) (at most RB) x the token block at t0 (at most TB tokens), over all columns in KC
- * blocks (part: the tiles' accumulators between column blocks). */
+ * blocks (part: the tiles' accumulators between column blocks; panel: RB x KC floats for widened
+ * 16-bit weights). A tile sees its column block as columns [0, c1 - c0) of rows and activations
+ * that start at c0 (KC is a multiple of the chains' period, so block parities do not move). */
 INLINE void gemm_block(int type, const char *base, size_t rs, int64_t cols, const float *X, int64_t ldx,
-                       int64_t T, float *Y, int64_t ldy, int64_t rb0, int64_t rb1, int64_t t0, GEMM_VEC *part) {
+                       int64_t T, float *Y, int64_t ldy, int64_t rb0, int64_t rb1, int64_t t0, GEMM_VEC *part,
+                       float *panel) {
     const int64_t tb = T - t0 < TB ? T - t0 : TB;
     const float *xb = X + t0 * ldx;
     float *yb = Y + t0 * ldy;
     for (int64_t c0 = 0; c0 < cols; c0 += KC) {
-        const int64_t c1 = c0 + KC < cols ? c0 + KC : cols;
+        const int64_t c1 = c0 + KC < cols ? c0 + KC : cols, n = c1 - c0;
         const bool first = c0 == 0, last = c1 == cols;
+        const int wt = GEMM_PANEL ? VWN_TYPE_F32 : type; /* the weights' type as the tiles read them */
+        const char *wb = base + rb0 * rs + c0 * (type == VWN_TYPE_F32 ? 4 : 2); /* row rb0 at column c0 */
+        size_t ws = rs;
+#if GEMM_PANEL
+        if (type != VWN_TYPE_F32) {
+            for (int64_t r = rb0; r < rb1; r++) widen_cols(type, base + r * rs, c0, n, panel + (r - rb0) * KC);
+            wb = (const char *)panel, ws = KC * sizeof(float);
+        }
+#else
+        (void)panel;
+#endif
         for (int64_t r = rb0; r < rb1;) {
             const int rt = rb1 - r >= RT ? RT : 1;
-            const char *w = base + r * rs;
+            const char *w = wb + (r - rb0) * ws;
+            const float *xc = xb + c0;
             GEMM_VEC *pr = part + (r - rb0) * TB;
             int64_t t = 0;
             if (rt == RT) {
                 for (; t + TT <= tb; t += TT)
-                    tile_float(type, RT, TT, w, rs, xb + t * ldx, ldx, c0, c1, pr + t, first, last,
+                    tile_float(wt, RT, TT, w, ws, xc + t * ldx, ldx, 0, n, pr + t, first, last,
                                yb + t * ldy + r, ldy);
                 for (; t < tb; t++)
-                    tile_float(type, RT, 1, w, rs, xb + t * ldx, ldx, c0, c1, pr + t, first, last,
+                    tile_float(wt, RT, 1, w, ws, xc + t * ldx, ldx, 0, n, pr + t, first, last,
                                yb + t * ldy + r, ldy);
             } else {
                 for (; t + TT <= tb; t += TT)
-                    tile_float(type, 1, TT, w, rs, xb + t * ldx, ldx, c0, c1, pr + t, first, last,
+                    tile_float(wt, 1, TT, w, ws, xc + t * ldx, ldx, 0, n, pr + t, first, last,
                                yb + t * ldy + r, ldy);
                 for (; t < tb; t++)
-                    tile_float(type, 1, 1, w, rs, xb + t * ldx, ldx, c0, c1, pr + t, first, last,
+                    tile_float(wt, 1, 1, w, ws, xc + t * ldx, ldx, 0, n, pr + t, first, last,
                                yb + t * ldy + r, ldy);
             }
             r += rt;
@@ -62,13 +84,14 @@ INLINE void gemm_float(int type, const vwn_mat *W, const float *X, int64_t ldx, 
     const size_t rs = W->row_bytes;
     const int64_t cols = W->cols;
     GEMM_VEC part[GEMM_CHAINS * RB * TB]; /* a row block's accumulators between column blocks */
+    float panel[GEMM_PANEL ? RB * KC : 1]; /* a row block's widened 16-bit weights (not for F32) */
     if ((uint64_t)T * (uint64_t)cols * sizeof(float) <= (uint64_t)1 << 20) {
         for (int64_t rb0 = r0; rb0 < r1; rb0 += RB)
             for (int64_t t0 = 0; t0 < T; t0 += TB)
-                gemm_block(type, base, rs, cols, X, ldx, T, Y, ldy, rb0, rb0 + RB < r1 ? rb0 + RB : r1, t0, part);
+                gemm_block(type, base, rs, cols, X, ldx, T, Y, ldy, rb0, rb0 + RB < r1 ? rb0 + RB : r1, t0, part, panel);
     } else {
         for (int64_t t0 = 0; t0 < T; t0 += TB)
             for (int64_t rb0 = r0; rb0 < r1; rb0 += RB)
-                gemm_block(type, base, rs, cols, X, ldx, T, Y, ldy, rb0, rb0 + RB < r1 ? rb0 + RB : r1, t0, part);
+                gemm_block(type, base, rs, cols, X, ldx, T, Y, ldy, rb0, rb0 + RB < r1 ? rb0 + RB : r1, t0, part, panel);
     }
 }

@@ -1,18 +1,19 @@
 /* ops_avx2.c -- the AVX2 + FMA + F16C kernels (x86-64), compiled with -mavx2 -mfma -mf16c and only
  * called when ops.c found those features.
  *
- * Matmul. Every (row, token) dot keeps one 8-lane fp32 accumulator that steps over the columns 8 at
- * a time (Q8_0: four 32-value blocks at a time) and is summed across its lanes at the end in a
- * fixed order, whatever tile it is computed in: so results do not depend on T, on the row range or
- * on the thread split (decode and prefill agree bit for bit).
- *  - T = 1 (decode, memory-bound): 8 rows at a time, each weight row streamed once (float
- *    weights; Q8_0 below).
- *  - T > 1 (prefill): a blocked, register-tiled GEMM. Tokens go in blocks of TB, rows in blocks of
- *    RB and columns in blocks of KC (the TB x KC block of X stays in L1/L2 for all RB rows and the
- *    RT x KC weight panel in L1 for all TB tokens); inside, tiles of RT rows x TT tokens keep their
- *    accumulators in registers and load (and convert) each weight vector once for all TT tokens.
- *    Partial sums of a tile between column blocks are the 8-lane accumulators themselves, stored
- *    and reloaded, so blocking does not change results.
+ * Matmul. Every float (row, token) dot keeps two 8-lane fp32 accumulator chains that step over the
+ * columns 8 at a time, alternately (see "float weights"; Q8_0: one accumulator, four 32-value
+ * blocks at a time), summed across lanes at the end in a fixed order, whatever tile it is computed
+ * in: so results do not depend on T, on the row range or on the thread split (decode and prefill
+ * agree bit for bit).
+ *  - T <= 4 (decode, draft verification; memory-bound): one weight row at a time for all T
+ *    tokens, so the weights are read as one linear stream (float weights; Q8_0 below).
+ *  - T > 4 (prefill): a blocked, register-tiled GEMM (lib/ops/gemm_blocked.h). Tokens go in blocks
+ *    of TB, rows in blocks of RB and columns in blocks of KC (the TB x KC block of X stays in
+ *    L1/L2 for all RB rows and the weight panel in L1 for all TB tokens); inside, tiles of RT rows
+ *    x TT tokens keep both chains' accumulators in registers. F16/BF16 weights are widened once
+ *    per row and column block into a float panel. Partial sums of a tile between column blocks are
+ *    the accumulators themselves, stored and reloaded, so blocking does not change results.
  *  - Q8_0: activations pre-quantized to Q8_0 (the caller's xq); the int8 pairs are multiplied
  *    with the sign trick (|w| times x with w's sign, vpmaddubsw, no saturation since |w| <= 128
  *    and |x| <= 127), summed to int32 exactly, then scaled by d_w * d_x (exact in fp32), four
@@ -29,12 +30,12 @@
 #include <math.h>
 
 #define VL 8        /* floats per vector */
-#define KC 512      /* columns per cache block (multiple of 32)  */
+#define KC 1024     /* columns per cache block (multiple of 32)  */
 #define TB 48       /* tokens per block                          */
-#define RB 12       /* rows per block                            */
+#define RB 6        /* rows per block (x KC floats: the panel)   */
 #define RT 3        /* float GEMM tile: rows                     */
-#define TT 4        /*                  tokens                   */
-#define RD 8        /* float decode tile: rows                   */
+#define TT 2        /*   tokens (x 2 chains: 12 accumulators)    */
+#define SMALL_T 4   /* T up to this: one row at a time           */
 
 #define INLINE static inline __attribute__((always_inline))
 
@@ -83,58 +84,136 @@ INLINE float hsum(__m256 v) {
 
 /* ---- float weights (F32, F16, BF16) ------------------------------------------------------------ */
 
-/* rt rows x tt tokens over columns [c0, c1) (c1 - c0 a multiple of 8 unless c1 == cols).
- * part: accumulators of the tile between column blocks, row i token j at part[i * TB + j];
+/* Every float (row, token) dot runs as two accumulator chains: chain 0 sums the 8-column blocks
+ * 0, 2, 4, ... and chain 1 the blocks 1, 3, 5, ... (each by FMA in block order, from zero; a
+ * partial last block is zero-padded), and the result is the lane sum of chain 0 + chain 1 -- in
+ * the decode kernel and in the GEMM alike, so decode, prefill and any split agree bit for bit.
+ * Decoding reads one row at a time (a single linear stream), and the two chains keep the FMA
+ * latency from setting the pace. The old decode tile of 8 interleaved rows (one chain each) was
+ * starved by the hardware prefetcher on Zen 4: one thread, one token, 2048 x 768 from DRAM,
+ * BF16 10 GB/s and F32 18 GB/s against 28-29 and 25 for one row with two chains (2, 3 and 4
+ * interleaved rows were no better than 8: 9-15 GB/s; one row with one chain: 22 and 25). The
+ * GEMM's 3 x 2 tile (12 accumulators, 3 weight vectors and 1 activation vector: all 16 registers)
+ * with KC = 1024 and the widened panel matched the old 3 x 4 one-chain tile (2048 x 768 at
+ * T = 256: F32 87-91 against 88-93 GFLOP/s, BF16 85-88 against 81-86); without the panel its BF16
+ * ran 13% slower, widening 3 vectors per 6 FMAs. */
+
+INLINE __m256 load_w_any(int type, const void *row, int64_t c, int64_t c1) {
+    return c + VL <= c1 ? load_w(type, row, c) : load_w_tail(type, row, c, c1 - c);
+}
+INLINE __m256 load_x_any(const float *x, int64_t c, int64_t c1) {
+    return c + VL <= c1 ? _mm256_loadu_ps(x + c) : load_x_tail(x + c, c1 - c);
+}
+
+/* The GEMM tile: rt rows x tt tokens over columns [c0, c1) (c0 a multiple of 16, so block parity
+ * is the column's; c1 - c0 a multiple of 8 unless c1 == cols), both chains at once: 2 rt tt
+ * accumulators + rt weights + 1 activation vector fit the 16 registers. part: the chains'
+ * accumulators between column blocks, chain p of row i token j at part[p * RB * TB + i * TB + j];
  * first: start from zero, last: reduce into Y. */
 INLINE void tile_float(int type, int rt, int tt, const char *w, size_t wstride, const float *x,
                        int64_t ldx, int64_t c0, int64_t c1, __m256 *part, bool first, bool last,
                        float *y, int64_t ldy) {
-    __m256 acc[RD][TT];
+    __m256 a0[RT][TT], a1[RT][TT];
     for (int i = 0; i < rt; i++)
-        for (int j = 0; j < tt; j++) acc[i][j] = first ? _mm256_setzero_ps() : part[i * TB + j];
+        for (int j = 0; j < tt; j++) {
+            a0[i][j] = first ? _mm256_setzero_ps() : part[i * TB + j];
+            a1[i][j] = first ? _mm256_setzero_ps() : part[RB * TB + i * TB + j];
+        }
     int64_t c = c0;
-    for (; c + VL <= c1; c += VL) {
-        __m256 wv[RD];
+    for (; c + 2 * VL <= c1; c += 2 * VL) {
+        __m256 wv[RT]; /* one chain's block at a time */
         for (int i = 0; i < rt; i++) wv[i] = load_w(type, w + i * wstride, c);
         for (int j = 0; j < tt; j++) {
-            __m256 xv = _mm256_loadu_ps(x + j * ldx + c);
-            for (int i = 0; i < rt; i++) acc[i][j] = _mm256_fmadd_ps(wv[i], xv, acc[i][j]);
+            const __m256 xv = _mm256_loadu_ps(x + j * ldx + c);
+            for (int i = 0; i < rt; i++) a0[i][j] = _mm256_fmadd_ps(wv[i], xv, a0[i][j]);
+        }
+        for (int i = 0; i < rt; i++) wv[i] = load_w(type, w + i * wstride, c + VL);
+        for (int j = 0; j < tt; j++) {
+            const __m256 xv = _mm256_loadu_ps(x + j * ldx + c + VL);
+            for (int i = 0; i < rt; i++) a1[i][j] = _mm256_fmadd_ps(wv[i], xv, a1[i][j]);
         }
     }
-    if (c < c1) {
-        __m256 wv[RD];
-        for (int i = 0; i < rt; i++) wv[i] = load_w_tail(type, w + i * wstride, c, c1 - c);
+    if (c < c1) { /* the last block of chain 0, and of chain 1 if the columns go on */
+        __m256 wv[RT];
+        for (int i = 0; i < rt; i++) wv[i] = load_w_any(type, w + i * wstride, c, c1);
         for (int j = 0; j < tt; j++) {
-            __m256 xv = load_x_tail(x + j * ldx + c, c1 - c);
-            for (int i = 0; i < rt; i++) acc[i][j] = _mm256_fmadd_ps(wv[i], xv, acc[i][j]);
+            const __m256 xv = load_x_any(x + j * ldx, c, c1);
+            for (int i = 0; i < rt; i++) a0[i][j] = _mm256_fmadd_ps(wv[i], xv, a0[i][j]);
+        }
+        if (c + VL < c1) {
+            for (int i = 0; i < rt; i++) wv[i] = load_w_any(type, w + i * wstride, c + VL, c1);
+            for (int j = 0; j < tt; j++) {
+                const __m256 xv = load_x_any(x + j * ldx, c + VL, c1);
+                for (int i = 0; i < rt; i++) a1[i][j] = _mm256_fmadd_ps(wv[i], xv, a1[i][j]);
+            }
         }
     }
     for (int i = 0; i < rt; i++)
         for (int j = 0; j < tt; j++) {
-            if (last) y[j * ldy + i] = hsum(acc[i][j]);
-            else part[i * TB + j] = acc[i][j];
+            if (last) {
+                y[j * ldy + i] = hsum(_mm256_add_ps(a0[i][j], a1[i][j]));
+            } else {
+                part[i * TB + j] = a0[i][j];
+                part[RB * TB + i * TB + j] = a1[i][j];
+            }
         }
 }
 
+/* Small T (decode, draft verification): one row at a time, whole, for all tt tokens, both chains
+ * in one loop. */
+INLINE void row_float(int type, int tt, const char *w, int64_t cols, const float *X, int64_t ldx,
+                      float *y, int64_t ldy) {
+    __m256 a0[SMALL_T], a1[SMALL_T];
+    for (int j = 0; j < tt; j++) a0[j] = a1[j] = _mm256_setzero_ps();
+    int64_t c = 0;
+    for (; c + 2 * VL <= cols; c += 2 * VL) {
+        const __m256 w0 = load_w(type, w, c), w1 = load_w(type, w, c + VL);
+        for (int j = 0; j < tt; j++) {
+            a0[j] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(X + j * ldx + c), a0[j]);
+            a1[j] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(X + j * ldx + c + VL), a1[j]);
+        }
+    }
+    if (c < cols) {
+        const __m256 w0 = load_w_any(type, w, c, cols);
+        for (int j = 0; j < tt; j++) a0[j] = _mm256_fmadd_ps(w0, load_x_any(X + j * ldx, c, cols), a0[j]);
+        if (c + VL < cols) {
+            const __m256 w1 = load_w_any(type, w, c + VL, cols);
+            for (int j = 0; j < tt; j++) a1[j] = _mm256_fmadd_ps(w1, load_x_any(X + j * ldx, c + VL, cols), a1[j]);
+        }
+    }
+    for (int j = 0; j < tt; j++) y[j * ldy] = hsum(_mm256_add_ps(a0[j], a1[j]));
+}
+
+INLINE void small_float(int type, int tt, const vwn_mat *W, const float *X, int64_t ldx, float *Y,
+                        int64_t ldy, int64_t r0, int64_t r1) {
+    const char *base = W->data;
+    for (int64_t r = r0; r < r1; r++) row_float(type, tt, base + r * W->row_bytes, W->cols, X, ldx, Y + r, ldy);
+}
+
+/* Columns [c0, c0 + n) of a 16-bit row as floats at dst (gemm_blocked.h's panel). */
+INLINE void widen_cols(int type, const void *row, int64_t c0, int64_t n, float *dst) {
+    int64_t c = 0;
+    for (; c + VL <= n; c += VL) _mm256_storeu_ps(dst + c, load_w(type, row, c0 + c));
+    if (c < n) _mm256_maskstore_ps(dst + c, tail_mask8(n - c), load_w_tail(type, row, c0 + c, n - c));
+}
+
+#define GEMM_CHAINS 2
+#define GEMM_PANEL 1
 #define GEMM_VEC __m256
 #include "ops/gemm_blocked.h"
 #undef GEMM_VEC
+#undef GEMM_CHAINS
+#undef GEMM_PANEL
 
 INLINE void matmul_float(int type, const vwn_mat *W, const float *X, int64_t ldx, int64_t T,
                          float *Y, int64_t ldy, int64_t r0, int64_t r1) {
-    const char *base = W->data;
-    const size_t rs = W->row_bytes;
-    const int64_t cols = W->cols;
-
-    if (T == 1) { /* decode: stream RD rows at a time */
-        int64_t r = r0;
-        for (; r + RD <= r1; r += RD)
-            tile_float(type, RD, 1, base + r * rs, rs, X, ldx, 0, cols, NULL, true, true, Y + r, ldy);
-        for (; r < r1; r++)
-            tile_float(type, 1, 1, base + r * rs, rs, X, ldx, 0, cols, NULL, true, true, Y + r, ldy);
-        return;
+    switch (T) {
+    case 1: small_float(type, 1, W, X, ldx, Y, ldy, r0, r1); return;
+    case 2: small_float(type, 2, W, X, ldx, Y, ldy, r0, r1); return;
+    case 3: small_float(type, 3, W, X, ldx, Y, ldy, r0, r1); return;
+    case 4: small_float(type, 4, W, X, ldx, Y, ldy, r0, r1); return;
+    default: break;
     }
-
     gemm_float(type, W, X, ldx, T, Y, ldy, r0, r1);
 }
 
