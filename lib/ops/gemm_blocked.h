@@ -10,14 +10,15 @@
 #error "define GEMM_VEC before including gemm_blocked.h"
 #endif
 /* Accumulator chains per (row, token) dot: tile_float keeps chain p of its tile at part + p * RB *
- * TB (ops_avx512.c uses two; see there). */
+ * TB (ops_avx512.c and ops_avx2.c use two, see there; ops_neon.c one). */
 #ifndef GEMM_CHAINS
 #define GEMM_CHAINS 1
 #endif
-/* GEMM_PANEL 1: 16-bit weights (F16, BF16) are widened once per row block and column block into a
- * float panel (the including file's widen_cols), which the tiles then read as F32 -- inside a tile
- * each weight vector serves only TT tokens, so a small tile (AVX2's 3 x 2) spends more on widening
- * than on FMAs. The widening is exact, so results do not change. GEMM_PANEL 0: the tiles widen. */
+/* GEMM_PANEL 1: 16-bit weights (F16, BF16) are widened once per row block, column block and token
+ * block into a float panel (the including file's widen_cols), which the tiles then read as F32:
+ * each widening then serves TB tokens, where inside a tile it serves TT, and a small tile (AVX2's
+ * 3 x 2) spent more on widening than on FMAs. The widening is exact, so results do not change.
+ * GEMM_PANEL 0: the tiles widen. */
 #ifndef GEMM_PANEL
 #define GEMM_PANEL 0
 #endif
