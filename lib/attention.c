@@ -33,12 +33,15 @@ void vwn_rope_apply(float *v, int32_t n_heads, int32_t hd, const float *cos_p, c
 }
 
 /* Queries of consecutive tokens share their keys and values (causal: token t sees positions
- * 0..p0+t). A work item is a block of up to VWN_ATT_BLOCK tokens and one KV head; within it the
- * keys and values are taken in pieces of about 16 KiB, and every token of the block runs over a
- * piece while it is in L1 -- so in prefill each piece comes from L2/L3 once per block instead of
- * once per token. Every score is computed alone, and every output is one chain over the keys in
- * order (attn_values with accumulate continues it exactly), so the results are the bits of
- * running each token over all its keys at once -- the decoding path (one token: one piece). */
+ * 0..p0+t), and so do the `group` query heads of one KV head (GQA). A work item is a block of up
+ * to VWN_ATT_BLOCK tokens and one KV head; its query rows (head, token) go in chunks of up to
+ * VWN_ATT_BLOCK, and within a chunk the keys and values are taken in pieces of about 16 KiB, every
+ * row of the chunk running over a piece while it is in L1 -- so each piece comes from L2/L3 (or
+ * memory) once per chunk instead of once per row: in prefill a chunk is one head's block of
+ * tokens, in decoding up to VWN_ATT_BLOCK heads of a GQA group. Every score is computed alone,
+ * and every output is one chain over the keys in order (attn_values with accumulate continues it
+ * exactly), so the results are the bits of running each row over all its keys at once (a lone
+ * row -- decoding without GQA -- takes them in one piece). */
 
 /* Keys per piece: ~16 KiB of keys (or values) of one head, at least 16. */
 static int32_t piece_keys(int32_t hd, size_t esize) {
@@ -46,49 +49,55 @@ static int32_t piece_keys(int32_t hd, size_t esize) {
     return k < 16 ? 16 : k;
 }
 
-/* One work item: tokens t0..t0+nt-1 and KV head kvh -- the `group` query heads that share the KV
- * head run back to back, so its keys and values are read from memory once and then from cache.
- * sc: this thread's VWN_ATT_BLOCK rows of n_ctx scores. */
+/* One work item: tokens t0..t0+nt-1 and KV head kvh, for the `group` query heads that share it.
+ * Query row r is head kvh * group + r / nt and token t0 + r % nt. sc: this thread's
+ * VWN_ATT_BLOCK rows of n_ctx scores, one per row of a chunk. */
 static void attend(const vwn_ops *ops, const float *q, bool half, size_t esize, const void *k_cache,
                    const void *v_cache, int32_t p0, int32_t t0, int32_t nt, int32_t kvh, int32_t n_head,
                    int32_t group, int32_t hd, float *out, float *sc, int32_t n_ctx) {
     const float inv_sqrt_hd = 1.0f / sqrtf((float)hd);
     const int32_t last = p0 + t0 + nt;      /* keys of the block's last token */
-    const int32_t piece = nt == 1 ? last : piece_keys(hd, esize);
     const char *K = (const char *)k_cache + (size_t)kvh * n_ctx * hd * esize;
     const char *V = (const char *)v_cache + (size_t)kvh * n_ctx * hd * esize;
     const size_t row = (size_t)hd * esize;
-    for (int32_t h = kvh * group; h < (kvh + 1) * group; h++) {
+    const int32_t rows = group * nt;
+    for (int32_t r0 = 0; r0 < rows; r0 += VWN_ATT_BLOCK) {
+        const int32_t nr = rows - r0 < VWN_ATT_BLOCK ? rows - r0 : VWN_ATT_BLOCK;
+        const int32_t piece = nr == 1 ? last : piece_keys(hd, esize);
+#define ROW_HEAD(r) (kvh * group + (r0 + (r)) / nt)
+#define ROW_TOKEN(r) (t0 + (r0 + (r)) % nt)
         /* scores, piece by piece */
         for (int32_t j0 = 0; j0 < last; j0 += piece) {
             const int32_t j1 = last - j0 < piece ? last : j0 + piece;
-            for (int32_t i = 0; i < nt; i++) {
-                const int32_t n_keys = p0 + t0 + i + 1, n = (n_keys < j1 ? n_keys : j1) - j0;
+            for (int32_t i = 0; i < nr; i++) {
+                const int32_t n_keys = p0 + ROW_TOKEN(i) + 1, n = (n_keys < j1 ? n_keys : j1) - j0;
                 if (n <= 0) continue;
-                const float *qh = q + ((size_t)(t0 + i) * n_head + h) * hd;
+                const float *qh = q + ((size_t)ROW_TOKEN(i) * n_head + ROW_HEAD(i)) * hd;
                 float *s = sc + (size_t)i * n_ctx + j0;
                 if (half) ops->attn_scores_f16(s, qh, (const uint16_t *)(K + j0 * row), hd, n, hd, inv_sqrt_hd);
                 else ops->attn_scores(s, qh, (const float *)(K + j0 * row), hd, n, hd, inv_sqrt_hd);
             }
         }
-        for (int32_t i = 0; i < nt; i++) {
-            const int32_t n_keys = p0 + t0 + i + 1;
+        for (int32_t i = 0; i < nr; i++) {
+            const int32_t n_keys = p0 + ROW_TOKEN(i) + 1;
             float *s = sc + (size_t)i * n_ctx;
             const float sum = ops->softmax_exp(s, n_keys);
             ops->scale(s, 1.0f / sum, n_keys);
         }
-        /* values, piece by piece, each token's outputs continued from the last piece */
+        /* values, piece by piece, each row's output continued from the last piece */
         for (int32_t j0 = 0; j0 < last; j0 += piece) {
             const int32_t j1 = last - j0 < piece ? last : j0 + piece;
-            for (int32_t i = 0; i < nt; i++) {
-                const int32_t n_keys = p0 + t0 + i + 1, n = (n_keys < j1 ? n_keys : j1) - j0;
+            for (int32_t i = 0; i < nr; i++) {
+                const int32_t n_keys = p0 + ROW_TOKEN(i) + 1, n = (n_keys < j1 ? n_keys : j1) - j0;
                 if (n <= 0) continue;
-                float *oh = out + ((size_t)(t0 + i) * n_head + h) * hd;
+                float *oh = out + ((size_t)ROW_TOKEN(i) * n_head + ROW_HEAD(i)) * hd;
                 const float *s = sc + (size_t)i * n_ctx + j0;
                 if (half) ops->attn_values_f16(oh, s, (const uint16_t *)(V + j0 * row), hd, n, hd, j0 > 0);
                 else ops->attn_values(oh, s, (const float *)(V + j0 * row), hd, n, hd, j0 > 0);
             }
         }
+#undef ROW_HEAD
+#undef ROW_TOKEN
     }
 }
 

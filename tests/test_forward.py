@@ -208,18 +208,24 @@ def test_incremental_equals_full(tmp, cfg, simd):
 @pytest.mark.parametrize("simd", LEVELS)
 def test_long_prompt_equals_decoding(tmp, simd, kv_type):
     """A 1,100-token prompt in one call, in chunks of 37, and one token at a time give the same
-    logits bit for bit. Attention runs a block of prompt tokens over pieces of keys and values
-    (lib/attention.c: 512 keys a piece here in fp32, 1,024 in fp16) and continues each output
-    from piece to piece; one token at a time takes every key at once."""
+    logits bit for bit, and match the reference (golden tolerances: 1e-4 · max|logit|, 1e-3 for the
+    fp16 cache against the fp16-rounding reference) at every position. Attention runs a block of
+    prompt tokens over pieces of keys and values (lib/attention.c: 512 keys a piece here in fp32,
+    1,024 in fp16) and continues each output from piece to piece; a decoded token of this GQA model
+    (two query heads per KV head) takes the same pieces for both heads -- so the reference, not only
+    the agreement of the paths, is what catches a wrong continuation."""
     cfg = next(c for c in CONFIGS if c.startswith("m2n8_dynamic"))
     ck, path = make_model(tmp, cfg)
-    config, _ = load_checkpoint(ck)
+    config, tensors = load_checkpoint(ck)
+    assert config["num_heads"] // config["num_kv_heads"] == 2
     V, n = config["vocab_size"], 1100
     toks = np.random.default_rng(6).integers(0, V, n)
     m = Model(path)
     whole = Ctx(m, n_ctx=n, n_batch=n, simd=simd, threads=2, mtp=False, kv_type=kv_type)
     check(whole.decode(toks))
     want = np.stack([whole.logits(i, V) for i in range(n)])
+    ref, _ = forward(dict(config, kv_fp16=kv_type == 1), tensors, toks)
+    assert_close(want, ref, 1e-3 if kv_type == 1 else 1e-4, f"{n}-token prompt against the reference")
     chunks = Ctx(m, n_ctx=n, n_batch=64, simd=simd, threads=2, mtp=False, kv_type=kv_type)
     got = []
     for i in range(0, n, 37):

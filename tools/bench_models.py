@@ -7,6 +7,9 @@ types with --types, e.g. f32,bf16,q8_0,q4_0).
 
     python tools/bench_models.py OUT_DIR [--types f32,bf16,q8_0] [--configs m1n1,m2n8,m8n64] [--agree]
 
+--configs m1n1_gqa4 makes a GQA variant of the plain model (12 query heads over 3 KV heads, up to
+4,096 positions) for long-context attention measurements.
+
 --agree also writes `llama110m_NAME_agree.TYPE.gguf`: the same weights with every final norm set to
 zero, so that the main model and every MTP head predict the same token (all logits are 0, argmax
 picks id 0). Every greedy draft is then accepted: speculative decoding at its ceiling, which shows
