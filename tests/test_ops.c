@@ -461,10 +461,12 @@ static void test_matmul_consistent(const vwn_ops *ops) {
      * (260 x 1056 floats: over 1 MiB); the last four (float types only) end in a partial block of
      * either parity, as the SIMD float dots sum even and odd blocks in two chains: AVX-512's
      * 16-column blocks, even (block 62 of 1000 columns, and of 1003) and odd (63 of 1016 and of
-     * 1013), and AVX2's 8-column blocks, odd (125 of 1003) and even (126 of 1013) */
-    static const int64_t shapes[8][3] = {{45, 1056, 53}, {13, 4128, 10}, {19, 544, 9}, {11, 1056, 260},
-                                         {7, 1000, 53}, {5, 1016, 11}, {6, 1003, 13}, {4, 1013, 21}};
-    for (int ci = 0; ci < 40; ci++) {
+     * 1013), and AVX2's 8-column blocks, odd (125 of 1003) and even (126 of 1013); the ninth in
+     * the GEMM's second column block (1030 columns: KC = 1024 and 6) */
+    static const int64_t shapes[9][3] = {{45, 1056, 53}, {13, 4128, 10}, {19, 544, 9}, {11, 1056, 260},
+                                         {7, 1000, 53}, {5, 1016, 11}, {6, 1003, 13}, {4, 1013, 21},
+                                         {5, 1030, 13}};
+    for (int ci = 0; ci < 45; ci++) {
         const int si = ci / 5, ti = ci % 5;
         int64_t rows = shapes[si][0], cols = shapes[si][1], T = shapes[si][2];
         if (cols % 32 != 0 && (types[ti] == VWN_TYPE_Q8_0 || types[ti] == VWN_TYPE_Q4_0)) continue;
