@@ -12,6 +12,10 @@
  *  - Threads. A vwn_model is immutable after loading and may be shared by any number of contexts in
  *    any number of threads. A vwn_context and a vwn_sampler are used by one thread at a time (callers
  *    serialise access). Functions taking only a model are thread-safe.
+ *  - Stack. A call uses at most about 64 KiB of the calling thread's stack (the matrix kernels keep
+ *    blocks of partial sums there: 50 KB at most, measured with gcc -fstack-usage); give threads
+ *    with small default stacks (musl: 128 KiB) at least 256 KiB. OpenMP's worker threads are the
+ *    OpenMP runtime's own (OMP_STACKSIZE).
  *  - Errors never abort, exit or print; a failed call leaves its objects as they were (no cached
  *    token is lost) unless its comment says otherwise.
  *  - Handles carry a magic tag: passing a freed or foreign pointer is reported as VWN_ERR_BAD_HANDLE
