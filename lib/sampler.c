@@ -217,16 +217,15 @@ static bool logit_before(const cand *a, const cand *b) {
     return a->id < b->id;
 }
 
-static int cmp_prob_desc(const void *a, const void *b) {
-    const cand *x = a, *y = b;
-    if (x->p != y->p) return x->p > y->p ? -1 : 1;
-    return (x->id > y->id) - (x->id < y->id);
-}
-
-/* Order: higher probability first, then lower id (cmp_prob_desc as a predicate). */
+/* Order: higher probability first, then lower id. */
 static bool prob_before(const cand *a, const cand *b) {
     if (a->p != b->p) return a->p > b->p;
     return a->id < b->id;
+}
+
+/* The same order as a qsort comparator. */
+static int cmp_prob_desc(const void *a, const void *b) {
+    return prob_before(a, b) ? -1 : prob_before(b, a) ? 1 : 0;
 }
 
 /* Keeps the k best candidates of c[0..n) by `before` (a strict order) at the front, in heap order:

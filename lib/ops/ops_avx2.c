@@ -105,15 +105,15 @@ INLINE __m256 load_x_any(const float *x, int64_t c, int64_t c1) {
     return c + VL <= c1 ? _mm256_loadu_ps(x + c) : load_x_tail(x + c, c1 - c);
 }
 
-/* The GEMM tile: rt rows x tt tokens over columns [c0, c1) (c0 a multiple of 16, so block parity
- * is the column's; c1 - c0 a multiple of 8 unless c1 == cols), both chains at once: 2 rt tt
+/* A tile (the GEMM's RT x TT, and the small-T path's single rows): rt rows x tt tokens over columns
+ * [c0, c1) (c0 a multiple of 16, so block parity is the column's; c1 - c0 a multiple of 8 unless c1 == cols), both chains at once: 2 rt tt
  * accumulators + rt weights + 1 activation vector fit the 16 registers. part: the chains'
  * accumulators between column blocks, chain p of row i token j at part[p * RB * TB + i * TB + j];
  * first: start from zero, last: reduce into Y. */
 INLINE void tile_float(int type, int rt, int tt, const char *w, size_t wstride, const float *x,
                        int64_t ldx, int64_t c0, int64_t c1, __m256 *part, bool first, bool last,
                        float *y, int64_t ldy) {
-    __m256 a0[RT][TT], a1[RT][TT];
+    __m256 a0[RT][SMALL_T], a1[RT][SMALL_T]; /* (TT <= SMALL_T) */
     for (int i = 0; i < rt; i++)
         for (int j = 0; j < tt; j++) {
             a0[i][j] = first ? _mm256_setzero_ps() : part[i * TB + j];
@@ -159,35 +159,12 @@ INLINE void tile_float(int type, int rt, int tt, const char *w, size_t wstride, 
         }
 }
 
-/* Small T (decode, draft verification): one row at a time, whole, for all tt tokens, both chains
- * in one loop. */
-INLINE void row_float(int type, int tt, const char *w, int64_t cols, const float *X, int64_t ldx,
-                      float *y, int64_t ldy) {
-    __m256 a0[SMALL_T], a1[SMALL_T];
-    for (int j = 0; j < tt; j++) a0[j] = a1[j] = _mm256_setzero_ps();
-    int64_t c = 0;
-    for (; c + 2 * VL <= cols; c += 2 * VL) {
-        const __m256 w0 = load_w(type, w, c), w1 = load_w(type, w, c + VL);
-        for (int j = 0; j < tt; j++) {
-            a0[j] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(X + j * ldx + c), a0[j]);
-            a1[j] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(X + j * ldx + c + VL), a1[j]);
-        }
-    }
-    if (c < cols) {
-        const __m256 w0 = load_w_any(type, w, c, cols);
-        for (int j = 0; j < tt; j++) a0[j] = _mm256_fmadd_ps(w0, load_x_any(X + j * ldx, c, cols), a0[j]);
-        if (c + VL < cols) {
-            const __m256 w1 = load_w_any(type, w, c + VL, cols);
-            for (int j = 0; j < tt; j++) a1[j] = _mm256_fmadd_ps(w1, load_x_any(X + j * ldx, c + VL, cols), a1[j]);
-        }
-    }
-    for (int j = 0; j < tt; j++) y[j * ldy] = hsum(_mm256_add_ps(a0[j], a1[j]));
-}
-
+/* Small T (decode, draft verification): one row at a time, whole, for all tt tokens. */
 INLINE void small_float(int type, int tt, const vwn_mat *W, const float *X, int64_t ldx, float *Y,
                         int64_t ldy, int64_t r0, int64_t r1) {
     const char *base = W->data;
-    for (int64_t r = r0; r < r1; r++) row_float(type, tt, base + r * W->row_bytes, W->cols, X, ldx, Y + r, ldy);
+    for (int64_t r = r0; r < r1; r++)
+        tile_float(type, 1, tt, base + r * W->row_bytes, 0, X, ldx, 0, W->cols, NULL, true, true, Y + r, ldy);
 }
 
 /* Columns [c0, c0 + n) of a 16-bit row as floats at dst (gemm_blocked.h's panel). */

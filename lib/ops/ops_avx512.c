@@ -92,21 +92,22 @@ INLINE __mmask16 tail_mask(int64_t n) {
  * other, each reading every other block, measured 71-79). Both paths below compute exactly this, so
  * decode, prefill and any split agree bit for bit. */
 
-INLINE __m512 load_x(const float *x, int64_t c, int64_t c1) {
+INLINE __m512 load_x_any(const float *x, int64_t c, int64_t c1) {
     return c + VL <= c1 ? _mm512_loadu_ps(x + c) : _mm512_maskz_loadu_ps(tail_mask(c1 - c), x + c);
 }
 INLINE __m512 load_w_any(int type, const void *row, int64_t c, int64_t c1) {
     return c + VL <= c1 ? load_w(type, row, c) : load_w_tail(type, row, c, tail_mask(c1 - c));
 }
 
-/* The GEMM tile: rt rows x tt tokens over columns [c0, c1) (c0 a multiple of 32, so block parity
- * is the column's; c1 - c0 a multiple of 16 unless c1 == cols), both chains at once.
+/* A tile: rt rows x tt tokens over columns [c0, c1) (c0 a multiple of 32, so block parity is the
+ * column's; c1 - c0 a multiple of 16 unless c1 == cols), both chains at once -- the GEMM's RT x TT
+ * tiles and the small-T path's single rows.
  * part: the chains' accumulators between column blocks, chain p of row i token j at
  * part[p * RB * TB + i * TB + j]; first: start from zero, last: reduce into Y. */
 INLINE void tile_float(int type, int rt, int tt, const char *w, size_t wstride, const float *x,
                        int64_t ldx, int64_t c0, int64_t c1, __m512 *part, bool first, bool last,
                        float *y, int64_t ldy) {
-    __m512 a0[MAX_RS][TT], a1[MAX_RS][TT];
+    __m512 a0[MAX_RS][MAX_TS], a1[MAX_RS][MAX_TS];
     for (int i = 0; i < rt; i++)
         for (int j = 0; j < tt; j++) {
             a0[i][j] = first ? _mm512_setzero_ps() : part[i * TB + j];
@@ -130,13 +131,13 @@ INLINE void tile_float(int type, int rt, int tt, const char *w, size_t wstride, 
         __m512 w0[MAX_RS];
         for (int i = 0; i < rt; i++) w0[i] = load_w_any(type, w + i * wstride, c, c1);
         for (int j = 0; j < tt; j++) {
-            const __m512 x0 = load_x(x + j * ldx, c, c1);
+            const __m512 x0 = load_x_any(x + j * ldx, c, c1);
             for (int i = 0; i < rt; i++) a0[i][j] = _mm512_fmadd_ps(w0[i], x0, a0[i][j]);
         }
         if (c + VL < c1) {
             for (int i = 0; i < rt; i++) w0[i] = load_w_any(type, w + i * wstride, c + VL, c1);
             for (int j = 0; j < tt; j++) {
-                const __m512 x1 = load_x(x + j * ldx, c + VL, c1);
+                const __m512 x1 = load_x_any(x + j * ldx, c + VL, c1);
                 for (int i = 0; i < rt; i++) a1[i][j] = _mm512_fmadd_ps(w0[i], x1, a1[i][j]);
             }
         }
@@ -153,36 +154,14 @@ INLINE void tile_float(int type, int rt, int tt, const char *w, size_t wstride, 
 }
 
 /* Small T (decode and draft verification, memory-bound): one row at a time, whole, for all tt
- * tokens, both chains in one loop -- each weight is loaded (and widened) once, and the weights are
- * read as one linear stream, which the hardware prefetcher follows at full bandwidth (several
- * interleaved row streams measured 1.5-2x slower on Zen 4). */
-INLINE void row_float(int type, int tt, const char *w, int64_t cols, const float *X, int64_t ldx,
-                      float *y, int64_t ldy) {
-    __m512 a0[MAX_TS], a1[MAX_TS];
-    for (int j = 0; j < tt; j++) a0[j] = a1[j] = _mm512_setzero_ps();
-    int64_t c = 0;
-    for (; c + 2 * VL <= cols; c += 2 * VL) {
-        const __m512 w0 = load_w(type, w, c), w1 = load_w(type, w, c + VL);
-        for (int j = 0; j < tt; j++) {
-            a0[j] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(X + j * ldx + c), a0[j]);
-            a1[j] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(X + j * ldx + c + VL), a1[j]);
-        }
-    }
-    if (c < cols) { /* the last block of chain 0, and of chain 1 if the row goes on */
-        const __m512 w0 = load_w_any(type, w, c, cols);
-        for (int j = 0; j < tt; j++) a0[j] = _mm512_fmadd_ps(w0, load_x(X + j * ldx, c, cols), a0[j]);
-        if (c + VL < cols) {
-            const __m512 w1 = load_w_any(type, w, c + VL, cols);
-            for (int j = 0; j < tt; j++) a1[j] = _mm512_fmadd_ps(w1, load_x(X + j * ldx, c + VL, cols), a1[j]);
-        }
-    }
-    for (int j = 0; j < tt; j++) y[j * ldy] = _mm512_reduce_add_ps(_mm512_add_ps(a0[j], a1[j]));
-}
-
+ * tokens -- each weight is loaded (and widened) once, and the weights are read as one linear
+ * stream, which the hardware prefetcher follows at full bandwidth (several interleaved row streams
+ * measured 1.5-2x slower on Zen 4). */
 INLINE void small_float(int type, int tt, const vwn_mat *W, const float *X, int64_t ldx, float *Y,
                         int64_t ldy, int64_t r0, int64_t r1) {
     const char *base = W->data;
-    for (int64_t r = r0; r < r1; r++) row_float(type, tt, base + r * W->row_bytes, W->cols, X, ldx, Y + r, ldy);
+    for (int64_t r = r0; r < r1; r++)
+        tile_float(type, 1, tt, base + r * W->row_bytes, 0, X, ldx, 0, W->cols, NULL, true, true, Y + r, ldy);
 }
 
 #define GEMM_CHAINS 2
