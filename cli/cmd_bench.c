@@ -7,8 +7,9 @@
  *   token, then clear: the weights are paged in); read the current RSS; prefill = one vwn_decode of
  *   P random tokens (fixed seed, the same for every model and rep); decode = N single-token
  *   vwn_decode calls, each on the argmax of the previous logits; GHC share = t_ghc / t_eval of the
- *   decode phase (vwn_context_get_perf). With --spec K: a second context with MTP on decodes the same
- *   prompt, then vwn_generate_tokens generates N tokens greedily with spec_depth K (stop_at_eog off).
+ *   decode phase (vwn_context_get_perf), and the same of the prefill. With --spec K: a second
+ *   context with MTP on decodes the same prompt, then vwn_generate_tokens generates N tokens
+ *   greedily with spec_depth K (stop_at_eog off).
  * The reported speed is the median over the reps; the models run interleaved rep by rep.
  *
  * Prefill FLOP = 2 x the multiply-adds of the P-token prompt in the main model (prefill_flops
@@ -88,7 +89,7 @@ typedef struct run_result {
     vwn_model_info info;
     char weight_type[16];
     double load_s;
-    double prefill_tok_s, decode_tok_s, ghc_share;
+    double prefill_tok_s, decode_tok_s, ghc_share, prefill_ghc_share;
     double rss_bytes, peak_rss_bytes;
     /* speculative */
     double spec_tok_s;
@@ -187,9 +188,13 @@ static void run_one(const char *path, const options *o, run_result *r) {
     r->rss_bytes = rss_now_bytes();
 
     /* prefill */
+    vwn_perf perf;
+    if ((st = vwn_context_reset_perf(ctx))) { run_error(r, "perf", st); goto done; }
     t0 = cli_time_us();
     if ((st = vwn_decode(ctx, prompt, P))) { run_error(r, "prefill", st); goto done; }
     r->prefill_tok_s = P / ((cli_time_us() - t0) / 1e6);
+    if ((st = vwn_context_get_perf(ctx, &perf))) { run_error(r, "perf", st); goto done; }
+    r->prefill_ghc_share = perf.t_eval_us > 0 ? perf.t_ghc_us / perf.t_eval_us : 0.0;
 
     /* decode, one token at a time, greedy */
     if ((st = vwn_context_reset_perf(ctx))) { run_error(r, "perf", st); goto done; }
@@ -201,7 +206,6 @@ static void run_one(const char *path, const options *o, run_result *r) {
         if ((st = vwn_decode(ctx, &tok, 1))) { run_error(r, "decode", st); goto done; }
     }
     r->decode_tok_s = N / ((cli_time_us() - t0) / 1e6);
-    vwn_perf perf;
     if ((st = vwn_context_get_perf(ctx, &perf))) { run_error(r, "perf", st); goto done; }
     r->ghc_share = perf.t_eval_us > 0 ? perf.t_ghc_us / perf.t_eval_us : 0.0;
     vwn_context_free(ctx);
@@ -448,7 +452,7 @@ typedef struct summary {
     const char *path;
     vwn_model_info info;
     char weight_type[16];
-    double load_s, prefill_tok_s, decode_tok_s, ghc_share, rss_mb, peak_rss_mb;
+    double load_s, prefill_tok_s, decode_tok_s, ghc_share, prefill_ghc_share, rss_mb, peak_rss_mb;
     double kv_bytes, bytes_per_token, decode_gbs, bw_efficiency, machine_gbs;
     double prefill_flop_per_token, prefill_gflops; /* FLOP per prompt token; FLOP/s of prefill / 1e9 */
     double spec_tok_s, spec_speedup, spec_mean_accepted;
@@ -479,6 +483,8 @@ static void summarise(const options *o, const run_result *runs, double machine_g
     s->decode_tok_s = median(v, R);
     for (int i = 0; i < R; i++) v[i] = runs[i].ghc_share;
     s->ghc_share = median(v, R);
+    for (int i = 0; i < R; i++) v[i] = runs[i].prefill_ghc_share;
+    s->prefill_ghc_share = median(v, R);
     for (int i = 0; i < R; i++) v[i] = runs[i].spec_tok_s;
     s->spec_tok_s = median(v, R);
     for (int i = 0; i < R; i++) {
@@ -534,7 +540,8 @@ static void print_summary(const options *o, const summary *s, double machine_gbs
     printf("  decode bandwidth %10.2f GB/s    (%.1f%% of the machine's %.2f GB/s, rep by rep)\n", s->decode_gbs,
            100.0 * s->bw_efficiency, s->machine_gbs);
     (void)machine_gbs;
-    printf("  GHC share        %10.1f %%       of decode time\n", 100.0 * s->ghc_share);
+    printf("  GHC share        %10.1f %%       of decode time (%.1f%% of prefill time)\n", 100.0 * s->ghc_share,
+           100.0 * s->prefill_ghc_share);
     printf("  RSS              %10.1f MB      after load + context (peak %.1f MB)\n", s->rss_mb, s->peak_rss_mb);
     if (o->spec != 0) {
         printf("  speculative      %10.2f tok/s   (%.2fx plain decode; depth %s%d", s->spec_tok_s, s->spec_speedup,
@@ -556,12 +563,12 @@ static void json_model(const options *o, const summary *s, const summary *first,
     printf(", \"n_params\": %llu, \"weight_type\": \"%s\", \"file_bytes\": %llu, \"load_s\": %.6g, "
            "\"prefill_tok_s\": %.6g, \"decode_tok_s\": %.6g, \"weight_bytes_per_token\": %llu, "
            "\"kv_bytes_per_token\": %.6g, \"bytes_per_token\": %.6g, \"decode_gbs\": %.6g, \"machine_gbs\": %.6g, "
-           "\"bw_efficiency\": %.6g, \"ghc_share\": %.6g, \"rss_mb\": %.6g, \"peak_rss_mb\": %.6g, "
+           "\"bw_efficiency\": %.6g, \"ghc_share\": %.6g, \"prefill_ghc_share\": %.6g, \"rss_mb\": %.6g, \"peak_rss_mb\": %.6g, "
            "\"prefill_mflop_per_token\": %.6g, \"prefill_gflops\": %.6g, "
            "\"prefill_ratio\": %.6g, \"decode_ratio\": %.6g, \"prefill_flop_ratio\": %.6g",
            (unsigned long long)s->info.n_params, s->weight_type, (unsigned long long)s->info.file_size, s->load_s,
            s->prefill_tok_s, s->decode_tok_s, (unsigned long long)s->info.weight_bytes_per_token, s->kv_bytes,
-           s->bytes_per_token, s->decode_gbs, s->machine_gbs, s->bw_efficiency, s->ghc_share, s->rss_mb, s->peak_rss_mb,
+           s->bytes_per_token, s->decode_gbs, s->machine_gbs, s->bw_efficiency, s->ghc_share, s->prefill_ghc_share, s->rss_mb, s->peak_rss_mb,
            s->prefill_flop_per_token / 1e6, s->prefill_gflops,
            first->prefill_tok_s > 0 ? s->prefill_tok_s / first->prefill_tok_s : 0.0,
            first->decode_tok_s > 0 ? s->decode_tok_s / first->decode_tok_s : 0.0,

@@ -58,7 +58,7 @@ static vwn_status resolve_params(const vwn_model *m, const vwn_context_params *i
 
 typedef struct plan {
     size_t kv, rope, tokens, states, state_pos, logits, mtp_logits, mtp_kv;
-    size_t wide, coef, x, xn, y, q, kvb, ff, att, emb, mtp_in, head, xq, prow, draft;
+    size_t wide, coef, wcoef, ghc_tmp, x, xn, y, q, kvb, ff, att, emb, mtp_in, head, xq, prow, draft;
     size_t total_bytes;
     int32_t n_out, ring, n_mtp;
 } plan;
@@ -87,7 +87,11 @@ static vwn_status make_plan(const vwn_model *m, const vwn_context_params *p, pla
                             (size_t)pl->n_mtp * pl->n_mtp * Dw + (size_t)pl->n_mtp * Dw : 0;
 
     pl->wide = nb * Dw;
-    pl->coef = nb * (size_t)hp->ghc_n * hp->n_coef;
+    /* GHC (ghc.h): coefficients only for tokens whose work is split between threads */
+    const size_t split = (size_t)VWN_GHC_TOKENS_PER_THREAD * (size_t)p->n_threads;
+    pl->coef = (nb < split ? nb : split) * (size_t)hp->ghc_n * hp->n_coef;
+    pl->wcoef = nb * (size_t)hp->ghc_n * hp->ghc_m;
+    pl->ghc_tmp = (size_t)p->n_threads * ((size_t)hp->ghc_n * hp->n_coef + Dw);
     pl->x = nb * D;
     pl->xn = nb * max_sz(D, qd);
     pl->y = nb * D;
@@ -117,7 +121,7 @@ static vwn_status make_plan(const vwn_model *m, const vwn_context_params *p, pla
     /* total, overflow-checked (every count above is bounded by validated model sizes and
      * n_ctx <= 2^20, n_batch <= n_ctx, so the products fit in 64 bits; the sum is checked). */
     size_t floats = pl->rope + pl->states + pl->logits + pl->mtp_logits + pl->draft +
-                    pl->wide * 2 + pl->coef + pl->x + pl->xn + pl->y + pl->q + pl->kvb * 2 + pl->ff * 2 +
+                    pl->wide * 2 + pl->coef + pl->wcoef + pl->ghc_tmp + pl->x + pl->xn + pl->y + pl->q + pl->kvb * 2 + pl->ff * 2 +
                     pl->att + pl->emb + pl->mtp_in + pl->head;
     size_t bytes = 0;
     size_t kv_bytes = 0;
@@ -150,7 +154,7 @@ static void context_release(vwn_context *ctx) {
     void *aligned[] = {ctx->rope_cos, ctx->rope_sin,
                        ctx->states, ctx->logits, ctx->mtp_logits, ctx->draft_probs,
                        ctx->verify_logits, ctx->draft_states, ctx->mtp_last_U,
-                       ctx->s.wide, ctx->s.carry, ctx->s.coef, ctx->s.x, ctx->s.xn, ctx->s.y, ctx->s.q,
+                       ctx->s.wide, ctx->s.carry, ctx->s.coef, ctx->s.wcoef, ctx->s.ghc_tmp, ctx->s.x, ctx->s.xn, ctx->s.y, ctx->s.q,
                        ctx->s.k, ctx->s.v, ctx->s.ff1, ctx->s.ff2, ctx->s.att, ctx->s.emb, ctx->s.mtp_in,
                        ctx->s.head, ctx->s.xq};
     for (size_t i = 0; i < sizeof aligned / sizeof aligned[0]; i++) vwn_aligned_free(aligned[i]);
@@ -223,6 +227,8 @@ vwn_status vwn_context_new(const vwn_model *model, const vwn_context_params *par
     ctx->s.wide = falloc(pl.wide, &ok);
     ctx->s.carry = falloc(pl.wide, &ok);
     ctx->s.coef = falloc(pl.coef, &ok);
+    ctx->s.wcoef = falloc(pl.wcoef, &ok);
+    ctx->s.ghc_tmp = falloc(pl.ghc_tmp, &ok);
     ctx->s.x = falloc(pl.x, &ok);
     ctx->s.xn = falloc(pl.xn, &ok);
     ctx->s.y = falloc(pl.y, &ok);

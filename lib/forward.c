@@ -120,19 +120,19 @@ static void ffn_sublayer(vwn_context *ctx, const vwn_layer_weights *lw, const fl
 
 /* ---- one VWN layer: each sublayer wrapped by its GHC (spec §2) ------------------------------ */
 
-/* A GHC-wrapped sublayer leaves its write pending -- the state is then s.carry + write(s.coef,
+/* A GHC-wrapped sublayer leaves its write pending -- the state is then s.carry + write(s.wcoef,
  * s.y) -- so that the write can be done row by row inside the next module's first pass (ghc.h).
- * ghc_enter starts a module from either state and leaves the new state in s.wide, the new carry
- * in s.carry and the read in s.x; ghc_finish does a pending write on its own (after the last
- * layer). */
+ * ghc_enter starts a module from either state and leaves the new carry in s.carry (the other
+ * buffer, s.wide, is then free) and the read in s.x; ghc_finish does a pending write on its own
+ * (after the last layer) and leaves the state in s.wide. */
 static void ghc_enter(vwn_context *ctx, const vwn_ghc_weights *g, int32_t T, bool *pending) {
     const vwn_hparams *hp = &ctx->model->hp;
     vwn_scratch *s = &ctx->s;
-    if (*pending) {
-        vwn_ghc_before(hp, g, ctx->ops, s->y, s->carry, T, s->coef, s->x, s->wide, s->emb, ctx->n_run);
+    const vwn_ghc_scratch sc = {s->coef, s->wcoef, s->emb, s->ghc_tmp, false};
+    float *H = *pending ? s->carry : s->wide, *spare = *pending ? s->wide : s->carry;
+    const float *carry = vwn_ghc_before(hp, g, ctx->ops, *pending ? s->y : NULL, H, T, s->x, spare, &sc, ctx->n_run);
+    if (carry != s->carry) {
         float *tmp = s->wide; s->wide = s->carry; s->carry = tmp;
-    } else {
-        vwn_ghc_before(hp, g, ctx->ops, NULL, s->wide, T, s->coef, s->x, s->carry, s->emb, ctx->n_run);
     }
     *pending = true; /* once the sublayer has written s.y */
 }
@@ -141,7 +141,7 @@ static void ghc_finish(vwn_context *ctx, int32_t T, bool *pending) {
     if (!*pending) return;
     const double t0 = vwn_time_us();
     vwn_scratch *s = &ctx->s;
-    vwn_ghc_after(&ctx->model->hp, ctx->ops, s->coef, s->y, T, s->carry, ctx->n_run);
+    vwn_ghc_after(&ctx->model->hp, ctx->ops, s->wcoef, s->y, T, s->carry, ctx->n_run);
     float *tmp = s->wide; s->wide = s->carry; s->carry = tmp;
     *pending = false;
     ctx->perf.t_ghc_us += vwn_time_us() - t0;
