@@ -15,9 +15,9 @@
  * `wcoef` ([T][n][m]). With whole tokens per thread, C and the carry of a token live in a
  * per-thread buffer and the carry is copied over the token's state. Prefill at (m,n) = (8,64),
  * one module, measured per token (one thread, 256 tokens, AVX-512): 26.2-26.6 µs with C and G in
- * [T]-sized buffers, 23.8 µs with only C in a per-thread buffer, 22.5 µs with both -- the state,
- * C and G of 256 tokens (17.8 MB) no longer stream through L3 as three arrays but as one; two
- * threads 12.8-13.1 -> 10.7-11.5 µs. */
+ * [T]-sized buffers, 23.8 µs with only G (the carry) in a per-thread buffer, 22.5 µs with both --
+ * the state, C and G of 256 tokens (17.8 MB) no longer stream through L3 as three arrays but as
+ * one; two threads 12.8-13.1 -> 10.7-11.5 µs (docs/performance.md). */
 #include "ghc.h"
 
 #include <math.h>
