@@ -359,6 +359,7 @@ def test_bench_json(models):
         assert res[key] > 0, key
     assert len(res["models"]) == 1 and res["models"][0]["decode_tok_s"] == res["decode_tok_s"]
     assert len(res["spec_acceptance"]) == 2
+    assert 0 < res["prefill_ghc_share"] < 1 and 0 < res["ghc_share"] < 1
     assert res["simd"] and res["threads"] == 1
     assert b"GB/s" in p.stdout
 
