@@ -121,8 +121,8 @@ static vwn_status make_plan(const vwn_model *m, const vwn_context_params *p, pla
     /* total, overflow-checked (every count above is bounded by validated model sizes and
      * n_ctx <= 2^20, n_batch <= n_ctx, so the products fit in 64 bits; the sum is checked). */
     size_t floats = pl->rope + pl->states + pl->logits + pl->mtp_logits + pl->draft +
-                    pl->wide * 2 + pl->coef + pl->wcoef + pl->ghc_tmp + pl->x + pl->xn + pl->y + pl->q + pl->kvb * 2 + pl->ff * 2 +
-                    pl->att + pl->emb + pl->mtp_in + pl->head;
+                    pl->wide * 2 + pl->coef + pl->wcoef + pl->ghc_tmp + pl->x + pl->xn + pl->y + pl->q +
+                    pl->kvb * 2 + pl->ff * 2 + pl->att + pl->emb + pl->mtp_in + pl->head;
     size_t bytes = 0;
     size_t kv_bytes = 0;
     if (!vwn_mul_size(pl->kv + pl->mtp_kv, vwn_kv_esize(p->kv_type), &kv_bytes) || !vwn_mul_size(floats, sizeof(float), &bytes) ||
@@ -154,9 +154,9 @@ static void context_release(vwn_context *ctx) {
     void *aligned[] = {ctx->rope_cos, ctx->rope_sin,
                        ctx->states, ctx->logits, ctx->mtp_logits, ctx->draft_probs,
                        ctx->verify_logits, ctx->draft_states, ctx->mtp_last_U,
-                       ctx->s.wide, ctx->s.carry, ctx->s.coef, ctx->s.wcoef, ctx->s.ghc_tmp, ctx->s.x, ctx->s.xn, ctx->s.y, ctx->s.q,
-                       ctx->s.k, ctx->s.v, ctx->s.ff1, ctx->s.ff2, ctx->s.att, ctx->s.emb, ctx->s.mtp_in,
-                       ctx->s.head, ctx->s.xq};
+                       ctx->s.wide, ctx->s.carry, ctx->s.coef, ctx->s.wcoef, ctx->s.ghc_tmp, ctx->s.x,
+                       ctx->s.xn, ctx->s.y, ctx->s.q, ctx->s.k, ctx->s.v, ctx->s.ff1, ctx->s.ff2, ctx->s.att,
+                       ctx->s.emb, ctx->s.mtp_in, ctx->s.head, ctx->s.xq};
     for (size_t i = 0; i < sizeof aligned / sizeof aligned[0]; i++) vwn_aligned_free(aligned[i]);
     vwn_free(ctx->tokens);
     vwn_free(ctx->state_pos);
