@@ -2,7 +2,7 @@
  * called when ops.c found those features.
  *
  * Matmul. Every float (row, token) dot keeps two 8-lane fp32 accumulator chains that step over the
- * columns 8 at a time, alternately (see "float weights"; Q8_0: one accumulator, four 32-value
+ * columns 8 at a time, alternately (lib/ops/tile_float.h, shared with ops_avx512.c; Q8_0: one accumulator, four 32-value
  * blocks at a time), summed across lanes at the end in a fixed order, whatever tile it is computed
  * in: so results do not depend on T, on the row range or on the thread split (decode and prefill
  * agree bit for bit).
@@ -105,67 +105,15 @@ INLINE __m256 load_x_any(const float *x, int64_t c, int64_t c1) {
     return c + VL <= c1 ? _mm256_loadu_ps(x + c) : load_x_tail(x + c, c1 - c);
 }
 
-/* A tile (the GEMM's RT x TT, and the small-T path's single rows): rt rows x tt tokens over columns
- * [c0, c1) (c0 a multiple of 16, so block parity is the column's; c1 - c0 a multiple of 8 unless c1 == cols), both chains at once: 2 rt tt
- * accumulators + rt weights + 1 activation vector fit the 16 registers. part: the chains'
- * accumulators between column blocks, chain p of row i token j at part[p * RB * TB + i * TB + j];
- * first: start from zero, last: reduce into Y. */
-INLINE void tile_float(int type, int rt, int tt, const char *w, size_t wstride, const float *x,
-                       int64_t ldx, int64_t c0, int64_t c1, __m256 *part, bool first, bool last,
-                       float *y, int64_t ldy) {
-    __m256 a0[RT][SMALL_T], a1[RT][SMALL_T]; /* (TT <= SMALL_T) */
-    for (int i = 0; i < rt; i++)
-        for (int j = 0; j < tt; j++) {
-            a0[i][j] = first ? _mm256_setzero_ps() : part[i * TB + j];
-            a1[i][j] = first ? _mm256_setzero_ps() : part[RB * TB + i * TB + j];
-        }
-    int64_t c = c0;
-    for (; c + 2 * VL <= c1; c += 2 * VL) {
-        __m256 wv[RT]; /* one chain's block at a time */
-        for (int i = 0; i < rt; i++) wv[i] = load_w(type, w + i * wstride, c);
-        for (int j = 0; j < tt; j++) {
-            const __m256 xv = _mm256_loadu_ps(x + j * ldx + c);
-            for (int i = 0; i < rt; i++) a0[i][j] = _mm256_fmadd_ps(wv[i], xv, a0[i][j]);
-        }
-        for (int i = 0; i < rt; i++) wv[i] = load_w(type, w + i * wstride, c + VL);
-        for (int j = 0; j < tt; j++) {
-            const __m256 xv = _mm256_loadu_ps(x + j * ldx + c + VL);
-            for (int i = 0; i < rt; i++) a1[i][j] = _mm256_fmadd_ps(wv[i], xv, a1[i][j]);
-        }
-    }
-    if (c < c1) { /* the last block of chain 0, and of chain 1 if the columns go on */
-        __m256 wv[RT];
-        for (int i = 0; i < rt; i++) wv[i] = load_w_any(type, w + i * wstride, c, c1);
-        for (int j = 0; j < tt; j++) {
-            const __m256 xv = load_x_any(x + j * ldx, c, c1);
-            for (int i = 0; i < rt; i++) a0[i][j] = _mm256_fmadd_ps(wv[i], xv, a0[i][j]);
-        }
-        if (c + VL < c1) {
-            for (int i = 0; i < rt; i++) wv[i] = load_w_any(type, w + i * wstride, c + VL, c1);
-            for (int j = 0; j < tt; j++) {
-                const __m256 xv = load_x_any(x + j * ldx, c + VL, c1);
-                for (int i = 0; i < rt; i++) a1[i][j] = _mm256_fmadd_ps(wv[i], xv, a1[i][j]);
-            }
-        }
-    }
-    for (int i = 0; i < rt; i++)
-        for (int j = 0; j < tt; j++) {
-            if (last) {
-                y[j * ldy + i] = hsum(_mm256_add_ps(a0[i][j], a1[i][j]));
-            } else {
-                part[i * TB + j] = a0[i][j];
-                part[RB * TB + i * TB + j] = a1[i][j];
-            }
-        }
-}
-
-/* Small T (decode, draft verification): one row at a time, whole, for all tt tokens. */
-INLINE void small_float(int type, int tt, const vwn_mat *W, const float *X, int64_t ldx, float *Y,
-                        int64_t ldy, int64_t r0, int64_t r1) {
-    const char *base = W->data;
-    for (int64_t r = r0; r < r1; r++)
-        tile_float(type, 1, tt, base + r * W->row_bytes, 0, X, ldx, 0, W->cols, NULL, true, true, Y + r, ldy);
-}
+/* The float tile (rt rows x tt tokens in two accumulator chains) and the small-T rows that use it
+ * (lib/ops/tile_float.h). */
+#define TILE_VEC __m256
+#define TILE_ZERO _mm256_setzero_ps
+#define TILE_LOADU _mm256_loadu_ps
+#define TILE_FMA _mm256_fmadd_ps
+#define TILE_ADD _mm256_add_ps
+#define TILE_HSUM hsum
+#include "ops/tile_float.h"
 
 /* Columns [c0, c0 + n) of a 16-bit row as floats at dst (gemm_blocked.h's panel). */
 INLINE void widen_cols(int type, const void *row, int64_t c0, int64_t n, float *dst) {

@@ -8,8 +8,8 @@
  * vdpbf16ps would round the activations to bf16 (8 bits of mantissa), a relative error ~2^-9 per
  * product, far outside the accuracy the other levels keep, so it is not used.
  *
- * Matmul structure as in ops_avx2.c, except that a float (row, token) dot runs as two 16-lane fp32
- * accumulator chains (even and odd 16-column blocks, see "float weights") where ops_avx2.c has one;
+ * Matmul structure as in ops_avx2.c: a float (row, token) dot runs as two 16-lane fp32 accumulator
+ * chains (even and odd 16-column blocks, lib/ops/tile_float.h, the same tile as ops_avx2.c's);
  * Q8_0 and Q4_0 step over 8 blocks at a time. Each dot is summed across lanes at the end in a fixed
  * order, so results do not depend on T, the row range or the thread split.
  *  - T <= 8 (F32: T <= 4; decode, draft verification): one weight row at a time for all T tokens,
@@ -40,10 +40,8 @@
 #define RB 8        /* rows per block                            */
 #define RT 4        /* float GEMM tile: rows                     */
 #define TT 3        /*   tokens (x 2 chains: 24 accumulators)    */
-#define MAX_RS RT   /* most rows of a float tile                 */
 #define SMALL_T 8   /* T up to this: one row at a time           */
 #define SMALL_T_F32 4 /*            (F32 weights: up to this)     */
-#define MAX_TS SMALL_T /* most tokens of a float tile             */
 
 #define INLINE static inline __attribute__((always_inline))
 
@@ -99,70 +97,15 @@ INLINE __m512 load_w_any(int type, const void *row, int64_t c, int64_t c1) {
     return c + VL <= c1 ? load_w(type, row, c) : load_w_tail(type, row, c, tail_mask(c1 - c));
 }
 
-/* A tile: rt rows x tt tokens over columns [c0, c1) (c0 a multiple of 32, so block parity is the
- * column's; c1 - c0 a multiple of 16 unless c1 == cols), both chains at once -- the GEMM's RT x TT
- * tiles and the small-T path's single rows.
- * part: the chains' accumulators between column blocks, chain p of row i token j at
- * part[p * RB * TB + i * TB + j]; first: start from zero, last: reduce into Y. */
-INLINE void tile_float(int type, int rt, int tt, const char *w, size_t wstride, const float *x,
-                       int64_t ldx, int64_t c0, int64_t c1, __m512 *part, bool first, bool last,
-                       float *y, int64_t ldy) {
-    __m512 a0[MAX_RS][MAX_TS], a1[MAX_RS][MAX_TS];
-    for (int i = 0; i < rt; i++)
-        for (int j = 0; j < tt; j++) {
-            a0[i][j] = first ? _mm512_setzero_ps() : part[i * TB + j];
-            a1[i][j] = first ? _mm512_setzero_ps() : part[RB * TB + i * TB + j];
-        }
-    int64_t c = c0;
-    for (; c + 2 * VL <= c1; c += 2 * VL) {
-        __m512 wv[MAX_RS]; /* one chain's block at a time: 2 rt tt accumulators + rt + 1 <= 32 registers */
-        for (int i = 0; i < rt; i++) wv[i] = load_w(type, w + i * wstride, c);
-        for (int j = 0; j < tt; j++) {
-            const __m512 xv = _mm512_loadu_ps(x + j * ldx + c);
-            for (int i = 0; i < rt; i++) a0[i][j] = _mm512_fmadd_ps(wv[i], xv, a0[i][j]);
-        }
-        for (int i = 0; i < rt; i++) wv[i] = load_w(type, w + i * wstride, c + VL);
-        for (int j = 0; j < tt; j++) {
-            const __m512 xv = _mm512_loadu_ps(x + j * ldx + c + VL);
-            for (int i = 0; i < rt; i++) a1[i][j] = _mm512_fmadd_ps(wv[i], xv, a1[i][j]);
-        }
-    }
-    if (c < c1) { /* the last block of chain 0, and of chain 1 if the columns go on */
-        __m512 w0[MAX_RS];
-        for (int i = 0; i < rt; i++) w0[i] = load_w_any(type, w + i * wstride, c, c1);
-        for (int j = 0; j < tt; j++) {
-            const __m512 x0 = load_x_any(x + j * ldx, c, c1);
-            for (int i = 0; i < rt; i++) a0[i][j] = _mm512_fmadd_ps(w0[i], x0, a0[i][j]);
-        }
-        if (c + VL < c1) {
-            for (int i = 0; i < rt; i++) w0[i] = load_w_any(type, w + i * wstride, c + VL, c1);
-            for (int j = 0; j < tt; j++) {
-                const __m512 x1 = load_x_any(x + j * ldx, c + VL, c1);
-                for (int i = 0; i < rt; i++) a1[i][j] = _mm512_fmadd_ps(w0[i], x1, a1[i][j]);
-            }
-        }
-    }
-    for (int i = 0; i < rt; i++)
-        for (int j = 0; j < tt; j++) {
-            if (last) {
-                y[j * ldy + i] = _mm512_reduce_add_ps(_mm512_add_ps(a0[i][j], a1[i][j]));
-            } else {
-                part[i * TB + j] = a0[i][j];
-                part[RB * TB + i * TB + j] = a1[i][j];
-            }
-        }
-}
-
-/* Small T (decode and draft verification, memory-bound): one row at a time, whole, for all tt
- * tokens -- each weight is loaded (and widened) once, and the weights are read as one linear
- * stream, which the hardware prefetcher follows at full bandwidth (several interleaved row streams
- * measured 1.5-2x slower on Zen 4). */
-INLINE void small_float(int type, int tt, const vwn_mat *W, const float *X, int64_t ldx, float *Y,
-                        int64_t ldy, int64_t r0, int64_t r1) {
-    const char *base = W->data;
-    for (int64_t r = r0; r < r1; r++)
-        tile_float(type, 1, tt, base + r * W->row_bytes, 0, X, ldx, 0, W->cols, NULL, true, true, Y + r, ldy);
-}
+/* The float tile (rt rows x tt tokens in two accumulator chains) and the small-T rows that use it
+ * (lib/ops/tile_float.h). */
+#define TILE_VEC __m512
+#define TILE_ZERO _mm512_setzero_ps
+#define TILE_LOADU _mm512_loadu_ps
+#define TILE_FMA _mm512_fmadd_ps
+#define TILE_ADD _mm512_add_ps
+#define TILE_HSUM _mm512_reduce_add_ps
+#include "ops/tile_float.h"
 
 #define GEMM_CHAINS 2
 #define GEMM_VEC __m512

@@ -1,0 +1,87 @@
+/* tile_float.h -- the float (F32, F16, BF16) register tile shared by ops_avx2.c and ops_avx512.c:
+ * rt rows x tt tokens over columns [c0, c1), each (row, token) dot in two accumulator chains --
+ * chain 0 sums the even VL-column blocks, chain 1 the odd ones, and the result is the lane sum of
+ * their sum (docs/design.md, "Summation order of a float dot product"). The GEMM's RT x TT tiles
+ * (gemm_blocked.h) and the small-T path's single rows both run it, so every path of a level sums
+ * in the same order.
+ *
+ * Included with the file's flags after its constants (VL, RT, SMALL_T, RB, TB) and its loads
+ * (load_w, load_w_any, load_x_any), with these defined:
+ *   TILE_VEC        the vector type (__m256, __m512)
+ *   TILE_ZERO()     a zero vector          TILE_LOADU(p)   an unaligned load of VL floats
+ *   TILE_FMA(a,b,c) a * b + c              TILE_ADD(a,b)   a + b
+ *   TILE_HSUM(v)    the lane sum, in the file's fixed order
+ * c0 must be a multiple of 2 VL (so a block's parity is the column's) and c1 - c0 a multiple of
+ * VL unless c1 == cols. part: the chains' accumulators between column blocks, chain p of row i
+ * token j at part[p * RB * TB + i * TB + j]; first: start from zero, last: reduce into Y.
+ * The TILE_ macros are undefined at the end. */
+#ifndef TILE_VEC
+#error "define TILE_VEC (and TILE_ZERO, TILE_LOADU, TILE_FMA, TILE_ADD, TILE_HSUM) before including tile_float.h"
+#endif
+
+INLINE void tile_float(int type, int rt, int tt, const char *w, size_t wstride, const float *x,
+                       int64_t ldx, int64_t c0, int64_t c1, TILE_VEC *part, bool first, bool last,
+                       float *y, int64_t ldy) {
+    TILE_VEC a0[RT][SMALL_T], a1[RT][SMALL_T]; /* rt <= RT, tt <= SMALL_T */
+    for (int i = 0; i < rt; i++)
+        for (int j = 0; j < tt; j++) {
+            a0[i][j] = first ? TILE_ZERO() : part[i * TB + j];
+            a1[i][j] = first ? TILE_ZERO() : part[RB * TB + i * TB + j];
+        }
+    int64_t c = c0;
+    for (; c + 2 * VL <= c1; c += 2 * VL) {
+        TILE_VEC wv[RT]; /* one chain's block at a time: 2 rt tt accumulators + rt + 1 registers */
+        for (int i = 0; i < rt; i++) wv[i] = load_w(type, w + i * wstride, c);
+        for (int j = 0; j < tt; j++) {
+            const TILE_VEC xv = TILE_LOADU(x + j * ldx + c);
+            for (int i = 0; i < rt; i++) a0[i][j] = TILE_FMA(wv[i], xv, a0[i][j]);
+        }
+        for (int i = 0; i < rt; i++) wv[i] = load_w(type, w + i * wstride, c + VL);
+        for (int j = 0; j < tt; j++) {
+            const TILE_VEC xv = TILE_LOADU(x + j * ldx + c + VL);
+            for (int i = 0; i < rt; i++) a1[i][j] = TILE_FMA(wv[i], xv, a1[i][j]);
+        }
+    }
+    if (c < c1) { /* the last block of chain 0, and of chain 1 if the columns go on */
+        TILE_VEC wv[RT];
+        for (int i = 0; i < rt; i++) wv[i] = load_w_any(type, w + i * wstride, c, c1);
+        for (int j = 0; j < tt; j++) {
+            const TILE_VEC xv = load_x_any(x + j * ldx, c, c1);
+            for (int i = 0; i < rt; i++) a0[i][j] = TILE_FMA(wv[i], xv, a0[i][j]);
+        }
+        if (c + VL < c1) {
+            for (int i = 0; i < rt; i++) wv[i] = load_w_any(type, w + i * wstride, c + VL, c1);
+            for (int j = 0; j < tt; j++) {
+                const TILE_VEC xv = load_x_any(x + j * ldx, c + VL, c1);
+                for (int i = 0; i < rt; i++) a1[i][j] = TILE_FMA(wv[i], xv, a1[i][j]);
+            }
+        }
+    }
+    for (int i = 0; i < rt; i++)
+        for (int j = 0; j < tt; j++) {
+            if (last) {
+                y[j * ldy + i] = TILE_HSUM(TILE_ADD(a0[i][j], a1[i][j]));
+            } else {
+                part[i * TB + j] = a0[i][j];
+                part[RB * TB + i * TB + j] = a1[i][j];
+            }
+        }
+}
+
+/* Small T (decode and draft verification, memory-bound): one row at a time, whole, for all tt
+ * tokens -- each weight is loaded (and widened) once, and the weights are read as one linear
+ * stream, which the hardware prefetcher follows at full bandwidth (several interleaved row streams
+ * measured 1.5-2x slower on Zen 4). */
+INLINE void small_float(int type, int tt, const vwn_mat *W, const float *X, int64_t ldx, float *Y,
+                        int64_t ldy, int64_t r0, int64_t r1) {
+    const char *base = W->data;
+    for (int64_t r = r0; r < r1; r++)
+        tile_float(type, 1, tt, base + r * W->row_bytes, 0, X, ldx, 0, W->cols, NULL, true, true, Y + r, ldy);
+}
+
+#undef TILE_VEC
+#undef TILE_ZERO
+#undef TILE_LOADU
+#undef TILE_FMA
+#undef TILE_ADD
+#undef TILE_HSUM
