@@ -16,7 +16,8 @@
  *    so the weights are read once, as one linear stream. On Zen 4 this reaches the single-thread
  *    read bandwidth, while tiles of several interleaved rows (as in ops_avx2.c) measured 1.5-2.5x
  *    slower: short interleaved row streams defeat the hardware prefetcher (software prefetch did
- *    not recover it).
+ *    not recover it). F32 rows run this on 256-bit halves of the same chains (small_f32, same
+ *    bits): streamed from memory they measured 3-10% faster than with 512-bit loads.
  *  - larger T: a GEMM blocked over tokens (TB), rows (RB) and columns (KC) with RT x TT register
  *    tiles of both chains (partial sums between column blocks are the accumulators themselves).
  * Column tails use masked loads (they never touch memory past the row).
@@ -113,22 +114,88 @@ INLINE __m512 load_w_any(int type, const void *row, int64_t c, int64_t c1) {
 #undef GEMM_VEC
 #undef GEMM_CHAINS
 
+/* F32 rows for T <= SMALL_T_F32 (decoding) on 256-bit vectors: tile_float's two 16-lane chains
+ * as their 8-lane halves (four chains: lanes 0-7 and 8-15 of the even blocks, then of the odd ones),
+ * joined before the same lane sum. Every lane sees the same FMAs in the same order, so the results
+ * are bit for bit tile_float's (and the GEMM's); only the width of the loads and FMAs differs.
+ * Measured on Zen 4 (docs/performance.md, "256-bit F32 rows"): decoding the 110M F32 model from
+ * memory 3-10% faster per token than with 512-bit loads (1 and 2 threads, tokens alternating
+ * between the two in one process), the same speed with the weights in cache. BF16 and F16 rows
+ * already load 256 bits at a time (widened to 512); on 256-bit vectors they measured no faster. */
+INLINE __m256 load8_any(const float *p, int64_t c, int64_t c1) {
+    if (c + 8 <= c1) return _mm256_loadu_ps(p + c);
+    if (c >= c1) return _mm256_setzero_ps();
+    return _mm256_maskz_loadu_ps((__mmask8)((1u << (c1 - c)) - 1u), p + c);
+}
+INLINE __m512 join8(__m256 lo, __m256 hi) {
+    return _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1);
+}
+INLINE void small_f32(int tt, const vwn_mat *W, const float *X, int64_t ldx, float *Y, int64_t ldy,
+                      int64_t r0, int64_t r1) {
+    const int64_t cols = W->cols;
+    for (int64_t r = r0; r < r1; r++) {
+        const float *w = (const float *)((const char *)W->data + r * W->row_bytes);
+        __m256 a[SMALL_T_F32][4];
+        for (int j = 0; j < tt; j++)
+            for (int q = 0; q < 4; q++) a[j][q] = _mm256_setzero_ps();
+        int64_t c = 0;
+        for (; c + 2 * VL <= cols; c += 2 * VL) {
+            const __m256 w0 = _mm256_loadu_ps(w + c), w1 = _mm256_loadu_ps(w + c + 8);
+            const __m256 w2 = _mm256_loadu_ps(w + c + 16), w3 = _mm256_loadu_ps(w + c + 24);
+            for (int j = 0; j < tt; j++) {
+                const float *x = X + j * ldx + c;
+                a[j][0] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x), a[j][0]);
+                a[j][1] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + 8), a[j][1]);
+                a[j][2] = _mm256_fmadd_ps(w2, _mm256_loadu_ps(x + 16), a[j][2]);
+                a[j][3] = _mm256_fmadd_ps(w3, _mm256_loadu_ps(x + 24), a[j][3]);
+            }
+        }
+        if (c < cols) { /* as tile_float: chain 0's block (zero-padded), chain 1's if columns remain */
+            const __m256 w0 = load8_any(w, c, cols), w1 = load8_any(w, c + 8, cols);
+            for (int j = 0; j < tt; j++) {
+                const float *x = X + j * ldx;
+                a[j][0] = _mm256_fmadd_ps(w0, load8_any(x, c, cols), a[j][0]);
+                a[j][1] = _mm256_fmadd_ps(w1, load8_any(x, c + 8, cols), a[j][1]);
+            }
+            if (c + VL < cols) {
+                const __m256 w2 = load8_any(w, c + 16, cols), w3 = load8_any(w, c + 24, cols);
+                for (int j = 0; j < tt; j++) {
+                    const float *x = X + j * ldx;
+                    a[j][2] = _mm256_fmadd_ps(w2, load8_any(x, c + 16, cols), a[j][2]);
+                    a[j][3] = _mm256_fmadd_ps(w3, load8_any(x, c + 24, cols), a[j][3]);
+                }
+            }
+        }
+        for (int j = 0; j < tt; j++)
+            Y[j * ldy + r] = _mm512_reduce_add_ps(_mm512_add_ps(join8(a[j][0], a[j][1]), join8(a[j][2], a[j][3])));
+    }
+}
+
 INLINE void matmul_float(int type, const vwn_mat *W, const float *X, int64_t ldx, int64_t T,
                          float *Y, int64_t ldy, int64_t r0, int64_t r1) {
     /* F32 from T = 5 on: the GEMM's 4-row tiles load fewer x vectors per FMA, and at that T
      * the float kernels are compute-bound (measured: T = 8 was 13% faster in the GEMM). */
-    switch (type == VWN_TYPE_F32 && T > SMALL_T_F32 ? 0 : T) {
-    case 1: small_float(type, 1, W, X, ldx, Y, ldy, r0, r1); return;
-    case 2: small_float(type, 2, W, X, ldx, Y, ldy, r0, r1); return;
-    case 3: small_float(type, 3, W, X, ldx, Y, ldy, r0, r1); return;
-    case 4: small_float(type, 4, W, X, ldx, Y, ldy, r0, r1); return;
-    case 5: small_float(type, 5, W, X, ldx, Y, ldy, r0, r1); return;
-    case 6: small_float(type, 6, W, X, ldx, Y, ldy, r0, r1); return;
-    case 7: small_float(type, 7, W, X, ldx, Y, ldy, r0, r1); return;
-    case 8: small_float(type, 8, W, X, ldx, Y, ldy, r0, r1); return;
-    default: break;
+    if (type == VWN_TYPE_F32) {
+        switch (T) {
+        case 1: small_f32(1, W, X, ldx, Y, ldy, r0, r1); return;
+        case 2: small_f32(2, W, X, ldx, Y, ldy, r0, r1); return;
+        case 3: small_f32(3, W, X, ldx, Y, ldy, r0, r1); return;
+        case 4: small_f32(4, W, X, ldx, Y, ldy, r0, r1); return;
+        default: break;
+        }
+    } else {
+        switch (T) {
+        case 1: small_float(type, 1, W, X, ldx, Y, ldy, r0, r1); return;
+        case 2: small_float(type, 2, W, X, ldx, Y, ldy, r0, r1); return;
+        case 3: small_float(type, 3, W, X, ldx, Y, ldy, r0, r1); return;
+        case 4: small_float(type, 4, W, X, ldx, Y, ldy, r0, r1); return;
+        case 5: small_float(type, 5, W, X, ldx, Y, ldy, r0, r1); return;
+        case 6: small_float(type, 6, W, X, ldx, Y, ldy, r0, r1); return;
+        case 7: small_float(type, 7, W, X, ldx, Y, ldy, r0, r1); return;
+        case 8: small_float(type, 8, W, X, ldx, Y, ldy, r0, r1); return;
+        default: break;
+        }
     }
-
     gemm_float(type, W, X, ldx, T, Y, ldy, r0, r1);
 }
 
