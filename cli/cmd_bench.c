@@ -91,6 +91,7 @@ typedef struct run_result {
     double load_s;
     double prefill_tok_s, decode_tok_s, ghc_share, prefill_ghc_share;
     double rss_bytes, peak_rss_bytes;
+    double file_huge_bytes, anon_huge_bytes; /* in 2 MiB pages after the warm-up (Linux) */
     /* speculative */
     double spec_tok_s;
     int32_t spec_generated, spec_verify, spec_drafted, spec_accepted;
@@ -111,6 +112,22 @@ static double rss_now_bytes(void) {
     int got = fscanf(f, "%lu %lu", &size, &resident);
     fclose(f);
     return got == 2 ? (double)resident * (double)sysconf(_SC_PAGESIZE) : 0.0;
+}
+
+/* The process's memory in 2 MiB pages (Linux, /proc/self/smaps_rollup): mapped files
+ * (FilePmdMapped: with mmap, the model) and anonymous memory (AnonHugePages: the model read with
+ * --no-mmap, the KV caches, scratch). Both 0 where the file is missing. */
+static void huge_now_bytes(double *file, double *anon) {
+    *file = *anon = 0.0;
+    FILE *f = fopen("/proc/self/smaps_rollup", "r");
+    if (!f) return;
+    char line[256];
+    unsigned long kb;
+    while (fgets(line, sizeof line, f)) {
+        if (sscanf(line, "FilePmdMapped: %lu kB", &kb) == 1) *file = (double)kb * 1024.0;
+        else if (sscanf(line, "AnonHugePages: %lu kB", &kb) == 1) *anon = (double)kb * 1024.0;
+    }
+    fclose(f);
 }
 
 static double rss_peak_bytes(void) {
@@ -186,6 +203,7 @@ static void run_one(const char *path, const options *o, run_result *r) {
      * scratch is touched before anything is timed */
     if ((st = vwn_decode(ctx, prompt, P)) || (st = vwn_context_clear(ctx))) { run_error(r, "warm-up", st); goto done; }
     r->rss_bytes = rss_now_bytes();
+    huge_now_bytes(&r->file_huge_bytes, &r->anon_huge_bytes);
 
     /* prefill */
     vwn_perf perf;
@@ -453,6 +471,7 @@ typedef struct summary {
     vwn_model_info info;
     char weight_type[16];
     double load_s, prefill_tok_s, decode_tok_s, ghc_share, prefill_ghc_share, rss_mb, peak_rss_mb;
+    double file_huge_mb, anon_huge_mb; /* the smallest over the repetitions */
     double kv_bytes, bytes_per_token, decode_gbs, bw_efficiency, machine_gbs;
     double prefill_flop_per_token, prefill_gflops; /* FLOP per prompt token; FLOP/s of prefill / 1e9 */
     double spec_tok_s, spec_speedup, spec_mean_accepted;
@@ -487,7 +506,11 @@ static void summarise(const options *o, const run_result *runs, double machine_g
     s->prefill_ghc_share = median(v, R);
     for (int i = 0; i < R; i++) v[i] = runs[i].spec_tok_s;
     s->spec_tok_s = median(v, R);
+    s->file_huge_mb = runs[0].file_huge_bytes / 1048576.0;
+    s->anon_huge_mb = runs[0].anon_huge_bytes / 1048576.0;
     for (int i = 0; i < R; i++) {
+        if (runs[i].file_huge_bytes / 1048576.0 < s->file_huge_mb) s->file_huge_mb = runs[i].file_huge_bytes / 1048576.0;
+        if (runs[i].anon_huge_bytes / 1048576.0 < s->anon_huge_mb) s->anon_huge_mb = runs[i].anon_huge_bytes / 1048576.0;
         if (runs[i].rss_bytes / 1048576.0 > s->rss_mb) s->rss_mb = runs[i].rss_bytes / 1048576.0;
         if (runs[i].peak_rss_bytes / 1048576.0 > s->peak_rss_mb) s->peak_rss_mb = runs[i].peak_rss_bytes / 1048576.0;
         s->spec_drafted += runs[i].spec_drafted;
@@ -543,6 +566,10 @@ static void print_summary(const options *o, const summary *s, double machine_gbs
     printf("  GHC share        %10.1f %%       of decode time (%.1f%% of prefill time)\n", 100.0 * s->ghc_share,
            100.0 * s->prefill_ghc_share);
     printf("  RSS              %10.1f MB      after load + context (peak %.1f MB)\n", s->rss_mb, s->peak_rss_mb);
+    printf("  2 MiB pages      %10.1f MB      of the mapped file, %.1f MB anonymous\n", s->file_huge_mb, s->anon_huge_mb);
+    if (!o->no_mmap && s->file_huge_mb < 0.5 * (double)s->info.file_size / 1048576.0)
+        printf("  note: most of the mapped model is in 4 KiB pages (its page cache was filled by a write or a\n"
+               "        copy); decoding is faster once it is faulted in anew (docs/performance.md) or with --no-mmap\n");
     if (o->spec != 0) {
         printf("  speculative      %10.2f tok/s   (%.2fx plain decode; depth %s%d", s->spec_tok_s, s->spec_speedup,
                o->spec < 0 ? "adaptive up to " : "", o->spec < 0 ? in->mtp_depth : o->spec);
@@ -564,12 +591,13 @@ static void json_model(const options *o, const summary *s, const summary *first,
            "\"prefill_tok_s\": %.6g, \"decode_tok_s\": %.6g, \"weight_bytes_per_token\": %llu, "
            "\"kv_bytes_per_token\": %.6g, \"bytes_per_token\": %.6g, \"decode_gbs\": %.6g, \"machine_gbs\": %.6g, "
            "\"bw_efficiency\": %.6g, \"ghc_share\": %.6g, \"prefill_ghc_share\": %.6g, \"rss_mb\": %.6g, \"peak_rss_mb\": %.6g, "
+           "\"file_huge_mb\": %.6g, \"anon_huge_mb\": %.6g, "
            "\"prefill_mflop_per_token\": %.6g, \"prefill_gflops\": %.6g, "
            "\"prefill_ratio\": %.6g, \"decode_ratio\": %.6g, \"prefill_flop_ratio\": %.6g",
            (unsigned long long)s->info.n_params, s->weight_type, (unsigned long long)s->info.file_size, s->load_s,
            s->prefill_tok_s, s->decode_tok_s, (unsigned long long)s->info.weight_bytes_per_token, s->kv_bytes,
            s->bytes_per_token, s->decode_gbs, s->machine_gbs, s->bw_efficiency, s->ghc_share, s->prefill_ghc_share, s->rss_mb, s->peak_rss_mb,
-           s->prefill_flop_per_token / 1e6, s->prefill_gflops,
+           s->file_huge_mb, s->anon_huge_mb, s->prefill_flop_per_token / 1e6, s->prefill_gflops,
            first->prefill_tok_s > 0 ? s->prefill_tok_s / first->prefill_tok_s : 0.0,
            first->decode_tok_s > 0 ? s->decode_tok_s / first->decode_tok_s : 0.0,
            s->prefill_flop_per_token / first->prefill_flop_per_token);

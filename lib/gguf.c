@@ -552,6 +552,16 @@ vwn_status gguf_open(const char *path, bool use_mmap, gguf_file **out) {
             vwn_free(f);
             return st;
         }
+        /* Ask for 2 MiB pages: the weights are streamed once per token, and with 4 KiB pages the
+         * TLB misses every 4 KiB (and the hardware prefetchers stop at each page). A file that is
+         * not yet in the page cache is then faulted in as 2 MiB folios and mapped whole; pages
+         * already cached in small folios (a file just written, or copied) stay small until the
+         * kernel drops them (docs/performance.md, "Huge pages for the weights"). Measured,
+         * decoding the 110M models with 2 threads: 6-7% faster per token in 2 MiB pages. Advice
+         * only: where the kernel or the filesystem cannot, nothing changes. */
+#ifdef MADV_HUGEPAGE
+        madvise(p, (size_t)f->size, MADV_HUGEPAGE);
+#endif
         f->image = p;
         f->mapped = true;
     } else {

@@ -360,6 +360,9 @@ def test_bench_json(models):
     assert len(res["models"]) == 1 and res["models"][0]["decode_tok_s"] == res["decode_tok_s"]
     assert len(res["spec_acceptance"]) == 2
     assert 0 < res["prefill_ghc_share"] < 1 and 0 < res["ghc_share"] < 1
+    # memory in 2 MiB pages (mapped files, anonymous): 0 for a tiny model in small page-cache
+    # folios, never more than the resident memory
+    assert 0 <= res["file_huge_mb"] <= res["rss_mb"] and 0 <= res["anon_huge_mb"] <= res["rss_mb"]
     assert res["simd"] and res["threads"] == 1
     assert b"GB/s" in p.stdout
 
