@@ -140,7 +140,9 @@ VWN_API const char *vwn_simd_name(vwn_simd level);
 typedef struct vwn_model vwn_model;
 
 typedef struct vwn_model_params {
-    bool use_mmap;        /* map the file (default true); false reads it into memory           */
+    bool use_mmap;        /* map the file (default true); false reads it into memory. Mapped,
+                           * the weights are advised into 2 MiB pages and faulted in at load
+                           * (all but an embedding table read a row per token: that stays lazy) */
     bool verify_tensors;  /* scan every float tensor for NaN/Inf at load (default false)       */
 } vwn_model_params;
 

@@ -486,6 +486,40 @@ void gguf_close(gguf_file *f) {
     vwn_free(f);
 }
 
+void gguf_advise_sparse(gguf_file *f, const void *p, size_t n) {
+#if defined(MADV_NOHUGEPAGE)
+    if (!f || !f->mapped || !p || n == 0) return;
+    const long page = sysconf(_SC_PAGESIZE);
+    if (page <= 0) return;
+    const uintptr_t base = (uintptr_t)f->image;
+    const uintptr_t lo = (uintptr_t)p / (uintptr_t)page * (uintptr_t)page;
+    const uintptr_t hi = ((uintptr_t)p + n + (uintptr_t)page - 1) / (uintptr_t)page * (uintptr_t)page;
+    if (lo < base || hi > base + (size_t)f->size + (uintptr_t)page) return; /* not in the image */
+    if (madvise((void *)lo, (size_t)(hi - lo), MADV_NOHUGEPAGE) == 0) {
+        f->sparse_lo = (size_t)(lo - base);
+        f->sparse_hi = (size_t)(hi - base);
+    }
+#else
+    (void)f, (void)p, (void)n;
+#endif
+}
+
+void gguf_prefault(const gguf_file *f) {
+#if defined(MADV_POPULATE_READ)
+    if (!f || !f->mapped) return;
+    uint8_t *base = (uint8_t *)f->image;
+    const size_t size = (size_t)f->size;
+    if (f->sparse_hi > f->sparse_lo) {
+        if (f->sparse_lo > 0) madvise(base, f->sparse_lo, MADV_POPULATE_READ);
+        if (f->sparse_hi < size) madvise(base + f->sparse_hi, size - f->sparse_hi, MADV_POPULATE_READ);
+    } else {
+        madvise(base, size, MADV_POPULATE_READ);
+    }
+#else
+    (void)f;
+#endif
+}
+
 /* Parses f (whose image is set); on failure closes it. */
 static vwn_status finish_open(gguf_file *f, gguf_file **out) {
     vwn_status st = parse(f);

@@ -59,6 +59,7 @@ typedef struct gguf_file {
     uint64_t data_offset;          /* start of the data section in the image        */
     bool mapped;                   /* true: the file is mapped (munmap on close)    */
     size_t anon_len;               /* read path: length of the anonymous mapping (0: vwn_aligned_free) */
+    size_t sparse_lo, sparse_hi;   /* gguf_advise_sparse's byte range of the image (page-aligned) */
     uint32_t *kv_sorted;           /* kv indexes sorted by key (binary-search lookups) */
     uint32_t *tensor_sorted;       /* tensor indexes sorted by name                   */
 } gguf_file;
@@ -75,6 +76,16 @@ vwn_status gguf_open(const char *path, bool use_mmap, gguf_file **out);
 /* Parses an in-memory image (copied; for fuzzing and tests). */
 vwn_status gguf_open_memory(const void *data, size_t size, gguf_file **out);
 void gguf_close(gguf_file *f);
+/* Advises that the bytes [p, p + n) of a mapped image are read sparsely (a few rows per token: an
+ * embedding table), so they stay out of the 2 MiB pages the rest of the mapping is advised into:
+ * there every row read would make a whole 2 MiB resident. Advice only: nothing happens for an
+ * image read into memory, off Linux, or if the kernel refuses. */
+void gguf_advise_sparse(gguf_file *f, const void *p, size_t n);
+/* Faults a mapped image in (MADV_POPULATE_READ), all but the sparse range, as llama.cpp's
+ * MAP_POPULATE does: the pages a first decode would fault one by one, in one call, and a file not
+ * yet in the page cache comes in in file order, as 2 MiB folios. Advice only: nothing happens for
+ * an image read into memory, before Linux 5.14, or if the kernel refuses. */
+void gguf_prefault(const gguf_file *f);
 
 /* Lookups (NULL / -1 when absent). */
 const gguf_kv *gguf_find_kv(const gguf_file *f, const char *key);
