@@ -591,8 +591,10 @@ vwn_status gguf_open(const char *path, bool use_mmap, gguf_file **out) {
          * not yet in the page cache is then faulted in as 2 MiB folios and mapped whole; pages
          * already cached in small folios (a file just written, or copied) stay small until the
          * kernel drops them (docs/performance.md, "Huge pages for the weights"). Measured,
-         * decoding the 110M models with 2 threads: 6-7% faster per token in 2 MiB pages. Advice
-         * only: where the kernel or the filesystem cannot, nothing changes. */
+         * decoding the 110M models with 2 threads: 2-4% faster per token in 2 MiB pages in the
+         * slow bandwidth state, 7-10% in the fast one. Advice only: where the kernel or the
+         * filesystem cannot, nothing changes. lib/model.c then keeps the embedding table out of
+         * them and faults the rest in (gguf_advise_sparse, gguf_prefault). */
 #ifdef MADV_HUGEPAGE
         madvise(p, (size_t)f->size, MADV_HUGEPAGE);
 #endif
