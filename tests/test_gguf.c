@@ -474,6 +474,33 @@ static void test_good_model(bool mixed, bool use_mmap) {
     CHECK(m->gguf->mapped == use_mmap);
     CHECK(use_mmap ? count_file_maps() >= 1 : count_file_maps() == 0);
 
+    /* the embedding table (factorized, untied here) is advised out of 2 MiB pages when mapped:
+     * the recorded range is whole pages that cover it, inside the mapping; an image read into
+     * memory records nothing; a pointer outside the image is ignored */
+    {
+        const gguf_file *gf = m->gguf;
+        const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+        const size_t e0 = (size_t)((const uint8_t *)m->embed.data - gf->image);
+        const size_t e1 = e0 + (size_t)m->embed.rows * m->embed.row_bytes;
+        bool thp = access("/sys/kernel/mm/transparent_hugepage/enabled", F_OK) == 0;
+        if (!use_mmap) {
+            CHECK(gf->sparse_lo == 0 && gf->sparse_hi == 0);
+        } else if (thp) {
+            CHECK_MSG(gf->sparse_lo <= e0 && gf->sparse_hi >= e1 && gf->sparse_lo % page == 0 &&
+                          gf->sparse_hi % page == 0 && gf->sparse_hi - gf->sparse_lo < e1 - e0 + 2 * page &&
+                          gf->sparse_hi <= ((size_t)gf->size + page - 1) / page * page,
+                      "sparse range [%zu, %zu) for the embedding at [%zu, %zu)", gf->sparse_lo, gf->sparse_hi, e0, e1);
+        }
+        const size_t lo = gf->sparse_lo, hi = gf->sparse_hi;
+        uint8_t outside[64];
+        gguf_advise_sparse(m->gguf, outside, sizeof outside);
+        gguf_advise_sparse(m->gguf, NULL, 10);
+        gguf_advise_sparse(NULL, outside, 10);
+        gguf_prefault(NULL);
+        gguf_prefault(m->gguf); /* again: harmless */
+        CHECK(gf->sparse_lo == lo && gf->sparse_hi == hi);
+    }
+
     vwn_model_info info;
     CHECK_OK(vwn_model_get_info(m, &info));
     CHECK(info.n_vocab == 256 && info.n_embd == 32 && info.n_layer == 1 && info.ghc_m == 1 && info.ghc_n == 2);
