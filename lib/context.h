@@ -10,7 +10,7 @@
 typedef struct vwn_scratch {
     float *wide;      /* [nb][D']  wide state H being updated                         */
     float *carry;     /* [nb][D']  carried state G                                    */
-    float *coef;      /* [min(nb, 4 threads)][n*K] GHC coefficients C (ghc.h)          */
+    float *coef;      /* [min(nb, TPT threads)][n*K] GHC coefficients C (ghc.h)        */
     float *wcoef;     /* [nb][n*m] GHC write coefficients of the pending write        */
     float *ghc_tmp;   /* [threads][n*K + D'] one token's GHC coefficients and carry   */
     float *x;         /* [nb][D]   sublayer input (read)                              */

@@ -26,12 +26,13 @@
  * needs `coef` for those tokens); from it on, whole tokens go to each thread. */
 #define VWN_GHC_TOKENS_PER_THREAD 4
 
-/* Buffers of vwn_ghc_before, in floats (T tokens, nt threads, K = 2m + n, D' = n s). */
+/* Buffers of vwn_ghc_before, in floats (T tokens, nt threads, K = 2m + n, D' = n s, TPT =
+ * VWN_GHC_TOKENS_PER_THREAD). */
 typedef struct vwn_ghc_scratch {
-    float *coef;    /* [min(T, 4 nt)][n*K] coefficients when work is split within a token; with
+    float *coef;    /* [min(T, TPT nt)][n*K] coefficients when work is split within a token; with
                        keep_coef, [T][n*K] and every token's coefficients are left here          */
     float *wcoef;   /* [T][n*m] write coefficients Bt, kept from a module's `before` to its write */
-    float *rows;    /* [min(T, 4 nt)][n] routing multipliers (split work)                        */
+    float *rows;    /* [min(T, TPT nt)][n] routing multipliers (split work)                      */
     float *tmp;     /* [nt][n*K + D'] one token's coefficients and carry per thread (whole tokens) */
     bool keep_coef; /* tests: leave all coefficients in `coef`                                   */
 } vwn_ghc_scratch;
