@@ -23,9 +23,13 @@
  * (--bw-mb) as 64-bit integers with 32-byte vectors and independent accumulators; the buffer is
  * first written by the same threads (first touch); the time of a pass is from the earliest thread
  * start to the latest thread end; a measurement is the best of 5 passes, in GB/s (1e9 bytes). It
- * is measured before every round of reps (a VM's bandwidth drifts, by 2x here), and each rep's
- * decode is set against the measurement of its own round: efficiency = the median over reps of
- * (achieved GB/s / that round's GB/s); the machine figure reported is the median of the rounds. */
+ * is measured before every round of reps and once more after the last (a VM's bandwidth drifts,
+ * by 2x here), so every round is bracketed by two measurements. A round whose two differ by more
+ * than STEADY (15%) saw the machine change state: its reps are left out of the decode figures
+ * (decode tok/s, efficiency, the machine figure and the decode ratios) unless no round was
+ * steady. Each rep's decode is set against the mean of its round's two measurements: efficiency
+ * = the median over the steady reps of (achieved GB/s / that round's GB/s); the machine figure
+ * reported is the median of the same rounds' means. */
 #define _GNU_SOURCE /* fork, getrusage, sysconf, strsignal */
 #include "cli.h"
 
@@ -49,6 +53,7 @@ static const char *CMD = "bench";
 #define MAX_MODELS 16
 #define MAX_REPS 100
 #define BW_PASSES 5
+#define STEADY 1.15 /* a round is steady if its bracketing measurements differ by at most 15% */
 
 static void usage(FILE *out) {
     fprintf(out,
@@ -97,7 +102,8 @@ typedef struct run_result {
     int32_t spec_generated, spec_verify, spec_drafted, spec_accepted;
     int32_t drafted_at_depth[16], accepted_at_depth[16];
     double spec_draft_us, spec_verify_us;
-    double machine_gbs; /* set by the parent: its round's measurement */
+    double machine_gbs; /* set by the parent: the mean of its round's two measurements */
+    bool steady;        /* set by the parent: the two measurements within STEADY */
 } run_result;
 
 static void run_error(run_result *r, const char *what, vwn_status st) {
@@ -473,6 +479,8 @@ typedef struct summary {
     double load_s, prefill_tok_s, decode_tok_s, ghc_share, prefill_ghc_share, rss_mb, peak_rss_mb;
     double file_huge_mb, anon_huge_mb; /* the smallest over the repetitions */
     double kv_bytes, bytes_per_token, decode_gbs, bw_efficiency, machine_gbs;
+    int steady_reps;                      /* reps whose round was steady (0: none; all used) */
+    double rep_bw_efficiency[MAX_REPS];   /* every rep against its round, steady or not */
     double prefill_flop_per_token, prefill_gflops; /* FLOP per prompt token; FLOP/s of prefill / 1e9 */
     double spec_tok_s, spec_speedup, spec_mean_accepted;
     int32_t drafted_at_depth[16], accepted_at_depth[16], spec_drafted, spec_accepted, spec_verify;
@@ -498,10 +506,17 @@ static void summarise(const options *o, const run_result *runs, double machine_g
     s->load_s = median(v, R);
     for (int i = 0; i < R; i++) v[i] = runs[i].prefill_tok_s;
     s->prefill_tok_s = median(v, R);
-    for (int i = 0; i < R; i++) v[i] = runs[i].decode_tok_s;
-    s->decode_tok_s = median(v, R);
-    for (int i = 0; i < R; i++) v[i] = runs[i].ghc_share;
-    s->ghc_share = median(v, R);
+    /* decode figures over the steady reps (all if none was steady) */
+    int use[MAX_REPS], U = 0;
+    for (int i = 0; i < R; i++)
+        if (runs[i].steady) use[U++] = i;
+    s->steady_reps = U;
+    if (U == 0)
+        for (int i = 0; i < R; i++) use[U++] = i;
+    for (int i = 0; i < U; i++) v[i] = runs[use[i]].decode_tok_s;
+    s->decode_tok_s = median(v, U);
+    for (int i = 0; i < U; i++) v[i] = runs[use[i]].ghc_share;
+    s->ghc_share = median(v, U);
     for (int i = 0; i < R; i++) v[i] = runs[i].prefill_ghc_share;
     s->prefill_ghc_share = median(v, R);
     for (int i = 0; i < R; i++) v[i] = runs[i].spec_tok_s;
@@ -534,10 +549,12 @@ static void summarise(const options *o, const run_result *runs, double machine_g
     s->prefill_gflops = s->prefill_flop_per_token * s->prefill_tok_s / 1e9;
     /* each rep against its own round's bandwidth (see the top of the file) */
     for (int i = 0; i < R; i++)
-        v[i] = runs[i].machine_gbs > 0 ? s->bytes_per_token * runs[i].decode_tok_s / 1e9 / runs[i].machine_gbs : 0.0;
-    s->bw_efficiency = median(v, R);
-    for (int i = 0; i < R; i++) v[i] = runs[i].machine_gbs;
-    s->machine_gbs = median(v, R);
+        s->rep_bw_efficiency[i] =
+            runs[i].machine_gbs > 0 ? s->bytes_per_token * runs[i].decode_tok_s / 1e9 / runs[i].machine_gbs : 0.0;
+    for (int i = 0; i < U; i++) v[i] = s->rep_bw_efficiency[use[i]];
+    s->bw_efficiency = median(v, U);
+    for (int i = 0; i < U; i++) v[i] = runs[use[i]].machine_gbs;
+    s->machine_gbs = median(v, U);
     (void)machine_gbs;
     /* speculative vs plain: rep by rep (the two phases run seconds apart in the same process), median */
     for (int i = 0; i < R; i++) v[i] = runs[i].decode_tok_s > 0 ? runs[i].spec_tok_s / runs[i].decode_tok_s : 0.0;
@@ -560,8 +577,10 @@ static void print_summary(const options *o, const summary *s, double machine_gbs
     printf("  bytes/token      %10.2f MB      (weights %.2f MB + KV cache %.2f MB at position %.1f)\n",
            s->bytes_per_token / 1e6, in->weight_bytes_per_token / 1e6, s->kv_bytes / 1e6,
            o->prompt_len + (o->gen_len + 1) / 2.0);
-    printf("  decode bandwidth %10.2f GB/s    (%.1f%% of the machine's %.2f GB/s, rep by rep)\n", s->decode_gbs,
+    printf("  decode bandwidth %10.2f GB/s    (%.1f%% of the machine's %.2f GB/s, rep by rep; ", s->decode_gbs,
            100.0 * s->bw_efficiency, s->machine_gbs);
+    if (s->steady_reps) printf("%d of %d reps steady)\n", s->steady_reps, o->reps);
+    else printf("no rep steady: all used)\n");
     (void)machine_gbs;
     printf("  GHC share        %10.1f %%       of decode time (%.1f%% of prefill time)\n", 100.0 * s->ghc_share,
            100.0 * s->prefill_ghc_share);
@@ -601,6 +620,9 @@ static void json_model(const options *o, const summary *s, const summary *first,
            first->prefill_tok_s > 0 ? s->prefill_tok_s / first->prefill_tok_s : 0.0,
            first->decode_tok_s > 0 ? s->decode_tok_s / first->decode_tok_s : 0.0,
            s->prefill_flop_per_token / first->prefill_flop_per_token);
+    printf(", \"steady_reps\": %d, \"rep_bw_efficiency\": [", s->steady_reps);
+    for (int i = 0; i < o->reps; i++) printf("%s%.6g", i ? ", " : "", s->rep_bw_efficiency[i]);
+    printf("]");
     if (o->spec != 0) {
         printf(", \"spec_depth\": %d, \"spec_tok_s\": %.6g, \"spec_speedup\": %.6g, \"spec_mean_accepted\": %.6g, "
                "\"spec_acceptance\": [",
@@ -669,7 +691,7 @@ int cmd_bench(int argc, char **argv) {
 
     int32_t bw_mb = o.bw_mb;
     v4u64 *bw_buf = bw_buffer(T, &bw_mb);
-    double rounds_gbs[MAX_REPS + 1];
+    double rounds_gbs[MAX_REPS + 1]; /* before round r; [reps]: after the last */
     rounds_gbs[0] = machine_bandwidth(bw_buf, bw_mb, T);
     double machine_gbs = rounds_gbs[0];
     printf("vwn bench: libvwn %s, SIMD %s, %d thread%s; prompt %d tokens, decode %d tokens, median of %d rep%s; "
@@ -677,33 +699,44 @@ int cmd_bench(int argc, char **argv) {
            vwn_version(), vwn_simd_name(level), T, T == 1 ? "" : "s", o.prompt_len, o.gen_len, o.reps,
            o.reps == 1 ? "" : "s", o.kv_type == VWN_TYPE_F16 ? "f16" : "f32");
     printf("machine read bandwidth: %.2f GB/s (%d thread%s summing a %d MiB buffer, best of %d passes; measured "
-           "again before every round of reps)\n", machine_gbs, T, T == 1 ? "" : "s", bw_mb, BW_PASSES);
+           "again after every round of reps)\n", machine_gbs, T, T == 1 ? "" : "s", bw_mb, BW_PASSES);
     fflush(stdout);
 
     run_result *runs = calloc((size_t)o.n_models * (size_t)o.reps, sizeof *runs);
     summary *sums = calloc((size_t)o.n_models, sizeof *sums);
     int rc = 1;
     if (!runs || !sums) { fprintf(stderr, "vwn %s: out of memory\n", CMD); goto done; }
+    int steady_rounds = 0;
     for (int r = 0; r < o.reps; r++) {
-        const double round_gbs = r == 0 ? rounds_gbs[0] : machine_bandwidth(bw_buf, bw_mb, T);
-        rounds_gbs[r] = round_gbs;
-        if (r > 0) fprintf(stderr, "  machine read bandwidth before rep %d: %.2f GB/s\n", r + 1, round_gbs);
         for (int m = 0; m < o.n_models; m++) {
             run_result *res = &runs[(size_t)m * o.reps + r];
             if (run_forked(o.models[m], &o, res)) {
                 fprintf(stderr, "vwn %s: %s\n", CMD, res->error);
                 goto done;
             }
-            res->machine_gbs = round_gbs;
             fprintf(stderr, "  rep %d/%d %s: prefill %.2f tok/s, decode %.2f tok/s%s", r + 1, o.reps, o.models[m],
                     res->prefill_tok_s, res->decode_tok_s, o.spec ? "" : "\n");
             if (o.spec) fprintf(stderr, ", speculative %.2f tok/s\n", res->spec_tok_s);
         }
+        /* the round's second bracket (and the next round's first) */
+        const double before = rounds_gbs[r], after = machine_bandwidth(bw_buf, bw_mb, T);
+        rounds_gbs[r + 1] = after;
+        const double lo = before < after ? before : after, hi = before < after ? after : before;
+        const bool steady = lo > 0 && hi <= STEADY * lo;
+        steady_rounds += steady;
+        for (int m = 0; m < o.n_models; m++) {
+            runs[(size_t)m * o.reps + r].machine_gbs = 0.5 * (before + after);
+            runs[(size_t)m * o.reps + r].steady = steady;
+        }
+        fprintf(stderr, "  machine read bandwidth after rep %d: %.2f GB/s%s\n", r + 1, after,
+                steady ? "" : " (changed state during the round: left out of the decode figures)");
     }
     {
         double v[MAX_REPS];
-        memcpy(v, rounds_gbs, (size_t)o.reps * sizeof *v);
-        machine_gbs = median(v, o.reps);
+        int k = 0;
+        for (int r = 0; r < o.reps; r++)
+            if (!steady_rounds || runs[r].steady) v[k++] = runs[r].machine_gbs;
+        machine_gbs = median(v, k);
     }
 
     for (int m = 0; m < o.n_models; m++) {
@@ -731,9 +764,11 @@ int cmd_bench(int argc, char **argv) {
     }
     if (o.json) {
         printf("{\"version\": \"%s\", \"simd\": \"%s\", \"threads\": %d, \"prompt_len\": %d, \"gen_len\": %d, "
-               "\"reps\": %d, \"kv_type\": \"%s\", \"machine_gbs\": %.6g, \"bw_buffer_mb\": %d",
+               "\"reps\": %d, \"kv_type\": \"%s\", \"machine_gbs\": %.6g, \"bw_buffer_mb\": %d, \"rep_machine_gbs\": [",
                vwn_version(), vwn_simd_name(level), T, o.prompt_len, o.gen_len, o.reps,
                o.kv_type == VWN_TYPE_F16 ? "f16" : "f32", machine_gbs, bw_mb);
+        for (int r = 0; r <= o.reps; r++) printf("%s%.6g", r ? ", " : "", rounds_gbs[r]);
+        printf("]");
         if (o.n_models == 1) {
             printf(", ");
             json_model(&o, &sums[0], &sums[0], machine_gbs);

@@ -365,6 +365,12 @@ def test_bench_json(models):
     assert 0 <= res["file_huge_mb"] <= res["rss_mb"] and 0 <= res["anon_huge_mb"] <= res["rss_mb"]
     assert res["simd"] and res["threads"] == 1
     assert b"GB/s" in p.stdout
+    # the one round bracketed by two bandwidth measurements; its rep's efficiency is the figure
+    # (a round that changed state is left out only when another round is steady)
+    assert len(res["rep_machine_gbs"]) == 2 and min(res["rep_machine_gbs"]) > 0
+    assert res["steady_reps"] in (0, 1) and len(res["rep_bw_efficiency"]) == 1
+    assert res["bw_efficiency"] == pytest.approx(res["rep_bw_efficiency"][0])
+    assert res["machine_gbs"] == pytest.approx(sum(res["rep_machine_gbs"]) / 2)
 
 
 def test_bench_two_models(models):
