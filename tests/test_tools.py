@@ -618,3 +618,34 @@ def test_reference_head_and_mtp_input(checkpoints, monkeypatch):
                 cat = np.concatenate([e[row * s:(row + 1) * s], p[row * s:(row + 1) * s]])
                 np.testing.assert_allclose(U_in[i, row], w[pre + "proj.weight"] @ cat,
                                            rtol=1e-10, atol=1e-10)
+
+
+def test_bench_states_sorts_reps_by_state(tmp_path):
+    """scripts/bench_states.py: steady reps only, sorted by the round's bandwidth, medians per type."""
+    def round_text(i, brackets, tok_s):
+        lines = [f"### round {i} f32 00:00:00"]
+        models = []
+        for shape, bpt in (("m1n1", 4.0e8), ("m2n8", 4.1e8), ("m8n64", 4.2e8)):
+            path = f"/m/llama110m_{shape}.f32.gguf"
+            for r, t in enumerate(tok_s[shape]):
+                lines.append(f"  rep {r + 1}/{len(tok_s[shape])} {path}: prefill 100.00 tok/s, decode {t:.2f} tok/s")
+            models.append({"model": path, "weight_type": "f32", "bytes_per_token": bpt})
+        lines.append(json.dumps({"rep_machine_gbs": brackets, "models": models}))
+        return "\n".join(lines) + "\n"
+
+    # round 1: slow and steady (2 reps); round 2: rep 1 changes state (left out), rep 2 fast
+    text = round_text(1, [30.0, 32.0, 31.0], {"m1n1": [70.0, 72.0], "m2n8": [68.0, 70.0], "m8n64": [65.0, 66.0]})
+    text += round_text(2, [31.0, 50.0, 52.0], {"m1n1": [90.0, 120.0], "m2n8": [90.0, 116.0], "m8n64": [90.0, 100.0]})
+    f = tmp_path / "watch.txt"
+    f.write_text(text)
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_states.py"), str(f)],
+                         check=True, capture_output=True, text=True).stdout
+    rows = {ln.split("|")[1].strip(): [c.strip() for c in ln.split("|")[1:-1]]
+            for ln in out.splitlines() if ln.startswith("| slow") or ln.startswith("| fast")}
+    assert set(rows) == {"slow", "fast"}
+    slow, fast = rows["slow"], rows["fast"]
+    assert slow[2] == "2" and fast[2] == "1"                     # reps counted
+    # slow m1n1: efficiencies 4e8*70/1e9/31 = 0.903 and 4e8*72/1e9/31.5 = 0.914 -> median 91%
+    assert slow[4] == "91%"
+    assert fast[4] == f"{100 * 4e8 * 120 / 1e9 / 51:.0f}%"       # 94%
+    assert fast[8] == f"{120 / 116:.3f}" and fast[9] == f"{120 / 100:.3f}"
