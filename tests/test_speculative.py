@@ -285,3 +285,32 @@ def test_errors(models, tmp_path):
     gp.spec_depth = 1
     assert lib.vwn_generate_tokens(c.h, (C.c_int32 * 1)(1), 1, C.byref(gp), None) == V.VWN_ERR_NO_MTP
     c.close()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_greedy_speculative_equals_plain_random_configs(tmp_path, seed):
+    """The same on random shapes (tests/test_forward.py `random_config`), weight types F32, BF16,
+    Q8_0 and Q4_0, and a small n_batch now and then (prompts split into chunks): every depth and
+    the adaptive one give plain greedy's tokens. (A throwaway sweep of 200 such configurations
+    passed before this test was added.)"""
+    import json
+    import random
+    from test_forward import random_config
+    cfg, dtype, _, T = random_config(2000 + seed)
+    cfg["mtp_depth"] = cfg["mtp_depth"] or 1 + seed % 3
+    rng = random.Random(seed)
+    wtype, n_batch = rng.choice(["f32", "bf16", "q8_0", "q4_0"]), rng.choice([1, 3, 8, 64])
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    ck, path = str(tmp_path / "ck"), str(tmp_path / "m.gguf")
+    subprocess.run([PY, os.path.join(ROOT, "tools", "random_checkpoint.py"), str(tmp_path / "config.json"), ck,
+                    "--seed", str(seed), "--dtype", dtype], check=True, capture_output=True)
+    subprocess.run([PY, os.path.join(ROOT, "tools", "convert.py"), ck, path, "--type", wtype],
+                   check=True, capture_output=True)
+    c = Ctx(path, n_ctx=256, n_batch=n_batch)
+    prompt = [rng.randrange(256) for _ in range(T)]
+    plain, _ = c.generate(prompt, 60, 0)
+    for depth in list(range(1, cfg["mtp_depth"] + 1)) + [-1]:
+        check(lib.vwn_context_clear(c.h))
+        spec, _ = c.generate(prompt, 60, depth)
+        assert spec == plain, f"depth {depth}, {wtype}, n_batch {n_batch}: {json.dumps(cfg)}"
+    c.close()
