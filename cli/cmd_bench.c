@@ -764,9 +764,12 @@ int cmd_bench(int argc, char **argv) {
     }
     if (o.json) {
         printf("{\"version\": \"%s\", \"simd\": \"%s\", \"threads\": %d, \"prompt_len\": %d, \"gen_len\": %d, "
-               "\"reps\": %d, \"kv_type\": \"%s\", \"machine_gbs\": %.6g, \"bw_buffer_mb\": %d, \"rep_machine_gbs\": [",
+               "\"reps\": %d, \"kv_type\": \"%s\", ",
                vwn_version(), vwn_simd_name(level), T, o.prompt_len, o.gen_len, o.reps,
-               o.kv_type == VWN_TYPE_F16 ? "f16" : "f32", machine_gbs, bw_mb);
+               o.kv_type == VWN_TYPE_F16 ? "f16" : "f32");
+        /* with one model its keys follow at the top level, machine_gbs among them (the same value) */
+        if (o.n_models > 1) printf("\"machine_gbs\": %.6g, ", machine_gbs);
+        printf("\"bw_buffer_mb\": %d, \"rep_machine_gbs\": [", bw_mb);
         for (int r = 0; r <= o.reps; r++) printf("%s%.6g", r ? ", " : "", rounds_gbs[r]);
         printf("]");
         if (o.n_models == 1) {

@@ -351,10 +351,21 @@ BENCH_KEYS = ["prefill_tok_s", "decode_tok_s", "decode_gbs", "machine_gbs", "bw_
 BENCH_FAST = ["-p", "8", "-n", "4", "-r", "1", "--bw-mb", "16", "-t", "1", "--json"]
 
 
+def loads_unique(text):
+    """json.loads that fails on a key given twice in one object (valid JSON, but strict parsers
+    refuse it, and one of the two values would be lost)."""
+    def pairs(items):
+        keys = [k for k, _ in items]
+        dup = sorted({k for k in keys if keys.count(k) > 1})
+        assert not dup, f"keys given twice: {dup}"
+        return dict(items)
+    return json.loads(text, object_pairs_hook=pairs)
+
+
 def test_bench_json(models):
     p = vwn("bench", models[MTP_MODEL][1], *BENCH_FAST, "--spec", "2")
     last = p.stdout.decode().strip().splitlines()[-1]
-    res = json.loads(last)
+    res = loads_unique(last)
     for key in BENCH_KEYS + ["spec_tok_s", "spec_speedup"]:
         assert res[key] > 0, key
     assert len(res["models"]) == 1 and res["models"][0]["decode_tok_s"] == res["decode_tok_s"]
@@ -377,7 +388,7 @@ def test_bench_json(models):
 def test_bench_two_models(models):
     a, b = models[MTP_MODEL][1], models["m1n1_static_wide_untied_nogn_mha_mtp0"][1]
     out = vwn("bench", a, b, *BENCH_FAST).stdout.decode()
-    res = json.loads(out.strip().splitlines()[-1])
+    res = loads_unique(out.strip().splitlines()[-1])
     verdict = [ln for ln in out.splitlines() if "FLOP ratio" in ln]   # two f32 models: a verdict
     assert len(verdict) == 1 and ("target met" in verdict[0] or "target missed" in verdict[0])
     assert [m["model"] for m in res["models"]] == [str(a), str(b)]
