@@ -17,9 +17,7 @@ mkdir -p "$OUT" "$M"
 .venv/bin/python tools/bench_models.py "$M" --configs m2n8 --types q8_0,f32 --agree >/dev/null
 # drop the models from the page cache, so that every run maps them in 2 MiB pages whatever put
 # them there before (a write or a copy leaves 4 KiB folios; docs/performance.md, "Huge pages")
-.venv/bin/python -c 'import glob, os, sys
-for p in glob.glob(os.path.join(sys.argv[1], "*.gguf")):
-    fd = os.open(p, os.O_RDONLY); os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED); os.close(fd)' "$M"
+.venv/bin/python scripts/drop_page_cache.py "$M"/*.gguf
 
 for ty in f32 bf16 q8_0 q4_0; do
   echo "== decode/prefill, $ty, $T threads"

@@ -16,9 +16,7 @@ T=${3:-2}
 M=${VWN_BENCH_MODELS:-/tmp/vwn-bench}
 mkdir -p "$OUT"
 # mapped afresh, in 2 MiB pages (docs/performance.md, "Huge pages for the weights")
-.venv/bin/python -c 'import glob, os, sys
-for p in glob.glob(os.path.join(sys.argv[1], "llama110m_m*.gguf")):
-    fd = os.open(p, os.O_RDONLY); os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED); os.close(fd)' "$M"
+.venv/bin/python scripts/drop_page_cache.py "$M"/llama110m_m*.gguf
 end=$(( $(date +%s) + MIN * 60 ))
 i=0
 while [ "$(date +%s)" -lt "$end" ]; do
