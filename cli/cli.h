@@ -33,6 +33,9 @@ int cli_parse_int(const char *cmd, const char *opt, const char *s, long long lo,
 int cli_parse_float(const char *cmd, const char *opt, const char *s, double lo, double hi, float *out);
 /* scalar|avx2|avx512|neon|auto -> a vwn_simd value (checked against this CPU and build). */
 int cli_parse_simd(const char *cmd, const char *s, int32_t *out);
+/* The SIMD level a context made with `requested` runs at: requested itself, or for VWN_SIMD_AUTO the
+ * level the VWN_SIMD environment variable names (if this CPU supports it), else the best one. */
+vwn_simd cli_simd_in_effect(int32_t requested);
 /* --kv-type f32|f16 -> VWN_TYPE_F32 / VWN_TYPE_F16 (context param kv_type). */
 int cli_parse_kv_type(const char *cmd, const char *s, int32_t *out);
 /* Prints "vwn <cmd>: <message> (try 'vwn <cmd> --help')" to stderr; returns 2 (usage error). */

@@ -687,7 +687,7 @@ int cmd_bench(int argc, char **argv) {
         fclose(f);
     }
     const int T = o.n_threads > 0 ? o.n_threads : vwn_context_default_params().n_threads;
-    const vwn_simd level = o.simd == VWN_SIMD_AUTO ? vwn_simd_best() : (vwn_simd)o.simd;
+    const vwn_simd level = cli_simd_in_effect(o.simd);
 
     int32_t bw_mb = o.bw_mb;
     v4u64 *bw_buf = bw_buffer(T, &bw_mb);

@@ -362,6 +362,18 @@ def loads_unique(text):
     return json.loads(text, object_pairs_hook=pairs)
 
 
+def test_bench_reports_the_level_in_effect(models, monkeypatch):
+    """`simd` is the level the contexts run at: --simd, else $VWN_SIMD (which the library honours
+    for "auto"), else the best one."""
+    monkeypatch.setenv("VWN_SIMD", "scalar")
+    res = loads_unique(vwn("bench", models[MTP_MODEL][1], *BENCH_FAST).stdout.decode().strip().splitlines()[-1])
+    assert res["simd"] == "scalar"
+    monkeypatch.delenv("VWN_SIMD")
+    best = loads_unique(vwn("bench", models[MTP_MODEL][1], *BENCH_FAST).stdout.decode().strip().splitlines()[-1])
+    res = loads_unique(vwn("bench", models[MTP_MODEL][1], *BENCH_FAST, "--simd", "scalar").stdout.decode().strip().splitlines()[-1])
+    assert res["simd"] == "scalar" and best["simd"] != "auto"
+
+
 def test_bench_json(models):
     p = vwn("bench", models[MTP_MODEL][1], *BENCH_FAST, "--spec", "2")
     last = p.stdout.decode().strip().splitlines()[-1]

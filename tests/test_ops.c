@@ -651,7 +651,10 @@ static void test_dispatch(void) {
  * accumulation. Tolerance: fp32 rounding of n_in products, 1e-5 relative to sum |a b|. */
 static void test_mix(const vwn_ops *ops) {
     const vwn_ops *ref = vwn_ops_get(VWN_SIMD_SCALAR);
-    const int64_t outs[] = {1, 3, 4, 5, 9, 72}, ins[] = {1, 2, 7, 64, 65}, cols[] = {1, 8, 15, 16, 17, 95, 96, 97, 200};
+    /* every partial tile (1-3 outputs after whole tiles of 4), and the column chunks of each level:
+     * 16 x 6 (AVX-512), 8 x 3 (AVX2), 4 x 6 (NEON), each full, one short and one over */
+    const int64_t outs[] = {1, 2, 3, 4, 5, 6, 9, 72}, ins[] = {1, 2, 7, 64, 65};
+    const int64_t cols[] = {1, 3, 4, 5, 8, 12, 15, 16, 17, 23, 24, 25, 47, 95, 96, 97, 200};
     int bad = 0, runs = 0;
     for (size_t a = 0; a < sizeof outs / sizeof outs[0]; a++)
         for (size_t b = 0; b < sizeof ins / sizeof ins[0]; b++)

@@ -10,7 +10,6 @@
  * weight block and then dotted like Q8_0 quants. */
 #include "ops/ops.h"
 #include "vwn.h"
-#include "ops/mix_tiled.h"
 
 #include <arm_neon.h>
 #include <math.h>
@@ -489,6 +488,67 @@ static void to_f16_neon(uint16_t *out, const float *x, int64_t n) {
     for (; i < n; i++) out[i] = vwn_fp32_to_fp16(x[i]);
 }
 
+/* ---- mix: 4 outputs x nv vectors of 4 accumulators, B rows broadcast-multiplied (ops.h) --------
+ * As ops_avx512.c's and ops_avx2.c's mix: every tile is compiled with its output count (1-4) and
+ * vector count (1-6) fixed; 4 x 6 accumulators, six B vectors and the coefficient take 31 of the
+ * 32 registers. The 1-3 columns past the last whole vector of a row are done one by one with fmaf,
+ * the same single rounding as a vector lane, so every column is the same FMA chain over i as on
+ * x86. (It replaced a generic C tile of 4 x 64 accumulators, which spilled on x86 and would here.) */
+INLINE void mix_block4(int nv, int no, float *out, int64_t ldo, const float *A, int64_t ao, int64_t ai,
+                       const float *B, int64_t ldb, int64_t n_in, bool accumulate) {
+    float32x4_t acc[4][6];
+    for (int o = 0; o < no; o++)
+        for (int v = 0; v < nv; v++) acc[o][v] = accumulate ? vld1q_f32(out + o * ldo + v * VL) : vdupq_n_f32(0.0f);
+    for (int64_t i = 0; i < n_in; i++) {
+        const float *bi = B + i * ldb;
+        float32x4_t b[6];
+        for (int v = 0; v < nv; v++) b[v] = vld1q_f32(bi + v * VL);
+        for (int o = 0; o < no; o++) {
+            const float32x4_t a = vdupq_n_f32(A[o * ao + i * ai]);
+            for (int v = 0; v < nv; v++) acc[o][v] = vfmaq_f32(acc[o][v], a, b[v]);
+        }
+    }
+    for (int o = 0; o < no; o++)
+        for (int v = 0; v < nv; v++) vst1q_f32(out + o * ldo + v * VL, acc[o][v]);
+}
+
+#define MIX4_NV(no)                                                                                 \
+    switch (nv) {                                                                                   \
+    case 1: mix_block4(1, no, y, ldo, a, ao, ai, b, ldb, n_in, accumulate); break;                  \
+    case 2: mix_block4(2, no, y, ldo, a, ao, ai, b, ldb, n_in, accumulate); break;                  \
+    case 3: mix_block4(3, no, y, ldo, a, ao, ai, b, ldb, n_in, accumulate); break;                  \
+    case 4: mix_block4(4, no, y, ldo, a, ao, ai, b, ldb, n_in, accumulate); break;                  \
+    case 5: mix_block4(5, no, y, ldo, a, ao, ai, b, ldb, n_in, accumulate); break;                  \
+    default: mix_block4(6, no, y, ldo, a, ao, ai, b, ldb, n_in, accumulate); break;                 \
+    }
+
+static void mix_neon(float *out, int64_t ldo, const float *A, int64_t ao, int64_t ai, const float *B,
+                     int64_t ldb, int64_t n_out, int64_t n_in, int64_t n_cols, bool accumulate) {
+    const int64_t whole = n_cols / VL * VL;
+    for (int64_t c0 = 0; c0 < whole; c0 += 6 * VL) {
+        const int nv = (int)((whole - c0 < 6 * VL ? whole - c0 : 6 * VL) / VL);
+        for (int64_t o0 = 0; o0 < n_out; o0 += 4) {
+            const int no = n_out - o0 < 4 ? (int)(n_out - o0) : 4;
+            float *y = out + o0 * ldo + c0;
+            const float *a = A + o0 * ao;
+            const float *b = B + c0;
+            switch (no) {
+            case 4: MIX4_NV(4) break;
+            case 3: MIX4_NV(3) break;
+            case 2: MIX4_NV(2) break;
+            default: MIX4_NV(1) break;
+            }
+        }
+    }
+    for (int64_t o = 0; o < n_out; o++) /* the last 1-3 columns */
+        for (int64_t c = whole; c < n_cols; c++) {
+            float acc = accumulate ? out[o * ldo + c] : 0.0f;
+            for (int64_t i = 0; i < n_in; i++) acc = fmaf(A[o * ao + i * ai], B[i * ldb + c], acc);
+            out[o * ldo + c] = acc;
+        }
+}
+#undef MIX4_NV
+
 const vwn_ops vwn_ops_neon = {
     .name = "neon",
     .level = VWN_SIMD_NEON,
@@ -505,7 +565,7 @@ const vwn_ops vwn_ops_neon = {
     .attn_scores_f16 = attn_scores_f16_neon,
     .attn_values_f16 = attn_values_f16_neon,
     .to_f16 = to_f16_neon,
-    .mix = mix_tiled,
+    .mix = mix_neon,
     .ghc_coef = ghc_coef_neon,
     .softmax_exp = softmax_exp_neon,
 };
