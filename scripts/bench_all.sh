@@ -3,9 +3,10 @@
 #   scripts/bench_all.sh OUT_DIR [THREADS]
 # Makes the Llama-110M-shaped benchmark models (tools/bench_models.py) under $VWN_BENCH_MODELS
 # (default /tmp/vwn-bench), then runs `vwn bench` on each weight type with the three shapes
-# interleaved (ratios against the n=m=1 model), the weight types against each other with an f32 and
-# an fp16 KV cache, thread scaling, a 1,800-token prompt, speculative decoding on the demo model, and `vwn perplexity` of
-# the demo model as F32, BF16, Q8_0 and Q4_0 (and with an fp16 KV cache) on held-out text.
+# interleaved (ratios against the n=m=1 model), the same on the AVX2 kernels, the weight types
+# against each other with an f32 and an fp16 KV cache, thread scaling, a 1,800-token prompt,
+# speculative decoding on the demo model, and `vwn perplexity` of the demo model as F32, BF16,
+# Q8_0 and Q4_0 (and with an fp16 KV cache) on held-out text.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:?usage: scripts/bench_all.sh OUT_DIR [THREADS]}
@@ -24,6 +25,14 @@ for ty in f32 bf16 q8_0 q4_0; do
   $VWN bench "$M/llama110m_m1n1.$ty.gguf" "$M/llama110m_m2n8.$ty.gguf" "$M/llama110m_m8n64.$ty.gguf" \
     -t "$T" -p 256 -n 64 -r 5 --json | tee "$OUT/bench_$ty.txt"
 done
+
+echo "== the three shapes on the AVX2 kernels (VWN_SIMD=avx2; skipped where the CPU has no AVX2)"
+if "$VWN" bench --simd avx2 models/demo.gguf -p 2 -n 1 -r 1 >/dev/null 2>&1; then
+  for ty in f32 q8_0; do
+    VWN_SIMD=avx2 $VWN bench "$M/llama110m_m1n1.$ty.gguf" "$M/llama110m_m2n8.$ty.gguf" "$M/llama110m_m8n64.$ty.gguf" \
+      -t "$T" -p 128 -n 32 -r 3 --json | tee "$OUT/avx2_$ty.txt"
+  done
+fi
 
 echo "== weight types against each other (m1n1 and m2n8: F32 vs Q8_0 vs BF16 vs Q4_0, interleaved)"
 for sh in m1n1 m2n8; do
