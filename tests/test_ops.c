@@ -655,7 +655,8 @@ static void test_mix(const vwn_ops *ops) {
      * 16 x 6 (AVX-512), 8 x 3 (AVX2), 4 x 6 (NEON), each full, one short and one over */
     const int64_t outs[] = {1, 2, 3, 4, 5, 6, 9, 72}, ins[] = {1, 2, 7, 64, 65};
     const int64_t cols[] = {1, 3, 4, 5, 8, 12, 15, 16, 17, 23, 24, 25, 47, 95, 96, 97, 200};
-    int bad = 0, runs = 0;
+    int bad = 0, runs = 0, bad_twin = 0;
+    const vwn_ops *twin = ops->level == VWN_SIMD_AVX512 ? vwn_ops_get(VWN_SIMD_AVX2) : NULL;
     for (size_t a = 0; a < sizeof outs / sizeof outs[0]; a++)
         for (size_t b = 0; b < sizeof ins / sizeof ins[0]; b++)
             for (size_t c = 0; c < sizeof cols / sizeof cols[0]; c++)
@@ -669,8 +670,16 @@ static void test_mix(const vwn_ops *ops) {
                         for (int64_t k = 0; k < no * ao + ni * ai + 4; k++) A[k] = rnd_unit();
                         for (int64_t k = 0; k < ni * ldb; k++) B[k] = rnd_unit();
                         for (int64_t k = 0; k < no * ldo; k++) y[k] = z[k] = rnd_unit();
+                        float *w = malloc(sizeof(float) * (size_t)(no * ldo));
+                        memcpy(w, y, sizeof(float) * (size_t)(no * ldo));
                         ops->mix(y, ldo, A, ao, ai, B, ldb, no, ni, nc, acc);
                         ref->mix(z, ldo, A, ao, ai, B, ldb, no, ni, nc, acc);
+                        /* the x86 levels run the same FMA chain per column: the same bits */
+                        if (twin) {
+                            twin->mix(w, ldo, A, ao, ai, B, ldb, no, ni, nc, acc);
+                            if (memcmp(w, y, sizeof(float) * (size_t)(no * ldo)) != 0) bad_twin++;
+                        }
+                        free(w);
                         for (int64_t o = 0; o < no; o++)
                             for (int64_t k = 0; k < ldo; k++) {
                                 const float want = z[o * ldo + k], got = y[o * ldo + k];
@@ -681,6 +690,7 @@ static void test_mix(const vwn_ops *ops) {
                         free(A); free(B); free(y); free(z);
                     }
     CHECK_MSG(bad == 0, "%s mix: %d wrong values over %d shapes", ops->name, bad, runs);
+    CHECK_MSG(bad_twin == 0, "%s mix: %d of %d shapes not bit-identical to avx2", ops->name, bad_twin, runs);
 }
 
 /* ghc_coef against the scalar reference on odd sizes, over inputs from 0 to past the tanh cap
