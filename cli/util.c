@@ -149,11 +149,8 @@ int cli_parse_simd(const char *cmd, const char *s, int32_t *out) {
 vwn_simd cli_simd_in_effect(int32_t requested) {
     if (requested != VWN_SIMD_AUTO) return (vwn_simd)requested;
     const char *env = getenv("VWN_SIMD"); /* the library's own override of "auto" (vwn.h) */
-    static const struct { const char *name; vwn_simd level; } levels[] = {
-        {"scalar", VWN_SIMD_SCALAR}, {"avx2", VWN_SIMD_AVX2}, {"avx512", VWN_SIMD_AVX512}, {"neon", VWN_SIMD_NEON},
-    };
-    for (size_t i = 0; env && i < sizeof levels / sizeof levels[0]; i++)
-        if (!strcmp(env, levels[i].name) && vwn_simd_supported(levels[i].level)) return levels[i].level;
+    for (int level = VWN_SIMD_SCALAR; env && level <= VWN_SIMD_NEON; level++)
+        if (!strcmp(env, vwn_simd_name((vwn_simd)level)) && vwn_simd_supported((vwn_simd)level)) return (vwn_simd)level;
     return vwn_simd_best();
 }
 

@@ -724,7 +724,8 @@ static void to_f16_avx512(uint16_t *out, const float *x, int64_t n) {
  * Every tile is compiled with its output count fixed, 1 to 4 (no test in the inner loop): the GHC
  * carry is nearly all full tiles, but its read at m = 2 is one tile of 2 outputs, and the plain
  * twin (m = n = 1) has only tiles of 1. With one generic copy for the partial tiles, the (2,8) GHC
- * took 2.81-2.83 µs per token (one thread, in cache) against 2.58-2.59 with them. */
+ * took 2.72-3.07 µs per token (one thread, in cache) against 2.27-2.28 with them, the twin's 0.86
+ * against 0.27 (docs/performance.md, "The GHC mix on every level"). */
 
 INLINE void mix_block(int nv, int64_t no, float *out, int64_t ldo, const float *A, int64_t ao,
                       int64_t ai, const float *B, int64_t ldb, int64_t n_in, __mmask16 last,
