@@ -374,6 +374,17 @@ static void test_matmul(const vwn_ops *ops) {
             check_matmul(ops, VWN_TYPE_Q8_0, rows, cols, T, 0, rows, false);
             check_matmul(ops, VWN_TYPE_Q8_0, rows, cols, T, 0, rows, true);
         }
+    /* one token over float rows around and past the length from which they are read several at
+     * a time (small_long_rows: F32 from 4097 columns, F16/BF16 from 5462): row counts that leave
+     * 0-3 rows over, column tails of several lengths */
+    for (int ti = 0; ti < 3; ti++) {
+        check_matmul(ops, float_types[ti], 9, 4096, 1, 0, 9, false);
+        check_matmul(ops, float_types[ti], 7, 4097, 1, 0, 7, false);
+        check_matmul(ops, float_types[ti], 10, 4119, 1, 0, 10, false);
+        check_matmul(ops, float_types[ti], 11, 5633, 1, 0, 11, false);
+        check_matmul(ops, float_types[ti], 6, 6150, 1, 1, 6, false);
+        check_matmul(ops, float_types[ti], 12, 6151, 1, 0, 12, false);
+    }
     /* long rows (129 blocks) for a batch of 5 and 8 tokens */
     check_matmul(ops, VWN_TYPE_Q8_0, 9, 4128, 5, 0, 9, false);
     check_matmul(ops, VWN_TYPE_Q8_0, 9, 4128, 8, 0, 9, true);
@@ -462,11 +473,13 @@ static void test_matmul_consistent(const vwn_ops *ops) {
      * either parity, as the SIMD float dots sum even and odd blocks in two chains: AVX-512's
      * 16-column blocks, even (block 62 of 1000 columns, and of 1003) and odd (63 of 1016 and of
      * 1013), and AVX2's 8-column blocks, odd (125 of 1003) and even (126 of 1013); the ninth in
-     * the GEMM's second column block (1030 columns: KC = 1024 and 6) */
-    static const int64_t shapes[9][3] = {{45, 1056, 53}, {13, 4128, 10}, {19, 544, 9}, {11, 1056, 260},
-                                         {7, 1000, 53}, {5, 1016, 11}, {6, 1003, 13}, {4, 1013, 21},
-                                         {5, 1030, 13}};
-    for (int ci = 0; ci < 45; ci++) {
+     * the GEMM's second column block (1030 columns: KC = 1024 and 6); the last two have rows
+     * long enough for one token to take several rows side by side (small_long_rows), ending in a
+     * partial block of even (6147) and odd (5659) index for both block widths */
+    static const int64_t shapes[11][3] = {{45, 1056, 53}, {13, 4128, 10}, {19, 544, 9}, {11, 1056, 260},
+                                          {7, 1000, 53}, {5, 1016, 11}, {6, 1003, 13}, {4, 1013, 21},
+                                          {5, 1030, 13}, {11, 6147, 5}, {9, 5659, 3}};
+    for (int ci = 0; ci < 55; ci++) {
         const int si = ci / 5, ti = ci % 5;
         int64_t rows = shapes[si][0], cols = shapes[si][1], T = shapes[si][2];
         if (cols % 32 != 0 && (types[ti] == VWN_TYPE_Q8_0 || types[ti] == VWN_TYPE_Q4_0)) continue;
@@ -486,6 +499,12 @@ static void test_matmul_consistent(const vwn_ops *ops) {
             }
         CHECK_MSG(memcmp(Y, Y1, sizeof(float) * (size_t)(T * rows)) == 0,
                   "[%s] %s matmul of T=%lld differs from T=1 calls", ops->name,
+                  vwn_type_name(types[ti]), (long long)T);
+        /* one token over all the rows at once (the long-row passes take them several at a time) */
+        for (int64_t t = 0; t < T; t++)
+            ops->matmul(&w, X + t * cols, cols, xq + t * cols / 32, 1, Y1 + t * rows, rows, 0, rows);
+        CHECK_MSG(memcmp(Y, Y1, sizeof(float) * (size_t)(T * rows)) == 0,
+                  "[%s] %s matmul of T=%lld differs from T=1 calls over all rows", ops->name,
                   vwn_type_name(types[ti]), (long long)T);
         /* small batches (draft verification: T = 2..8 may take its own path) */
         static const int64_t small_T[] = {2, 3, 5, 8, 9};

@@ -130,9 +130,37 @@ INLINE __m256 load8_any(const float *p, int64_t c, int64_t c1) {
 INLINE __m512 join8(__m256 lo, __m256 hi) {
     return _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1);
 }
+/* Four rows for one token over long rows (small_long_rows in tile_float.h): each activation
+ * vector loaded once for the four, every row's chains as small_f32's. One thread, one token, F32
+ * from DRAM: 768 x 6144 19 -> 25 GB/s, 428 x 11008 18.8 -> 25.1 GB/s. */
+INLINE void small_f32_4rows(const vwn_mat *W, const float *x, float *Y, int64_t r) {
+    const int64_t cols = W->cols;
+    const float *w[4];
+    __m256 a[4][4];
+    for (int i = 0; i < 4; i++) {
+        w[i] = (const float *)((const char *)W->data + (r + i) * W->row_bytes);
+        for (int q = 0; q < 4; q++) a[i][q] = _mm256_setzero_ps();
+    }
+    int64_t c = 0;
+    for (; c + 2 * VL <= cols; c += 2 * VL)
+        for (int q = 0; q < 4; q++) {
+            const __m256 xv = _mm256_loadu_ps(x + c + 8 * q);
+            for (int i = 0; i < 4; i++) a[i][q] = _mm256_fmadd_ps(_mm256_loadu_ps(w[i] + c + 8 * q), xv, a[i][q]);
+        }
+    if (c < cols) /* as small_f32: the zero-padded last blocks, chain 1's only if columns remain */
+        for (int q = 0; q < (c + VL < cols ? 4 : 2); q++) {
+            const __m256 xv = load8_any(x, c + 8 * q, cols);
+            for (int i = 0; i < 4; i++) a[i][q] = _mm256_fmadd_ps(load8_any(w[i], c + 8 * q, cols), xv, a[i][q]);
+        }
+    for (int i = 0; i < 4; i++)
+        Y[r + i] = _mm512_reduce_add_ps(_mm512_add_ps(join8(a[i][0], a[i][1]), join8(a[i][2], a[i][3])));
+}
+
 INLINE void small_f32(int tt, const vwn_mat *W, const float *X, int64_t ldx, float *Y, int64_t ldy,
                       int64_t r0, int64_t r1) {
     const int64_t cols = W->cols;
+    if (small_long_rows(tt, W))
+        for (; r0 + 4 <= r1; r0 += 4) small_f32_4rows(W, X, Y, r0);
     for (int64_t r = r0; r < r1; r++) {
         const float *w = (const float *)((const char *)W->data + r * W->row_bytes);
         __m256 a[SMALL_T_F32][4];

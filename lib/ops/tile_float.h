@@ -15,6 +15,22 @@
  * VL unless c1 == cols. part: the chains' accumulators between column blocks, chain p of row i
  * token j at part[p * RB * TB + i * TB + j]; first: start from zero, last: reduce into Y.
  * The TILE_ macros are undefined at the end. */
+#ifndef VWN_SMALL_LONG_ROWS
+#define VWN_SMALL_LONG_ROWS
+/* Whether a small-T pass (decoding) reads several rows side by side instead of one at a time: for
+ * one token when the activations (cols floats) and one row of weights overflow the 32 KiB L1 data
+ * cache of Zen 4 together. Then each row's stream pushes the activations out of L1 before the next
+ * row reads them again, and the dot slows down by a third: one thread, F32 from DRAM, 19 GB/s at
+ * 5120-11008 columns against 28 at 768-3072. Several rows side by side (each activation vector
+ * loaded once for all of them) run at 22-25 GB/s there. Below the threshold the interleaved
+ * streams are slower (F32 at 4096 columns 23.6 against 24.6 GB/s, BF16 at 4096 21 against 24.6,
+ * at 5120 the same), hence the sum (docs/performance.md, "Long rows in decoding"). */
+#define VWN_L1D_BYTES 32768
+static inline bool small_long_rows(int tt, const vwn_mat *W) {
+    return tt == 1 && (size_t)W->cols * sizeof(float) + W->row_bytes > VWN_L1D_BYTES;
+}
+#endif
+
 #ifndef TILE_VEC
 #error "define TILE_VEC (and TILE_ZERO, TILE_LOADU, TILE_FMA, TILE_ADD, TILE_HSUM) before including tile_float.h"
 #endif
@@ -71,11 +87,18 @@ INLINE void tile_float(int type, int rt, int tt, const char *w, size_t wstride, 
 /* Small T (decode and draft verification, memory-bound): one row at a time, whole, for all tt
  * tokens -- each weight is loaded (and widened) once, and the weights are read as one linear
  * stream, which the hardware prefetcher follows at full bandwidth (several interleaved row streams
- * measured 1.5-2x slower on Zen 4). */
+ * measured 1.5-2x slower on Zen 4). Except for one token over long rows (small_long_rows):
+ * RT rows side by side, each activation vector loaded once for all of them. Either way every
+ * (row, token) dot is the tile's, so the results do not change. */
 INLINE void small_float(int type, int tt, const vwn_mat *W, const float *X, int64_t ldx, float *Y,
                         int64_t ldy, int64_t r0, int64_t r1) {
     const char *base = W->data;
-    for (int64_t r = r0; r < r1; r++)
+    int64_t r = r0;
+    if (small_long_rows(tt, W))
+        for (; r + RT <= r1; r += RT)
+            tile_float(type, RT, 1, base + r * W->row_bytes, W->row_bytes, X, ldx, 0, W->cols, NULL, true, true,
+                       Y + r, ldy);
+    for (; r < r1; r++)
         tile_float(type, 1, tt, base + r * W->row_bytes, 0, X, ldx, 0, W->cols, NULL, true, true, Y + r, ldy);
 }
 
