@@ -376,7 +376,7 @@ static void test_matmul(const vwn_ops *ops) {
         }
     /* one token over float rows around and past the length from which they are read several at
      * a time (small_long_rows: F32 from 4097 columns, F16/BF16 from 5462): row counts that leave
-     * 0-3 rows over, column tails of several lengths */
+     * 0-3 rows over, column tails of several lengths; then two and three tokens */
     for (int ti = 0; ti < 3; ti++) {
         check_matmul(ops, float_types[ti], 9, 4096, 1, 0, 9, false);
         check_matmul(ops, float_types[ti], 7, 4097, 1, 0, 7, false);
@@ -384,6 +384,12 @@ static void test_matmul(const vwn_ops *ops) {
         check_matmul(ops, float_types[ti], 11, 5633, 1, 0, 11, false);
         check_matmul(ops, float_types[ti], 6, 6150, 1, 1, 6, false);
         check_matmul(ops, float_types[ti], 12, 6151, 1, 0, 12, false);
+        /* two and three tokens (draft verification): past the two-token threshold (activations
+         * and a row over 36 KiB) for every type at 4100 and 3001 columns, F32 only at 2600 */
+        check_matmul(ops, float_types[ti], 7, 4100, 2, 0, 7, false);
+        check_matmul(ops, float_types[ti], 10, 3001, 3, 0, 10, false);
+        check_matmul(ops, float_types[ti], 5, 2600, 3, 0, 5, false);
+        check_matmul(ops, float_types[ti], 9, 6147, 2, 2, 9, false);
     }
     /* long rows (129 blocks) for a batch of 5 and 8 tokens */
     check_matmul(ops, VWN_TYPE_Q8_0, 9, 4128, 5, 0, 9, false);

@@ -112,6 +112,7 @@ INLINE __m256 load_x_any(const float *x, int64_t c, int64_t c1) {
 #define TILE_FMA _mm256_fmadd_ps
 #define TILE_ADD _mm256_add_ps
 #define TILE_HSUM hsum
+#define LONG_ROWS_MAX_T 2 /* tokens of a long-row pass (3 rows x 2 tokens x 2 chains: 12 of the 16 registers) */
 #include "ops/tile_float.h"
 
 /* Columns [c0, c0 + n) of a 16-bit row as floats at dst (gemm_blocked.h's panel). */

@@ -106,6 +106,7 @@ INLINE __m512 load_w_any(int type, const void *row, int64_t c, int64_t c1) {
 #define TILE_FMA _mm512_fmadd_ps
 #define TILE_ADD _mm512_add_ps
 #define TILE_HSUM _mm512_reduce_add_ps
+#define LONG_ROWS_MAX_T 3 /* tokens of a long-row pass (4 rows x 3 tokens x 2 chains: 24 of the 32 registers) */
 #include "ops/tile_float.h"
 
 #define GEMM_CHAINS 2
@@ -130,37 +131,52 @@ INLINE __m256 load8_any(const float *p, int64_t c, int64_t c1) {
 INLINE __m512 join8(__m256 lo, __m256 hi) {
     return _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1);
 }
-/* Four rows for one token over long rows (small_long_rows in tile_float.h): each activation
- * vector loaded once for the four, every row's chains as small_f32's. One thread, one token, F32
- * from DRAM: 768 x 6144 19 -> 25 GB/s, 428 x 11008 18.8 -> 25.1 GB/s. */
-INLINE void small_f32_4rows(const vwn_mat *W, const float *x, float *Y, int64_t r) {
+/* nr rows side by side for tt tokens over long rows (small_long_rows in tile_float.h: 4 rows for
+ * one token, 2 for two or three), each activation vector loaded once for all of them, every
+ * (row, token) dot in small_f32's chains. F32 from DRAM, 768 x 6144: one token, one thread
+ * 19 -> 24 GB/s; two tokens, two threads 23.9 -> 27.5, three 20.3 -> 24.8. */
+INLINE void small_f32_rows(int nr, int tt, const vwn_mat *W, const float *X, int64_t ldx, float *Y, int64_t ldy,
+                           int64_t r) {
     const int64_t cols = W->cols;
     const float *w[4];
-    __m256 a[4][4];
-    for (int i = 0; i < 4; i++) {
+    __m256 a[4][3][4]; /* nr <= 4, tt <= 3, nr * tt <= 6 */
+    for (int i = 0; i < nr; i++) {
         w[i] = (const float *)((const char *)W->data + (r + i) * W->row_bytes);
-        for (int q = 0; q < 4; q++) a[i][q] = _mm256_setzero_ps();
+        for (int j = 0; j < tt; j++)
+            for (int q = 0; q < 4; q++) a[i][j][q] = _mm256_setzero_ps();
     }
     int64_t c = 0;
     for (; c + 2 * VL <= cols; c += 2 * VL)
-        for (int q = 0; q < 4; q++) {
-            const __m256 xv = _mm256_loadu_ps(x + c + 8 * q);
-            for (int i = 0; i < 4; i++) a[i][q] = _mm256_fmadd_ps(_mm256_loadu_ps(w[i] + c + 8 * q), xv, a[i][q]);
-        }
+        for (int q = 0; q < 4; q++)
+            for (int j = 0; j < tt; j++) {
+                const __m256 xv = _mm256_loadu_ps(X + j * ldx + c + 8 * q);
+                for (int i = 0; i < nr; i++)
+                    a[i][j][q] = _mm256_fmadd_ps(_mm256_loadu_ps(w[i] + c + 8 * q), xv, a[i][j][q]);
+            }
     if (c < cols) /* as small_f32: the zero-padded last blocks, chain 1's only if columns remain */
-        for (int q = 0; q < (c + VL < cols ? 4 : 2); q++) {
-            const __m256 xv = load8_any(x, c + 8 * q, cols);
-            for (int i = 0; i < 4; i++) a[i][q] = _mm256_fmadd_ps(load8_any(w[i], c + 8 * q, cols), xv, a[i][q]);
-        }
-    for (int i = 0; i < 4; i++)
-        Y[r + i] = _mm512_reduce_add_ps(_mm512_add_ps(join8(a[i][0], a[i][1]), join8(a[i][2], a[i][3])));
+        for (int q = 0; q < (c + VL < cols ? 4 : 2); q++)
+            for (int j = 0; j < tt; j++) {
+                const __m256 xv = load8_any(X + j * ldx, c + 8 * q, cols);
+                for (int i = 0; i < nr; i++)
+                    a[i][j][q] = _mm256_fmadd_ps(load8_any(w[i], c + 8 * q, cols), xv, a[i][j][q]);
+            }
+    for (int i = 0; i < nr; i++)
+        for (int j = 0; j < tt; j++)
+            Y[j * ldy + r + i] = _mm512_reduce_add_ps(
+                _mm512_add_ps(join8(a[i][j][0], a[i][j][1]), join8(a[i][j][2], a[i][j][3])));
 }
 
 INLINE void small_f32(int tt, const vwn_mat *W, const float *X, int64_t ldx, float *Y, int64_t ldy,
                       int64_t r0, int64_t r1) {
     const int64_t cols = W->cols;
-    if (small_long_rows(tt, W))
-        for (; r0 + 4 <= r1; r0 += 4) small_f32_4rows(W, X, Y, r0);
+    if (small_long_rows(tt, W)) {
+        if (tt == 1)
+            for (; r0 + 4 <= r1; r0 += 4) small_f32_rows(4, 1, W, X, ldx, Y, ldy, r0);
+        else if (tt == 2)
+            for (; r0 + 2 <= r1; r0 += 2) small_f32_rows(2, 2, W, X, ldx, Y, ldy, r0);
+        else if (tt == 3)
+            for (; r0 + 2 <= r1; r0 += 2) small_f32_rows(2, 3, W, X, ldx, Y, ldy, r0);
+    }
     for (int64_t r = r0; r < r1; r++) {
         const float *w = (const float *)((const char *)W->data + r * W->row_bytes);
         __m256 a[SMALL_T_F32][4];

@@ -17,17 +17,21 @@
  * The TILE_ macros are undefined at the end. */
 #ifndef VWN_SMALL_LONG_ROWS
 #define VWN_SMALL_LONG_ROWS
-/* Whether a small-T pass (decoding) reads several rows side by side instead of one at a time: for
- * one token when the activations (cols floats) and one row of weights overflow the 32 KiB L1 data
- * cache of Zen 4 together. Then each row's stream pushes the activations out of L1 before the next
- * row reads them again, and the dot slows down by a third: one thread, F32 from DRAM, 19 GB/s at
- * 5120-11008 columns against 28 at 768-3072. Several rows side by side (each activation vector
- * loaded once for all of them) run at 22-25 GB/s there. Below the threshold the interleaved
- * streams are slower (F32 at 4096 columns 23.6 against 24.6 GB/s, BF16 at 4096 21 against 24.6,
- * at 5120 the same), hence the sum (docs/performance.md, "Long rows in decoding"). */
+/* Whether a small-T pass (decoding, draft verification) reads several rows side by side instead
+ * of one at a time: when the activations (tt x cols floats) and one row of weights overflow the
+ * 32 KiB L1 data cache of Zen 4 together -- by 4 KiB more from two tokens on -- and the level has
+ * the registers for tt tokens (LONG_ROWS_MAX_T, defined by the file). Then each row's stream
+ * pushes the activations out of L1 before the next row reads them again, and the dot slows down
+ * by a third or more: one thread, one token, F32 from DRAM, 19 GB/s at 5120-11008 columns against
+ * 28 at 768-3072. Several rows side by side (each activation vector loaded once for all of them)
+ * run at 22-25 GB/s there; two and three tokens over 4096-6144 columns gain 15-90%. Just past
+ * 32 KiB the interleaved streams were slower (one token: F32 at 4096 columns 23.6 against 24.6
+ * GB/s, BF16 21 against 24.6; two F32 tokens at 3072: 14.0 against 15.0), hence the thresholds
+ * (docs/performance.md, "Long rows in decoding"). */
 #define VWN_L1D_BYTES 32768
 static inline bool small_long_rows(int tt, const vwn_mat *W) {
-    return tt == 1 && (size_t)W->cols * sizeof(float) + W->row_bytes > VWN_L1D_BYTES;
+    const size_t bytes = (size_t)tt * (size_t)W->cols * sizeof(float) + W->row_bytes;
+    return tt <= LONG_ROWS_MAX_T && bytes > (tt == 1 ? VWN_L1D_BYTES : VWN_L1D_BYTES + 4096);
 }
 #endif
 
@@ -87,16 +91,16 @@ INLINE void tile_float(int type, int rt, int tt, const char *w, size_t wstride, 
 /* Small T (decode and draft verification, memory-bound): one row at a time, whole, for all tt
  * tokens -- each weight is loaded (and widened) once, and the weights are read as one linear
  * stream, which the hardware prefetcher follows at full bandwidth (several interleaved row streams
- * measured 1.5-2x slower on Zen 4). Except for one token over long rows (small_long_rows):
- * RT rows side by side, each activation vector loaded once for all of them. Either way every
- * (row, token) dot is the tile's, so the results do not change. */
+ * measured 1.5-2x slower on Zen 4). Except over long rows (small_long_rows): RT rows side by
+ * side, each activation vector loaded once for all of them. Either way every (row, token) dot is
+ * the tile's, so the results do not change. */
 INLINE void small_float(int type, int tt, const vwn_mat *W, const float *X, int64_t ldx, float *Y,
                         int64_t ldy, int64_t r0, int64_t r1) {
     const char *base = W->data;
     int64_t r = r0;
     if (small_long_rows(tt, W))
         for (; r + RT <= r1; r += RT)
-            tile_float(type, RT, 1, base + r * W->row_bytes, W->row_bytes, X, ldx, 0, W->cols, NULL, true, true,
+            tile_float(type, RT, tt, base + r * W->row_bytes, W->row_bytes, X, ldx, 0, W->cols, NULL, true, true,
                        Y + r, ldy);
     for (; r < r1; r++)
         tile_float(type, 1, tt, base + r * W->row_bytes, 0, X, ldx, 0, W->cols, NULL, true, true, Y + r, ldy);
