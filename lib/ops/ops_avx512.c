@@ -134,7 +134,7 @@ INLINE __m512 join8(__m256 lo, __m256 hi) {
 /* nr rows side by side for tt tokens over long rows (small_long_rows in tile_float.h: 4 rows for
  * one token, 2 for two or three), each activation vector loaded once for all of them, every
  * (row, token) dot in small_f32's chains. F32 from DRAM, 768 x 6144: one token, one thread
- * 19 -> 24 GB/s; two tokens, two threads 23.9 -> 27.5, three 20.3 -> 24.8. */
+ * 19 -> 24 GB/s; two tokens, two threads 24.0 -> 28.7, three 20.3 -> 22.9. */
 INLINE void small_f32_rows(int nr, int tt, const vwn_mat *W, const float *X, int64_t ldx, float *Y, int64_t ldy,
                            int64_t r) {
     const int64_t cols = W->cols;
