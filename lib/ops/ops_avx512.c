@@ -169,13 +169,9 @@ INLINE void small_f32_rows(int nr, int tt, const vwn_mat *W, const float *X, int
 INLINE void small_f32(int tt, const vwn_mat *W, const float *X, int64_t ldx, float *Y, int64_t ldy,
                       int64_t r0, int64_t r1) {
     const int64_t cols = W->cols;
-    if (small_long_rows(tt, W)) {
-        if (tt == 1)
-            for (; r0 + 4 <= r1; r0 += 4) small_f32_rows(4, 1, W, X, ldx, Y, ldy, r0);
-        else if (tt == 2)
-            for (; r0 + 2 <= r1; r0 += 2) small_f32_rows(2, 2, W, X, ldx, Y, ldy, r0);
-        else if (tt == 3)
-            for (; r0 + 2 <= r1; r0 += 2) small_f32_rows(2, 3, W, X, ldx, Y, ldy, r0);
+    if (small_long_rows(tt, W)) { /* tt <= 3 (LONG_ROWS_MAX_T): 4 rows for one token, 2 for more */
+        const int nr = tt == 1 ? 4 : 2;
+        for (; r0 + nr <= r1; r0 += nr) small_f32_rows(nr, tt <= 3 ? tt : 1, W, X, ldx, Y, ldy, r0);
     }
     for (int64_t r = r0; r < r1; r++) {
         const float *w = (const float *)((const char *)W->data + r * W->row_bytes);

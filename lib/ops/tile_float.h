@@ -98,9 +98,12 @@ INLINE void small_float(int type, int tt, const vwn_mat *W, const float *X, int6
                         int64_t ldy, int64_t r0, int64_t r1) {
     const char *base = W->data;
     int64_t r = r0;
+    /* (tt is a constant here: past LONG_ROWS_MAX_T the pass never runs, and its tile is compiled
+     * for one token, not tt -- the 4 x 8 tiles cost minutes in the sanitizer builds) */
+    const int lt = tt <= LONG_ROWS_MAX_T ? tt : 1;
     if (small_long_rows(tt, W))
         for (; r + RT <= r1; r += RT)
-            tile_float(type, RT, tt, base + r * W->row_bytes, W->row_bytes, X, ldx, 0, W->cols, NULL, true, true,
+            tile_float(type, RT, lt, base + r * W->row_bytes, W->row_bytes, X, ldx, 0, W->cols, NULL, true, true,
                        Y + r, ldy);
     for (; r < r1; r++)
         tile_float(type, 1, tt, base + r * W->row_bytes, 0, X, ldx, 0, W->cols, NULL, true, true, Y + r, ldy);
