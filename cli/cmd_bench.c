@@ -3,13 +3,13 @@
  *
  * Method, per model and repetition (each in a forked child process, so its peak RSS is its own and
  * the models do not share a cache or address space):
- *   load the model; make a context (n_ctx = P + N + spec + 2, n_batch = P, MTP off); warm up (one
- *   token, then clear: the weights are paged in); read the current RSS; prefill = one vwn_decode of
+ *   load the model; make a context (n_ctx = P + N + spec + 2, n_batch = P, MTP off); warm up (the
+ *   prompt, then clear: the weights are paged in); read the current RSS; prefill = one vwn_decode of
  *   P random tokens (fixed seed, the same for every model and rep); decode = N single-token
  *   vwn_decode calls, each on the argmax of the previous logits; GHC share = t_ghc / t_eval of the
  *   decode phase (vwn_context_get_perf), and the same of the prefill. With --spec K: a second
- *   context with MTP on decodes the same prompt, then vwn_generate_tokens generates N tokens
- *   greedily with spec_depth K (stop_at_eog off).
+ *   context with MTP on drafts once (making a float head's draft copy), decodes the prompt, then
+ *   vwn_generate_tokens generates N tokens greedily with spec_depth K (stop_at_eog off).
  * The reported speed is the median over the reps; the models run interleaved rep by rep.
  *
  * Prefill FLOP = 2 x the multiply-adds of the P-token prompt in the main model (prefill_flops
@@ -238,7 +238,11 @@ static void run_one(const char *path, const options *o, run_result *r) {
     if (o->spec != 0) {
         cp.mtp = true;
         if ((st = vwn_context_new(model, &cp, &ctx))) { run_error(r, "cannot create a context with MTP", st); goto done; }
-        if ((st = vwn_decode(ctx, prompt, 1)) || (st = vwn_context_clear(ctx)) || (st = vwn_decode(ctx, prompt, P))) {
+        /* warm-up: one draft too, which makes the model's draft head (vwn.h) before the timed run */
+        int32_t wd[16], wn = 0;
+        if ((st = vwn_decode(ctx, prompt, 1)) ||
+            (cp.n_batch >= 2 && (st = vwn_draft(ctx, prompt[P > 1 ? 1 : 0], 1, NULL, wd, NULL, &wn))) ||
+            (st = vwn_context_clear(ctx)) || (st = vwn_decode(ctx, prompt, P))) {
             run_error(r, "prefill with MTP", st);
             goto done;
         }

@@ -6,6 +6,7 @@
 #include "ghc.h"
 
 #include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -116,6 +117,9 @@ static vwn_status make_plan(const vwn_model *m, const vwn_context_params *p, pla
         if (l >= hp->n_layer)
             xq = max_sz(xq, vwn_matmul_scratch_size(&m->mtp[l - hp->n_layer].proj, (int64_t)nb * hp->ghc_n));
     }
+    /* the drafts' head (vwn_model_draft_head: Q8_0, one token) */
+    if (pl->n_mtp && m->lm_head.cols % VWN_QK8_0 == 0)
+        xq = max_sz(xq, (size_t)(m->lm_head.cols / VWN_QK8_0) * sizeof(vwn_block_q8_0));
     pl->xq = xq; /* bytes */
 
     /* total, overflow-checked (every count above is bounded by validated model sizes and
@@ -205,6 +209,9 @@ vwn_status vwn_context_new(const vwn_model *model, const vwn_context_params *par
     ctx->n_run = 1;
     ctx->ops = p.simd == VWN_SIMD_AUTO ? vwn_ops_best() : vwn_ops_get(p.simd);
     ctx->n_mtp = pl.n_mtp;
+    /* VWN_DRAFT_HEAD=exact: drafts through lm_head itself (docs/performance.md) */
+    const char *dh = getenv("VWN_DRAFT_HEAD");
+    ctx->draft_exact = dh && strcmp(dh, "exact") == 0;
     ctx->n_out = pl.n_out;
     ctx->ring = pl.ring;
     ctx->bytes = pl.total_bytes;

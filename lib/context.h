@@ -34,6 +34,7 @@ struct vwn_context {
     const vwn_ops *ops;
     int32_t n_threads;             /* threads the context may use (vwn_context_set_threads)     */
     int32_t n_run;                 /* threads granted for the call in progress (thread budget) */
+    bool draft_exact;              /* drafts through lm_head itself, not the draft head (A/B, tests) */
 
     /* main model */
     int32_t n_past;                /* tokens in the cache                               */

@@ -166,9 +166,10 @@ static void layer_forward(vwn_context *ctx, const vwn_layer_weights *lw, int32_t
 
 /* ---- output head (spec §5): group norm, reduce, final RMSNorm, LM head ---------------------- */
 
-/* logits [T][V] of T wide states H [T][D'], with the given group-norm affine and final norm. */
+/* logits [T][V] of T wide states H [T][D'], with the given group-norm affine and final norm, through
+ * the given head (the model's lm_head, or its draft head). */
 static void output_head(vwn_context *ctx, const float *H, int32_t T, const float *gn_w,
-                        const float *gn_b, const float *final_norm, float *logits) {
+                        const float *gn_b, const float *final_norm, const vwn_mat *head, float *logits) {
     const vwn_model *m = ctx->model;
     const vwn_hparams *hp = &m->hp;
     vwn_scratch *s = &ctx->s;
@@ -183,7 +184,7 @@ static void output_head(vwn_context *ctx, const float *H, int32_t T, const float
     else memcpy(s->head, z, (size_t)T * D * sizeof(float)); /* n == m: D' == D */
     for (int32_t t = 0; t < T; t++)
         ctx->ops->rmsnorm(s->head + (size_t)t * D, s->head + (size_t)t * D, final_norm, D, hp->rms_eps);
-    linear(ctx, &m->lm_head, s->head, T, logits);
+    linear(ctx, head, s->head, T, logits);
 }
 
 /* ---- the main model ------------------------------------------------------------------------- */
@@ -231,7 +232,7 @@ vwn_status vwn_forward_main(vwn_context *ctx, const int32_t *tokens, int32_t n, 
     const int32_t count = p0 + n - first;
     if (count > 0)
         output_head(ctx, H + (size_t)(first - p0) * Dw, count, m->out_norm_w, m->out_norm_b,
-                    m->final_norm, logits_out ? logits_out : ctx->logits);
+                    m->final_norm, &m->lm_head, logits_out ? logits_out : ctx->logits);
     if (!logits_out) {
         ctx->logits_first = first;
         ctx->logits_count = count > 0 ? count : 0;
@@ -303,7 +304,7 @@ static vwn_status mtp_keep(vwn_context *ctx, int32_t j, int32_t c0, int32_t T, i
             return vwn_fail(VWN_ERR_INTERNAL, "MTP logits overflow the output buffer");
         const vwn_mtp_weights *mw = &m->mtp[j - 1];
         output_head(ctx, U + (size_t)(lf - c0) * Dw, lc, mw->out_norm_w, mw->out_norm_b, mw->final_norm,
-                    ctx->mtp_logits + ((size_t)(j - 1) * ctx->n_out + *count) * V);
+                    &m->lm_head, ctx->mtp_logits + ((size_t)(j - 1) * ctx->n_out + *count) * V);
         *count += lc;
     }
     ctx->mtp_len[j - 1] = c0 + T;
@@ -373,14 +374,14 @@ vwn_status vwn_forward_mtp_draft_step(vwn_context *ctx, int32_t j, const float *
     if (n_keep > 0 && (st = mtp_keep(ctx, j, c0, n_keep, end, 0))) return st;
     const vwn_mtp_weights *mw = &m->mtp[j - 1];
     output_head(ctx, U_tent + (size_t)(n_tent - 1) * Dw, 1, mw->out_norm_w, mw->out_norm_b, mw->final_norm,
-                logits_out);
+                ctx->draft_exact ? &m->lm_head : vwn_model_draft_head(m, ctx->ops, ctx->n_run), logits_out);
     return VWN_OK;
 }
 
 void vwn_forward_mtp_last_logits(vwn_context *ctx, int32_t j) {
     const vwn_mtp_weights *mw = &ctx->model->mtp[j - 1];
     output_head(ctx, ctx->mtp_last_U + (size_t)(j - 1) * ctx->model->hp.n_wide, 1, mw->out_norm_w,
-                mw->out_norm_b, mw->final_norm, ctx->mtp_logits + (size_t)(j - 1) * ctx->n_out * ctx->model->hp.n_vocab);
+                mw->out_norm_b, mw->final_norm, &ctx->model->lm_head, ctx->mtp_logits + (size_t)(j - 1) * ctx->n_out * ctx->model->hp.n_vocab);
     ctx->mtp_first[j - 1] = ctx->mtp_last_pos[j - 1];
     ctx->mtp_count[j - 1] = 1;
 }

@@ -398,11 +398,64 @@ static vwn_status verify_tensor(const gguf_tensor *t) {
     return VWN_OK;
 }
 
+/* ---- the draft head (model.h) ------------------------------------------------------------- */
+
+static void draft_head_free(vwn_mat *h) {
+    if (!h) return;
+    vwn_big_free((void *)h->data);
+    vwn_free(h);
+}
+
+/* W (F32, F16 or BF16) as Q8_0, 256 values at a time by the level's quantizer (whose bytes every
+ * level shares), rows shared out over n_threads. */
+static vwn_mat *draft_head_make(const vwn_mat *W, const vwn_ops *ops, int n_threads) {
+    const size_t row_bytes = vwn_row_bytes(VWN_TYPE_Q8_0, W->cols);
+    vwn_mat *h = vwn_malloc(sizeof *h);
+    char *data = row_bytes && h ? vwn_big_alloc((size_t)W->rows * row_bytes) : NULL;
+    if (!data) {
+        vwn_free(h);
+        return NULL;
+    }
+    const int64_t rows = W->rows, cols = W->cols;
+    (void)n_threads;
+#ifdef VWN_OPENMP
+#pragma omp parallel for num_threads(n_threads > 1 ? n_threads : 1) schedule(static)
+#endif
+    for (int64_t r = 0; r < rows; r++) {
+        float tmp[256];
+        const char *src = (const char *)W->data + (size_t)r * W->row_bytes;
+        vwn_block_q8_0 *dst = (vwn_block_q8_0 *)(data + (size_t)r * row_bytes);
+        for (int64_t c0 = 0; c0 < cols; c0 += 256) {
+            const int64_t n = cols - c0 < 256 ? cols - c0 : 256; /* a multiple of 32 */
+            vwn_dequant_row(W->type, src + vwn_row_bytes(W->type, c0), tmp, n);
+            ops->quantize_q8_0(tmp, dst + c0 / VWN_QK8_0, n);
+        }
+    }
+    *h = (vwn_mat){data, VWN_TYPE_Q8_0, W->rows, W->cols, row_bytes};
+    return h;
+}
+
+const vwn_mat *vwn_model_draft_head(const vwn_model *model, const vwn_ops *ops, int n_threads) {
+    vwn_model *m = (vwn_model *)model; /* the copy is a cache: the model's weights do not change */
+    vwn_mat *h = atomic_load_explicit(&m->draft_head, memory_order_acquire);
+    if (h) return h;
+    const vwn_mat *W = &m->lm_head;
+    const bool is_float = W->type == VWN_TYPE_F32 || W->type == VWN_TYPE_F16 || W->type == VWN_TYPE_BF16;
+    if (!is_float || W->cols % VWN_QK8_0 || !(h = draft_head_make(W, ops, n_threads))) return W;
+    vwn_mat *none = NULL;
+    if (!atomic_compare_exchange_strong_explicit(&m->draft_head, &none, h, memory_order_acq_rel,
+                                                 memory_order_acquire)) {
+        draft_head_free(h); /* another thread made one first */
+        h = none;
+    }
+    return h;
+}
 /* ---- load and free ----------------------------------------------------------------------- */
 
 static void model_destroy(vwn_model *m) {
     if (!m) return;
     m->magic = VWN_MAGIC_DEAD;
+    draft_head_free(atomic_load(&m->draft_head));
     vwn_tokenizer_free(m->tokenizer);
     gguf_close(m->gguf);
     vwn_free(m->layers);

@@ -6,6 +6,8 @@
 #include "vwn.h"
 #include "ops/ops.h"   /* vwn_mat */
 
+#include <stdatomic.h>
+
 struct gguf_file;      /* lib/gguf.h */
 struct vwn_tokenizer;  /* lib/tokenizer.h */
 
@@ -63,6 +65,8 @@ struct vwn_model {
     const float *final_norm;        /* [D]                                           */
     vwn_mat lm_head;                /* [V, D] (== embed when tied)                   */
     vwn_mtp_weights *mtp;           /* [mtp_depth]                                   */
+    vwn_mat *_Atomic draft_head;    /* a float lm_head as Q8_0 for drafting, made on first use
+                                       (vwn_model_draft_head); NULL until then */
 
     float *owned_f32;               /* one block holding every small fp32 tensor     */
     uint64_t n_params;
@@ -70,6 +74,14 @@ struct vwn_model {
     uint64_t weight_bytes_per_token;
     int32_t weight_type;
 };
+
+/* The output head the MTP drafts use (lib/speculative.c): a float lm_head (F32, F16, BF16) as Q8_0,
+ * made on the first call with ops's quantizer on n_threads threads and kept with the model (the
+ * model stays shareable: concurrent first calls each make one, one is kept and the others freed);
+ * lm_head itself when it is quantized already or there is no memory for the copy. Drafts need not
+ * be exact -- verification runs the exact model -- and the head is most of a draft's bytes
+ * (docs/performance.md, "A Q8_0 head for drafting"). */
+const vwn_mat *vwn_model_draft_head(const vwn_model *model, const vwn_ops *ops, int n_threads);
 
 /* Loads a model from a GGUF image in memory (copied), with every check of vwn_model_load and the
  * NaN/Inf scan (verify_tensors) on. Internal: for the fuzz targets and tests (lib/model.c). */
