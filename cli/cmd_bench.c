@@ -8,8 +8,9 @@
  *   P random tokens (fixed seed, the same for every model and rep); decode = N single-token
  *   vwn_decode calls, each on the argmax of the previous logits; GHC share = t_ghc / t_eval of the
  *   decode phase (vwn_context_get_perf), and the same of the prefill. With --spec K: a second
- *   context with MTP on drafts once (making a float head's draft copy), decodes the prompt, then
- *   vwn_generate_tokens generates N tokens greedily with spec_depth K (stop_at_eog off).
+ *   context with MTP on generates 2 tokens speculatively (making a float head's draft copy, vwn.h),
+ *   clears, decodes the prompt, then vwn_generate_tokens generates N tokens greedily with
+ *   spec_depth K (stop_at_eog off).
  * The reported speed is the median over the reps; the models run interleaved rep by rep.
  *
  * Prefill FLOP = 2 x the multiply-adds of the P-token prompt in the main model (prefill_flops
@@ -238,20 +239,22 @@ static void run_one(const char *path, const options *o, run_result *r) {
     if (o->spec != 0) {
         cp.mtp = true;
         if ((st = vwn_context_new(model, &cp, &ctx))) { run_error(r, "cannot create a context with MTP", st); goto done; }
-        /* warm-up: one draft too, which makes the model's draft head (vwn.h) before the timed run */
-        int32_t wd[16], wn = 0;
-        if ((st = vwn_decode(ctx, prompt, 1)) ||
-            (cp.n_batch >= 2 && (st = vwn_draft(ctx, prompt[P > 1 ? 1 : 0], 1, NULL, wd, NULL, &wn))) ||
+        vwn_generate_params gp = vwn_generate_default_params();
+        gp.n_predict = 2;
+        gp.sampler = NULL; /* greedy */
+        gp.stop_at_eog = false;
+        gp.spec_depth = 1;
+        gp.callback = ignore_piece;
+        vwn_generate_stats ws;
+        /* warm-up: a short speculative generation too, which makes the model's draft head (vwn.h)
+         * before the timed run */
+        if ((st = vwn_decode(ctx, prompt, 1)) || (st = vwn_generate_tokens(ctx, NULL, 0, &gp, &ws)) ||
             (st = vwn_context_clear(ctx)) || (st = vwn_decode(ctx, prompt, P))) {
             run_error(r, "prefill with MTP", st);
             goto done;
         }
-        vwn_generate_params gp = vwn_generate_default_params();
         gp.n_predict = N;
-        gp.sampler = NULL; /* greedy */
-        gp.stop_at_eog = false;
         gp.spec_depth = o->spec;
-        gp.callback = ignore_piece;
         vwn_generate_stats s;
         if ((st = vwn_generate_tokens(ctx, NULL, 0, &gp, &s))) { run_error(r, "speculative generation", st); goto done; }
         r->spec_tok_s = s.t_generate_us > 0 ? s.n_generated / (s.t_generate_us / 1e6) : 0.0;

@@ -502,12 +502,13 @@ VWN_API vwn_status vwn_generate_tokens(vwn_context *ctx, const int32_t *prompt, 
  * modules see the kept tokens in the next vwn_draft, in one batch with its own positions (so
  * vwn_context_mtp_length lags behind until then; vwn_decode and vwn_get_mtp_logits catch up first).
  *
- * A float output head (F32, F16, BF16) drafts through a Q8_0 copy of itself, made by the first
- * vwn_draft on a model and kept with it (26 MB more memory for a 32000 x 768 head; 20-60 ms once):
- * the head is most of a draft's bytes. A draft can then differ from the argmax of
- * vwn_get_mtp_logits where its top logits nearly tie; what is kept never does (vwn_verify runs
- * the exact model). The environment variable VWN_DRAFT_HEAD=exact, read by vwn_context_new, makes
- * a context draft through the head itself.
+ * vwn_draft's greedy drafts are the argmax of the MTP modules' logits (those vwn_get_mtp_logits
+ * reports). vwn_generate's own loop drafts faster: with a float output head (F32, F16, BF16) it
+ * drafts through a Q8_0 copy of the head, made by its first draft on a model and kept with the
+ * model (26 MB more memory for a 32000 x 768 head; 20-40 ms once), since the head is most of a
+ * draft's bytes. Its drafts can then differ where the top logits nearly tie; what it keeps never
+ * does (verification runs the exact model). The environment variable VWN_DRAFT_HEAD=exact, read by
+ * vwn_context_new, makes that loop draft through the head itself.
  * ------------------------------------------------------------------------------------------- */
 
 /* Errors: NO_MTP, INVALID_ARG (depth outside 1..mtp_depth, empty context), TOKEN_OUT_OF_RANGE. */

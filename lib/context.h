@@ -34,7 +34,7 @@ struct vwn_context {
     const vwn_ops *ops;
     int32_t n_threads;             /* threads the context may use (vwn_context_set_threads)     */
     int32_t n_run;                 /* threads granted for the call in progress (thread budget) */
-    bool draft_exact;              /* drafts through lm_head itself, not the draft head (A/B, tests) */
+    bool draft_exact;              /* VWN_DRAFT_HEAD=exact: vwn_draft_fast drafts through lm_head too */
 
     /* main model */
     int32_t n_past;                /* tokens in the cache                               */
@@ -99,11 +99,18 @@ void vwn_forward_mtp_last_logits(vwn_context *ctx, int32_t j);
  * tokens, then the n_tent tentative positions up to n_past - 1 with input states P_tent and input
  * tokens toks_tent (their KV entries lie past mtp_len: scratch). Keeps the kept part as
  * vwn_forward_mtp_catchup does (a longer catch-up runs first on its own), writes the tentative
- * output states to U_tent (n_tent x D') and the logits of position n_past - 1 to logits_out.
- * n_tent = the positions from max(0, n_past - j) on, at most VWN_MAX_MTP + 1. Used by drafting. */
+ * output states to U_tent (n_tent x D') and the logits of position n_past - 1 through head (the
+ * model's lm_head or its draft head) to logits_out. n_tent = the positions from max(0, n_past - j)
+ * on, at most VWN_MAX_MTP + 1. Used by drafting. */
 vwn_status vwn_forward_mtp_draft_step(vwn_context *ctx, int32_t j, const float *const *P_tent,
                                       const int32_t *toks_tent, int32_t n_tent, float *U_tent,
-                                      float *logits_out);
+                                      const vwn_mat *head, float *logits_out);
+
+/* speculative.c: vwn_draft as vwn_generate's speculative loop calls it -- through the model's
+ * draft head (vwn_model_draft_head: a float head as Q8_0), unless VWN_DRAFT_HEAD=exact was set
+ * when the context was made. The public vwn_draft drafts through lm_head itself. */
+vwn_status vwn_draft_fast(vwn_context *ctx, int32_t next_token, int32_t depth, vwn_sampler *sampler,
+                          int32_t *out_drafts, float *out_draft_probs, int32_t *out_n_drafts);
 
 /* Pointer to the ring slot of stage at position pos, or NULL if the ring does not hold it. */
 float *vwn_ring_get(vwn_context *ctx, int32_t stage, int32_t pos);

@@ -344,7 +344,7 @@ vwn_status vwn_forward_mtp_catchup(vwn_context *ctx, int want_logits) {
 
 vwn_status vwn_forward_mtp_draft_step(vwn_context *ctx, int32_t j, const float *const *P_tent,
                                       const int32_t *toks_tent, int32_t n_tent, float *U_tent,
-                                      float *logits_out) {
+                                      const vwn_mat *head, float *logits_out) {
     const vwn_model *m = ctx->model;
     const size_t Dw = (size_t)m->hp.n_wide;
     enum { MAX_T = 32 };
@@ -374,7 +374,7 @@ vwn_status vwn_forward_mtp_draft_step(vwn_context *ctx, int32_t j, const float *
     if (n_keep > 0 && (st = mtp_keep(ctx, j, c0, n_keep, end, 0))) return st;
     const vwn_mtp_weights *mw = &m->mtp[j - 1];
     output_head(ctx, U_tent + (size_t)(n_tent - 1) * Dw, 1, mw->out_norm_w, mw->out_norm_b, mw->final_norm,
-                ctx->draft_exact ? &m->lm_head : vwn_model_draft_head(m, ctx->ops, ctx->n_run), logits_out);
+                head, logits_out);
     return VWN_OK;
 }
 

@@ -244,7 +244,7 @@ vwn_status vwn_generate_tokens(vwn_context *ctx, const int32_t *prompt, int32_t 
             /* speculative step: draft, then verify in one batch */
             int32_t drafts[16], kept[18], n_kept;
             double ta = vwn_time_us();
-            if ((st = vwn_draft(ctx, last, depth, gp.sampler, drafts, NULL, NULL))) goto fail;
+            if ((st = vwn_draft_fast(ctx, last, depth, gp.sampler, drafts, NULL, NULL))) goto fail;
             double tb = vwn_time_us();
             if ((st = vwn_verify(ctx, gp.sampler, kept, &n_kept))) goto fail;
             S->t_draft_us += tb - ta;

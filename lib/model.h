@@ -75,12 +75,12 @@ struct vwn_model {
     int32_t weight_type;
 };
 
-/* The output head the MTP drafts use (lib/speculative.c): a float lm_head (F32, F16, BF16) as Q8_0,
- * made on the first call with ops's quantizer on n_threads threads and kept with the model (the
- * model stays shareable: concurrent first calls each make one, one is kept and the others freed);
- * lm_head itself when it is quantized already or there is no memory for the copy. Drafts need not
- * be exact -- verification runs the exact model -- and the head is most of a draft's bytes
- * (docs/performance.md, "A Q8_0 head for drafting"). */
+/* The output head vwn_generate's drafts use (vwn_draft_fast, lib/speculative.c): a float lm_head
+ * (F32, F16, BF16) as Q8_0, made on the first call with ops's quantizer on n_threads threads and
+ * kept with the model (the model stays shareable: concurrent first calls each make one, one is kept
+ * and the others freed); lm_head itself when it is quantized already or there is no memory for the
+ * copy. Drafts need not be exact -- verification runs the exact model -- and the head is most of a
+ * draft's bytes (docs/performance.md, "A Q8_0 head for drafting"). */
 const vwn_mat *vwn_model_draft_head(const vwn_model *model, const vwn_ops *ops, int n_threads);
 
 /* Loads a model from a GGUF image in memory (copied), with every check of vwn_model_load and the

@@ -26,8 +26,9 @@ static int32_t argmax(const float *x, int32_t n) {
 
 static bool sampler_greedy(const vwn_sampler *s) { return s == NULL || vwn_sampler_is_greedy(s); }
 
+/* fast: through the model's draft head (vwn_draft_fast), else lm_head (vwn_draft). */
 static vwn_status draft(vwn_context *ctx, int32_t next_token, int32_t depth, vwn_sampler *sampler,
-                        int32_t *out_drafts, float *out_draft_probs, int32_t *out_n_drafts) {
+                        int32_t *out_drafts, float *out_draft_probs, int32_t *out_n_drafts, bool fast) {
     vwn_status st;
     if (out_n_drafts) *out_n_drafts = 0;
     const vwn_hparams *hp = &ctx->model->hp;
@@ -52,6 +53,8 @@ static vwn_status draft(vwn_context *ctx, int32_t next_token, int32_t depth, vwn
     int32_t ext[2 * VWN_MAX_MTP + 1]; /* ext[i] = t[q+1+i]: next_token, then the drafts */
     ext[0] = next_token;
     float *logits = ctx->verify_logits; /* scratch row; verify overwrites it later */
+    const vwn_mat *head = fast && !ctx->draft_exact ? vwn_model_draft_head(ctx->model, ctx->ops, ctx->n_run)
+                                                    : &ctx->model->lm_head;
 
     /* draft_states[(j-1)*k + idx]: output U of module j at position q+1-j+idx, computed here */
     for (int32_t j = 1; j <= depth; j++) {
@@ -71,7 +74,7 @@ static vwn_status draft(vwn_context *ctx, int32_t next_token, int32_t depth, vwn
             toks[i - i0] = ext[i + j - (q + 1)];
         }
         float *U = ctx->draft_states + ((size_t)(j - 1) * ctx->n_mtp + (size_t)(i0 - (q + 1 - j))) * Dw;
-        if ((st = vwn_forward_mtp_draft_step(ctx, j, P, toks, T, U, logits))) return st;
+        if ((st = vwn_forward_mtp_draft_step(ctx, j, P, toks, T, U, head, logits))) return st;
         int32_t d;
         if (greedy) {
             d = argmax(logits, V);
@@ -201,15 +204,25 @@ fail:
 
 /* ---- public entry points: handle check, thread budget ---------------------------------------- */
 
-vwn_status vwn_draft(vwn_context *ctx, int32_t next_token, int32_t depth, vwn_sampler *sampler,
-                     int32_t *out_drafts, float *out_draft_probs, int32_t *out_n_drafts) {
+static vwn_status draft_entry(vwn_context *ctx, int32_t next_token, int32_t depth, vwn_sampler *sampler,
+                              int32_t *out_drafts, float *out_draft_probs, int32_t *out_n_drafts, bool fast) {
     vwn_clear_error();
     vwn_status st = vwn_check_handle(ctx, VWN_MAGIC_CONTEXT, "context");
     if (st) return st;
     vwn_ctx_begin(ctx);
-    st = draft(ctx, next_token, depth, sampler, out_drafts, out_draft_probs, out_n_drafts);
+    st = draft(ctx, next_token, depth, sampler, out_drafts, out_draft_probs, out_n_drafts, fast);
     vwn_ctx_end(ctx);
     return st;
+}
+
+vwn_status vwn_draft(vwn_context *ctx, int32_t next_token, int32_t depth, vwn_sampler *sampler,
+                     int32_t *out_drafts, float *out_draft_probs, int32_t *out_n_drafts) {
+    return draft_entry(ctx, next_token, depth, sampler, out_drafts, out_draft_probs, out_n_drafts, false);
+}
+
+vwn_status vwn_draft_fast(vwn_context *ctx, int32_t next_token, int32_t depth, vwn_sampler *sampler,
+                          int32_t *out_drafts, float *out_draft_probs, int32_t *out_n_drafts) {
+    return draft_entry(ctx, next_token, depth, sampler, out_drafts, out_draft_probs, out_n_drafts, true);
 }
 
 vwn_status vwn_verify(vwn_context *ctx, vwn_sampler *sampler, int32_t *out_tokens, int32_t *out_n) {

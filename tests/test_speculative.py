@@ -192,40 +192,29 @@ def test_low_level_loop_across_truncations(models, key):
 
 
 @pytest.mark.parametrize("key", [2, 3])
-def test_draft_head(models, key, monkeypatch):
-    """Drafts go through a lower-precision copy of the output head (vwn_model_draft_head: Q8_0 for
-    these F32 models). With VWN_DRAFT_HEAD=exact a greedy depth-1 draft is exactly the argmax of
-    module 1's logits as a context that decoded the same tokens reports them; with the draft head
-    it agrees with that nearly always (the two heads differ only where the top logits nearly tie).
-    Either way the kept tokens are plain greedy decoding's (test_greedy_speculative_equals_plain)."""
-    agreed = {}
-    for mode in ("exact", "draft"):
-        if mode == "exact":
-            monkeypatch.setenv("VWN_DRAFT_HEAD", "exact")
-        else:
-            monkeypatch.delenv("VWN_DRAFT_HEAD", raising=False)
-        c, tw = Ctx(models[key]), Ctx(models[key])
-        hist = [9, 8, 7, 6, 5]
-        check(lib.vwn_decode(c.h, (C.c_int32 * len(hist))(*hist), len(hist)))
-        t = argmax_next(c)
-        drafts, out, n_out = (C.c_int32 * 16)(), (C.c_int32 * 20)(), C.c_int32()
-        same = steps = 0
-        for step in range(50):
-            check(lib.vwn_draft(c.h, t, 1, None, drafts, None, None))
-            seq = hist + [t]
-            check(lib.vwn_context_clear(tw.h))
-            check(lib.vwn_decode(tw.h, (C.c_int32 * len(seq))(*seq), len(seq)))
-            same += int(drafts[0] == int(np.argmax(mtp_logits(tw, 1))))
-            steps += 1
-            check(lib.vwn_verify(c.h, None, out, C.byref(n_out)))
-            kept = list(out[:n_out.value])
-            hist += kept[:-1]
-            t = kept[-1]
-        agreed[mode] = same / steps
-        c.close()
-        tw.close()
-    assert agreed["exact"] == 1.0, agreed
-    assert agreed["draft"] >= 0.8, agreed  # 0.92 and 1.0 on these two models
+def test_draft_head(models, key):
+    """vwn_draft's greedy drafts are the argmax of module 1's logits as a context that decoded the
+    same tokens reports them (vwn_get_mtp_logits), on these F32 models whose head vwn_generate's
+    loop drafts through a Q8_0 copy of (tests/test_draft_head.c): the public call stays exact."""
+    c, tw = Ctx(models[key]), Ctx(models[key])
+    gen, _ = c.generate([4, 5, 6], 20, 2)      # the loop first: the model now holds its copy
+    check(lib.vwn_context_clear(c.h))
+    hist = [9, 8, 7, 6, 5]
+    check(lib.vwn_decode(c.h, (C.c_int32 * len(hist))(*hist), len(hist)))
+    t = argmax_next(c)
+    drafts, out, n_out = (C.c_int32 * 16)(), (C.c_int32 * 20)(), C.c_int32()
+    for step in range(50):
+        check(lib.vwn_draft(c.h, t, 1, None, drafts, None, None))
+        seq = hist + [t]
+        check(lib.vwn_context_clear(tw.h))
+        check(lib.vwn_decode(tw.h, (C.c_int32 * len(seq))(*seq), len(seq)))
+        assert drafts[0] == int(np.argmax(mtp_logits(tw, 1))), step
+        check(lib.vwn_verify(c.h, None, out, C.byref(n_out)))
+        kept = list(out[:n_out.value])
+        hist += kept[:-1]
+        t = kept[-1]
+    c.close()
+    tw.close()
 
 
 def chi2_critical(df, z=3.719):   # z for p = 1e-4; Wilson-Hilferty approximation
