@@ -45,6 +45,10 @@ def models(tmp_path_factory):
         subprocess.run([PY, os.path.join(ROOT, "tools", "convert.py"), ck, path], check=True, capture_output=True)
         out[k] = path
         if k == 2:
+            for ty in ("f16", "bf16"):   # half-precision heads: drafted through a Q8_0 copy too
+                subprocess.run([PY, os.path.join(ROOT, "tools", "convert.py"), ck, f"{ck}.{ty}.gguf", "--type", ty],
+                               check=True, capture_output=True)
+                out[ty] = f"{ck}.{ty}.gguf"
             # a model whose main and MTP heads always agree: zero final norms make every head
             # predict the same token, so every draft is accepted
             from safetensors.numpy import load_file, save_file
@@ -189,6 +193,22 @@ def test_low_level_loop_across_truncations(models, key):
     c.close()
     ref.close()
     tw.close()
+
+
+@pytest.mark.parametrize("key", ["f16", "bf16"])
+def test_half_precision_heads(models, key):
+    """F16 and BF16 heads take the same path as F32 ones in vwn_generate's loop (a Q8_0 draft copy,
+    made from rows dequantized by quant.c): the loop drafts and its output is plain greedy
+    decoding's. (The copy's values are checked for an F32 head in tests/test_draft_head.c, the row
+    dequantization of each type in test_ops; these random models' heads accept too few drafts for
+    acceptance to tell a good copy from a bad one.)"""
+    c = Ctx(models[key])
+    plain, _ = c.generate([3, 14, 15], 80, 0)
+    check(lib.vwn_context_clear(c.h))
+    spec, st = c.generate([3, 14, 15], 80, 2)
+    assert spec == plain
+    assert st.n_drafted > 0 and st.n_verify > 0
+    c.close()
 
 
 @pytest.mark.parametrize("key", [2, 3])
