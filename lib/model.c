@@ -450,6 +450,7 @@ const vwn_mat *vwn_model_draft_head(const vwn_model *model, const vwn_ops *ops, 
     }
     return h;
 }
+
 /* ---- load and free ----------------------------------------------------------------------- */
 
 static void model_destroy(vwn_model *m) {
