@@ -1,7 +1,7 @@
 /* test_ops.c -- the numeric kernels (lib/ops): exact fp16/bf16 conversions, row sizes and
  * dequantization, Q8_0 quantization error, the scalar matmul against a double-precision reference,
  * every SIMD level this CPU supports against the scalar level (levels it cannot run are skipped and
- * named), and the threaded driver vwn_matmul_mt against a serial run.
+ * named), and the threaded driver vwn_matmul_mt against a serial run (static and balanced splits).
  *
  * Tolerances. fp32 dots summed in different orders differ by rounding only: the error of a sum of n
  * products is at most ~n * 2^-24 * sum|w x| in the worst case and ~sqrt(n) * 2^-24 * sum|w x| in
@@ -15,8 +15,11 @@
 #include "ops/ops.h"
 #include "vwn.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 /* ---- helpers -------------------------------------------------------------------------------- */
 
@@ -527,67 +530,143 @@ static void test_matmul_consistent(const vwn_ops *ops) {
     }
 }
 
+/* The threaded driver against one serial matmul call, for every type, thread count and number of
+ * tokens: up to 4 tokens take the balanced split (matmul.c), more the static one. */
 static void test_matmul_mt(const vwn_ops *ops) {
     static const int32_t types[] = {VWN_TYPE_F32, VWN_TYPE_F16, VWN_TYPE_BF16, VWN_TYPE_Q8_0,
                                     VWN_TYPE_Q4_0};
+    static const int64_t Ts[] = {1, 2, 4, 7};
     for (int ti = 0; ti < 5; ti++) {
-        int64_t rows = 83, cols = 512, T = 7; /* 297K multiply-adds: above the threading cutoff */
+        /* 300 x 512: 154K multiply-adds a token, above the threading cutoff; 300 rows end in a
+         * partial chunk */
+        const int64_t rows = 300, cols = 512, T_max = 7;
         test_mat m;
         make_mat(&m, types[ti], rows, cols, false);
         vwn_mat w = as_vwn(&m);
-        float *X = malloc(sizeof(float) * (size_t)(T * cols));
-        vwn_block_q8_0 *xq = malloc(sizeof(vwn_block_q8_0) * (size_t)(T * cols / 32));
-        make_x(X, cols, xq, T, cols, false);
-        size_t scratch_size = vwn_matmul_scratch_size(&w, T);
-        CHECK(scratch_size == (takes_q8(types[ti]) ? (size_t)(T * cols / 32) * 34 : 0));
+        float *X = malloc(sizeof(float) * (size_t)(T_max * cols));
+        vwn_block_q8_0 *xq = malloc(sizeof(vwn_block_q8_0) * (size_t)(T_max * cols / 32));
+        make_x(X, cols, xq, T_max, cols, false);
+        size_t scratch_size = vwn_matmul_scratch_size(&w, T_max);
+        CHECK(scratch_size == (takes_q8(types[ti]) ? (size_t)(T_max * cols / 32) * 34 : 0));
         void *scratch = malloc(scratch_size + 1);
-        float *Ys = malloc(sizeof(float) * (size_t)(T * rows));
-        float *Y = malloc(sizeof(float) * (size_t)(T * rows));
-        /* serial reference: quantize with this level, one matmul call over all rows */
-        if (takes_q8(types[ti]))
-            for (int64_t t = 0; t < T; t++) ops->quantize_q8_0(X + t * cols, xq + t * cols / 32, cols);
-        ops->matmul(&w, X, cols, xq, T, Ys, rows, 0, rows);
-        for (int n = 1; n <= 3; n++) {
-            memset(Y, 0, sizeof(float) * (size_t)(T * rows));
-            vwn_matmul_mt(ops, &w, X, T, Y, scratch, n);
-            CHECK_MSG(memcmp(Y, Ys, sizeof(float) * (size_t)(T * rows)) == 0,
-                      "[%s] vwn_matmul_mt %s with %d threads differs from serial", ops->name,
-                      vwn_type_name(types[ti]), n);
+        float *Ys = malloc(sizeof(float) * (size_t)(T_max * rows));
+        float *Y = malloc(sizeof(float) * (size_t)(T_max * rows));
+        for (int k = 0; k < 4; k++) {
+            const int64_t T = Ts[k];
+            /* serial reference: quantize with this level, one matmul call over all rows */
+            if (takes_q8(types[ti]))
+                for (int64_t t = 0; t < T; t++) ops->quantize_q8_0(X + t * cols, xq + t * cols / 32, cols);
+            ops->matmul(&w, X, cols, xq, T, Ys, rows, 0, rows);
+            for (int n = 1; n <= 4; n++) {
+                for (int64_t i = 0; i < T * rows; i++) Y[i] = NAN;
+                vwn_matmul_mt(ops, &w, X, T, Y, scratch, n);
+                CHECK_MSG(memcmp(Y, Ys, sizeof(float) * (size_t)(T * rows)) == 0,
+                          "[%s] vwn_matmul_mt %s, T = %lld, with %d threads differs from serial", ops->name,
+                          vwn_type_name(types[ti]), (long long)T, n);
+            }
         }
         free(scratch), free(Ys), free(Y), free(X), free(xq);
         free_mat(&m);
     }
     /* several products of one input in one call (vwn_matmul_mt_many, all of one type): the same
      * as one serial matmul each */
-    for (int ti = 3; ti < 5; ti++) {
+    for (int ti = 0; ti < 5; ti++) {
         enum { COUNT = 3 };
-        const int64_t cols = 256, T = 5, rows[COUNT] = {70, 33, 129};
+        const int64_t cols = 256, T_max = 5, rows[COUNT] = {270, 33, 529};
         test_mat m[COUNT];
         vwn_mat w[COUNT];
         const vwn_mat *wp[COUNT];
         float *Y[COUNT], *Ys[COUNT];
-        float *X = malloc(sizeof(float) * (size_t)(T * cols));
-        vwn_block_q8_0 *xq = malloc(sizeof(vwn_block_q8_0) * (size_t)(T * cols / 32));
-        make_x(X, cols, xq, T, cols, false);
-        for (int64_t t = 0; t < T; t++) ops->quantize_q8_0(X + t * cols, xq + t * cols / 32, cols);
+        float *X = malloc(sizeof(float) * (size_t)(T_max * cols));
+        vwn_block_q8_0 *xq = malloc(sizeof(vwn_block_q8_0) * (size_t)(T_max * cols / 32));
+        make_x(X, cols, xq, T_max, cols, false);
+        for (int64_t t = 0; t < T_max; t++) ops->quantize_q8_0(X + t * cols, xq + t * cols / 32, cols);
         for (int i = 0; i < COUNT; i++) {
             make_mat(&m[i], types[ti], rows[i], cols, false);
             w[i] = as_vwn(&m[i]), wp[i] = &w[i];
-            Y[i] = calloc((size_t)(T * rows[i]), sizeof(float));
-            Ys[i] = malloc(sizeof(float) * (size_t)(T * rows[i]));
-            ops->matmul(&w[i], X, cols, xq, T, Ys[i], rows[i], 0, rows[i]);
+            Y[i] = malloc(sizeof(float) * (size_t)(T_max * rows[i]));
+            Ys[i] = malloc(sizeof(float) * (size_t)(T_max * rows[i]));
         }
-        void *scratch = malloc(vwn_matmul_scratch_size(&w[0], T));
-        vwn_matmul_mt_many(ops, wp, Y, COUNT, X, T, scratch, 2);
+        void *scratch = malloc(vwn_matmul_scratch_size(&w[0], T_max) + 1);
+        for (int64_t T = 1; T <= T_max; T += 2)
+            for (int n = 2; n <= 3; n++) {
+                for (int i = 0; i < COUNT; i++) {
+                    ops->matmul(&w[i], X, cols, xq, T, Ys[i], rows[i], 0, rows[i]);
+                    for (int64_t j = 0; j < T * rows[i]; j++) Y[i][j] = NAN;
+                }
+                vwn_matmul_mt_many(ops, wp, Y, COUNT, X, T, scratch, n);
+                for (int i = 0; i < COUNT; i++)
+                    CHECK_MSG(memcmp(Y[i], Ys[i], sizeof(float) * (size_t)(T * rows[i])) == 0,
+                              "[%s] vwn_matmul_mt_many %s, T = %lld, %d threads: product %d differs from serial",
+                              ops->name, vwn_type_name(types[ti]), (long long)T, n, i);
+            }
         for (int i = 0; i < COUNT; i++) {
-            CHECK_MSG(memcmp(Y[i], Ys[i], sizeof(float) * (size_t)(T * rows[i])) == 0,
-                      "[%s] vwn_matmul_mt_many %s product %d differs from serial", ops->name,
-                      vwn_type_name(types[ti]), i);
             free(Y[i]), free(Ys[i]);
             free_mat(&m[i]);
         }
         free(scratch), free(X), free(xq);
     }
+}
+
+/* The balanced split hands a slow thread's rows to the others. A probe kernel counts how often
+ * each row is computed and by which thread; the calling thread (team thread 0, whose static share
+ * is rows [0, 128)) stalls in its first chunk until another thread has computed one of its rows,
+ * i.e. stolen from its run. Every row must still be computed exactly once, with the same bits. */
+static struct {
+    const vwn_ops *real;
+    pthread_t caller;
+    _Atomic int computed[256];
+    _Atomic int others_in_caller_share; /* rows [0, 128) computed by another thread */
+    _Atomic int other_threads;          /* calls made by another thread */
+} probe;
+
+static void probe_matmul(const vwn_mat *W, const float *X, int64_t ldx, const void *xq, int64_t T, float *Y,
+                         int64_t ldy, int64_t r0, int64_t r1) {
+    const bool caller = pthread_equal(pthread_self(), probe.caller);
+    if (!caller) atomic_fetch_add(&probe.other_threads, 1);
+    for (int64_t r = r0; r < r1; r++) {
+        atomic_fetch_add(&probe.computed[r], 1);
+        if (!caller && r < 128) atomic_fetch_add(&probe.others_in_caller_share, 1);
+    }
+    if (caller && r0 == 0) { /* the caller's first chunk: wait (up to 5 s) for a steal */
+        struct timespec start, now;
+        clock_gettime(CLOCK_MONOTONIC, &start);
+        do clock_gettime(CLOCK_MONOTONIC, &now);
+        while (atomic_load(&probe.others_in_caller_share) == 0 &&
+               (now.tv_sec - start.tv_sec) + (now.tv_nsec - start.tv_nsec) * 1e-9 < 5.0);
+    }
+    probe.real->matmul(W, X, ldx, xq, T, Y, ldy, r0, r1);
+}
+
+static void test_matmul_steal(const vwn_ops *ops) {
+    const int64_t rows = 256, cols = 1024; /* 16 chunks, 262K multiply-adds: threaded */
+    test_mat m;
+    make_mat(&m, VWN_TYPE_F32, rows, cols, false);
+    vwn_mat w = as_vwn(&m);
+    float *X = malloc(sizeof(float) * (size_t)cols), *Y = malloc(sizeof(float) * (size_t)rows),
+          *Ys = malloc(sizeof(float) * (size_t)rows);
+    vwn_block_q8_0 *xq = malloc(sizeof(vwn_block_q8_0) * (size_t)(cols / 32));
+    make_x(X, cols, xq, 1, cols, false);
+    ops->matmul(&w, X, cols, NULL, 1, Ys, rows, 0, rows);
+    vwn_ops slow = *ops;
+    slow.matmul = probe_matmul;
+    probe.real = ops;
+    probe.caller = pthread_self();
+    for (int64_t r = 0; r < rows; r++) atomic_store(&probe.computed[r], 0);
+    atomic_store(&probe.others_in_caller_share, 0);
+    atomic_store(&probe.other_threads, 0);
+    vwn_matmul_mt(&slow, &w, X, 1, Y, NULL, 2);
+    int wrong = 0;
+    for (int64_t r = 0; r < rows; r++) wrong += atomic_load(&probe.computed[r]) != 1;
+    CHECK_MSG(wrong == 0, "[%s] balanced split: %d rows not computed exactly once", ops->name, wrong);
+    CHECK_MSG(memcmp(Y, Ys, sizeof(float) * (size_t)rows) == 0, "[%s] balanced split differs from serial", ops->name);
+    if (atomic_load(&probe.other_threads) == 0)
+        printf("[%s] balanced split: one thread only (no OpenMP, or a team of one): steal not tested\n", ops->name);
+    else
+        CHECK_MSG(atomic_load(&probe.others_in_caller_share) > 0,
+                  "[%s] balanced split: the stalled thread's rows were not taken by the other", ops->name);
+    free(X), free(xq), free(Y), free(Ys);
+    free_mat(&m);
 }
 
 /* ---- vector helpers and fused kernels ------------------------------------------------------- */
@@ -843,6 +922,7 @@ static bool test_level(const vwn_ops *ops) {
     test_matmul_q4_extremes(ops);
     test_matmul_consistent(ops);
     test_matmul_mt(ops);
+    test_matmul_steal(ops);
     test_vectors(ops);
     test_mix(ops);
     test_ghc_coef(ops);

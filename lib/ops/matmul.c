@@ -1,10 +1,13 @@
 /* matmul.c -- the threaded matmul driver the forward pass calls: quantizes the activations to Q8_0
  * once when the weights are Q8_0 or Q4_0, then splits the weight rows over OpenMP threads in
  * 16-row-aligned chunks (small matmuls stay on the calling thread) and runs the kernel of the
- * chosen vwn_ops table on each chunk. Every (row, token) result is computed the same way whatever
- * the split, so any thread count gives identical output. */
+ * chosen vwn_ops table on each chunk: a static split for many tokens (prefill, compute-bound), a
+ * balanced one for a few (decoding, bound by the weight stream). Every (row, token) result is
+ * computed the same way whatever the split, so any thread count gives identical output. */
 #include "ops/ops.h"
 #include "vwn.h"
+
+#include <stdatomic.h>
 
 #ifdef VWN_OPENMP
 #include <omp.h>
@@ -36,6 +39,105 @@ static void thread_rows(int64_t rows, int i, int n, int64_t *r0, int64_t *r1) {
     *r0 = c0 * ROW_ALIGN < rows ? c0 * ROW_ALIGN : rows;
     *r1 = c1 * ROW_ALIGN < rows ? c1 * ROW_ALIGN : rows;
 }
+
+/* Thread i of nt's share of the activations' Q8_0 blocks. */
+static void quantize_share(const vwn_ops *ops, const float *X, vwn_block_q8_0 *xq, int64_t n_blocks, int i,
+                           int nt) {
+    const int64_t b0 = n_blocks * i / nt, b1 = n_blocks * (i + 1) / nt;
+    if (b0 < b1) ops->quantize_q8_0(X + b0 * VWN_QK8_0, xq + b0, (b1 - b0) * VWN_QK8_0);
+}
+
+/* ---- the balanced split (a few tokens: decoding, draft verification) --------------------------
+ *
+ * A decoded token's products stream their weights from memory, and the halves of a static split
+ * seldom finish together: a core slowed for a moment (by the other work of a shared machine, or
+ * by where its lines come from) keeps the other waiting at the join -- 5-15% of a product's time
+ * was spent so (docs/performance.md, "A balanced split for decoding"). So for a few tokens the
+ * chunks of all the call's products are numbered in one sequence (matrix 0's, then matrix 1's,
+ * ...) and each thread owns a run of it, its static share. The owner claims the front half of
+ * what is left of its run, then half of the rest, and so on; a thread whose run is empty takes
+ * the back half of the longest run left and makes it its own. A run is one 64-bit word, [next,
+ * end) in chunks, changed only by compare-and-swap: until a steal the owner's claims touch only
+ * its own cache line. Each thread still reads long contiguous stretches of rows, which the
+ * hardware prefetchers follow. */
+#define BALANCED_MAX_T 4        /* tokens per call that take the balanced split */
+#define BALANCED_MAX_THREADS 64 /* runs on the calling thread's stack */
+#define BALANCED_MAX_COUNT 8    /* products per call */
+
+typedef struct {
+    _Alignas(64) _Atomic uint64_t run; /* next | end << 32, in chunks of the sequence */
+} run_slot;
+
+typedef struct {
+    const vwn_ops *ops;
+    const vwn_mat *const *W;
+    float *const *Y;
+    int count;
+    int64_t first[BALANCED_MAX_COUNT]; /* the sequence number of each matrix's first chunk */
+    const float *X;
+    const void *xq;
+    int64_t T;
+    run_slot *runs;
+    int n_runs;
+} balanced_job;
+
+static uint64_t run_pack(uint64_t next, uint64_t end) { return next | end << 32; }
+
+/* Claims chunks [*c0, *c1) of a run: the front half of what is left for its owner, the back half
+ * for a thief (who needs at least two chunks to be left). False if there is nothing to take. */
+static bool run_claim(run_slot *r, bool owner, uint64_t *c0, uint64_t *c1) {
+    uint64_t v = atomic_load_explicit(&r->run, memory_order_relaxed);
+    for (;;) {
+        const uint64_t next = v & 0xffffffffu, end = v >> 32, left = end > next ? end - next : 0;
+        if (left < (owner ? 1u : 2u)) return false;
+        uint64_t nv;
+        if (owner) {
+            const uint64_t take = left > 1 ? left / 2 : 1;
+            *c0 = next, *c1 = next + take, nv = run_pack(next + take, end);
+        } else {
+            *c0 = end - left / 2, *c1 = end, nv = run_pack(next, end - left / 2);
+        }
+        /* relaxed: the word only hands out chunks; the rows are published by the region's join */
+        if (atomic_compare_exchange_weak_explicit(&r->run, &v, nv, memory_order_relaxed, memory_order_relaxed))
+            return true;
+    }
+}
+
+/* Chunks [c0, c1) of the sequence, matrix by matrix. */
+static void run_chunks(const balanced_job *job, int64_t c0, int64_t c1) {
+    const int64_t cols = job->W[0]->cols;
+    int w = 0;
+    while (c0 < c1) {
+        while (w + 1 < job->count && c0 >= job->first[w + 1]) w++;
+        const int64_t stop = w + 1 < job->count && job->first[w + 1] < c1 ? job->first[w + 1] : c1;
+        const int64_t rows = job->W[w]->rows, r0 = (c0 - job->first[w]) * ROW_ALIGN;
+        const int64_t r1 = (stop - job->first[w]) * ROW_ALIGN < rows ? (stop - job->first[w]) * ROW_ALIGN : rows;
+        job->ops->matmul(job->W[w], job->X, cols, job->xq, job->T, job->Y[w], rows, r0, r1);
+        c0 = stop;
+    }
+}
+
+/* Thread i of nt: the runs it owns (i, i + nt, ...; nt < n_runs if OpenMP gave fewer threads),
+ * then whatever it can take from the others. */
+static void balanced_share(const balanced_job *job, int i, int nt) {
+    uint64_t c0, c1;
+    for (int own = i; own < job->n_runs; own += nt)
+        while (run_claim(&job->runs[own], true, &c0, &c1)) run_chunks(job, (int64_t)c0, (int64_t)c1);
+    run_slot *mine = &job->runs[i]; /* empty now: no thief can change it */
+    for (;;) {
+        int victim = -1;
+        uint64_t most = 1;
+        for (int k = 0; k < job->n_runs; k++) {
+            const uint64_t v = atomic_load_explicit(&job->runs[k].run, memory_order_relaxed);
+            const uint64_t next = v & 0xffffffffu, end = v >> 32;
+            if (end > next && end - next > most) most = end - next, victim = k;
+        }
+        if (victim < 0) return; /* every run is claimed to its last chunk */
+        if (!run_claim(&job->runs[victim], false, &c0, &c1)) continue; /* raced: look again */
+        atomic_store_explicit(&mine->run, run_pack(c0, c1), memory_order_relaxed);
+        while (run_claim(mine, true, &c0, &c1)) run_chunks(job, (int64_t)c0, (int64_t)c1);
+    }
+}
 #endif
 
 void vwn_matmul_mt_many(const vwn_ops *ops, const vwn_mat *const *W, float *const *Y, int count,
@@ -61,13 +163,30 @@ void vwn_matmul_mt_many(const vwn_ops *ops, const vwn_mat *const *W, float *cons
          * (measured: Q8_0 decode 1-13% faster in three A/B pairs) */
         const bool quantize_first = q8 && n_blocks < 256;
         if (quantize_first) ops->quantize_q8_0(X, xq, n_blocks * VWN_QK8_0);
+        if (T <= BALANCED_MAX_T && n <= BALANCED_MAX_THREADS && count <= BALANCED_MAX_COUNT &&
+            chunks < ((int64_t)1 << 32)) {
+            run_slot runs[BALANCED_MAX_THREADS];
+            balanced_job job = {ops, W, Y, count, {0}, X, xq, T, runs, n};
+            for (int w = 1; w < count; w++) job.first[w] = job.first[w - 1] + (W[w - 1]->rows + ROW_ALIGN - 1) / ROW_ALIGN;
+            for (int i = 0; i < n; i++)
+                atomic_init(&runs[i].run, run_pack((uint64_t)(chunks * i / n), (uint64_t)(chunks * (i + 1) / n)));
+#pragma omp parallel num_threads(n)
+            {
+                const int i = omp_get_thread_num(), nt = omp_get_num_threads();
+                if (q8 && !quantize_first) {
+                    quantize_share(ops, X, xq, n_blocks, i, nt);
+#pragma omp barrier
+                }
+                balanced_share(&job, i, nt);
+            }
+            return;
+        }
         /* one thread team for all the products (one fork and one join instead of one each) */
 #pragma omp parallel num_threads(n)
         {
             const int i = omp_get_thread_num(), nt = omp_get_num_threads();
             if (q8 && !quantize_first) {
-                int64_t b0 = n_blocks * i / nt, b1 = n_blocks * (i + 1) / nt;
-                if (b0 < b1) ops->quantize_q8_0(X + b0 * VWN_QK8_0, xq + b0, (b1 - b0) * VWN_QK8_0);
+                quantize_share(ops, X, xq, n_blocks, i, nt);
 #pragma omp barrier
             }
             for (int w = 0; w < count; w++) {
