@@ -338,6 +338,7 @@ static int run_forked(const char *path, const options *o, run_result *r) {
 /* ---- machine read bandwidth ---------------------------------------------------------------- */
 
 typedef uint64_t v4u64 __attribute__((vector_size(32)));
+typedef uint64_t v2u64 __attribute__((vector_size(16)));
 
 typedef struct bw_worker {
     const v4u64 *p;
@@ -357,18 +358,19 @@ static void *bw_thread(void *arg) {
         memset((void *)w->p, 0x5a, w->n * sizeof(v4u64));
         return NULL;
     }
+    /* 16-byte vectors, the width every x86-64 and AArch64 CPU has: both compilers keep the eight
+     * sums in registers. (With 32-byte generic vectors on baseline x86-64, gcc kept them on the
+     * stack, and its build measured 42 GB/s where clang's measured 50.) */
     w->t0 = cli_time_us();
-    v4u64 a = {0}, b = {0}, c = {0}, d = {0};
+    const v2u64 *p = (const v2u64 *)w->p;
+    const size_t n = w->n * 2;
+    v2u64 s[8] = {{0}};
     size_t i = 0;
-    for (; i + 4 <= w->n; i += 4) {
-        a += w->p[i];
-        b += w->p[i + 1];
-        c += w->p[i + 2];
-        d += w->p[i + 3];
-    }
-    for (; i < w->n; i++) a += w->p[i];
-    a += b + c + d;
-    w->sum = a[0] + a[1] + a[2] + a[3];
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) s[k] += p[i + k];
+    for (; i < n; i++) s[0] += p[i];
+    for (int k = 1; k < 8; k++) s[0] += s[k];
+    w->sum = s[0][0] + s[0][1];
     w->t1 = cli_time_us();
     return NULL;
 }
