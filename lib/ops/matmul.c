@@ -51,7 +51,7 @@ static void quantize_share(const vwn_ops *ops, const float *X, vwn_block_q8_0 *x
  *
  * A decoded token's products stream their weights from memory, and the halves of a static split
  * seldom finish together: a core slowed for a moment (by the other work of a shared machine, or
- * by where its lines come from) keeps the other waiting at the join -- 5-15% of a product's time
+ * by where its lines come from) keeps the other waiting at the join -- 5-22% of a product's time
  * was spent so (docs/performance.md, "A balanced split for decoding"). So for a few tokens the
  * chunks of all the call's products are numbered in one sequence (matrix 0's, then matrix 1's,
  * ...) and each thread owns a run of it, its static share. The owner claims the front half of
