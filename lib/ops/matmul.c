@@ -40,13 +40,6 @@ static void thread_rows(int64_t rows, int i, int n, int64_t *r0, int64_t *r1) {
     *r1 = c1 * ROW_ALIGN < rows ? c1 * ROW_ALIGN : rows;
 }
 
-/* Thread i of nt's share of the activations' Q8_0 blocks. */
-static void quantize_share(const vwn_ops *ops, const float *X, vwn_block_q8_0 *xq, int64_t n_blocks, int i,
-                           int nt) {
-    const int64_t b0 = n_blocks * i / nt, b1 = n_blocks * (i + 1) / nt;
-    if (b0 < b1) ops->quantize_q8_0(X + b0 * VWN_QK8_0, xq + b0, (b1 - b0) * VWN_QK8_0);
-}
-
 /* ---- the balanced split (a few tokens: decoding, draft verification) --------------------------
  *
  * A decoded token's products stream their weights from memory, and the halves of a static split
@@ -163,36 +156,33 @@ void vwn_matmul_mt_many(const vwn_ops *ops, const vwn_mat *const *W, float *cons
          * (measured: Q8_0 decode 1-13% faster in three A/B pairs) */
         const bool quantize_first = q8 && n_blocks < 256;
         if (quantize_first) ops->quantize_q8_0(X, xq, n_blocks * VWN_QK8_0);
-        if (T <= BALANCED_MAX_T && n <= BALANCED_MAX_THREADS && count <= BALANCED_MAX_COUNT &&
-            chunks < ((int64_t)1 << 32)) {
-            run_slot runs[BALANCED_MAX_THREADS];
-            balanced_job job = {ops, W, Y, count, {0}, X, xq, T, runs, n};
+        /* a few tokens: the balanced split; many: each thread its static rows */
+        const bool balanced = T <= BALANCED_MAX_T && n <= BALANCED_MAX_THREADS && count <= BALANCED_MAX_COUNT &&
+                              chunks < ((int64_t)1 << 32);
+        run_slot runs[BALANCED_MAX_THREADS];
+        balanced_job job = {ops, W, Y, count, {0}, X, xq, T, runs, n};
+        if (balanced) {
             for (int w = 1; w < count; w++) job.first[w] = job.first[w - 1] + (W[w - 1]->rows + ROW_ALIGN - 1) / ROW_ALIGN;
             for (int i = 0; i < n; i++)
                 atomic_init(&runs[i].run, run_pack((uint64_t)(chunks * i / n), (uint64_t)(chunks * (i + 1) / n)));
-#pragma omp parallel num_threads(n)
-            {
-                const int i = omp_get_thread_num(), nt = omp_get_num_threads();
-                if (q8 && !quantize_first) {
-                    quantize_share(ops, X, xq, n_blocks, i, nt);
-#pragma omp barrier
-                }
-                balanced_share(&job, i, nt);
-            }
-            return;
         }
         /* one thread team for all the products (one fork and one join instead of one each) */
 #pragma omp parallel num_threads(n)
         {
             const int i = omp_get_thread_num(), nt = omp_get_num_threads();
             if (q8 && !quantize_first) {
-                quantize_share(ops, X, xq, n_blocks, i, nt);
+                int64_t b0 = n_blocks * i / nt, b1 = n_blocks * (i + 1) / nt;
+                if (b0 < b1) ops->quantize_q8_0(X + b0 * VWN_QK8_0, xq + b0, (b1 - b0) * VWN_QK8_0);
 #pragma omp barrier
             }
-            for (int w = 0; w < count; w++) {
-                int64_t r0, r1;
-                thread_rows(W[w]->rows, i, nt, &r0, &r1);
-                if (r0 < r1) ops->matmul(W[w], X, cols, xq, T, Y[w], W[w]->rows, r0, r1);
+            if (balanced) {
+                balanced_share(&job, i, nt);
+            } else {
+                for (int w = 0; w < count; w++) {
+                    int64_t r0, r1;
+                    thread_rows(W[w]->rows, i, nt, &r0, &r1);
+                    if (r0 < r1) ops->matmul(W[w], X, cols, xq, T, Y[w], W[w]->rows, r0, r1);
+                }
             }
         }
         return;
