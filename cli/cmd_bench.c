@@ -98,6 +98,7 @@ typedef struct run_result {
     double prefill_tok_s, decode_tok_s, ghc_share, prefill_ghc_share;
     double rss_bytes, peak_rss_bytes;
     double file_huge_bytes, anon_huge_bytes; /* in 2 MiB pages after the warm-up (Linux) */
+    double packed_bytes;                     /* vwn_model_packed_bytes */
     /* speculative */
     double spec_tok_s;
     int32_t spec_generated, spec_verify, spec_drafted, spec_accepted;
@@ -181,6 +182,7 @@ static void run_one(const char *path, const options *o, run_result *r) {
         return;
     }
     r->load_s = (cli_time_us() - t0) / 1e6;
+    r->packed_bytes = (double)vwn_model_packed_bytes(model);
     if ((st = vwn_model_get_info(model, &r->info))) { run_error(r, "model info", st); goto done; }
     snprintf(r->weight_type, sizeof r->weight_type, "%s", vwn_type_name(r->info.weight_type));
     const int32_t V = r->info.n_vocab;
@@ -485,7 +487,7 @@ typedef struct summary {
     const char *path;
     vwn_model_info info;
     char weight_type[16];
-    double load_s, prefill_tok_s, decode_tok_s, ghc_share, prefill_ghc_share, rss_mb, peak_rss_mb;
+    double load_s, prefill_tok_s, decode_tok_s, ghc_share, prefill_ghc_share, rss_mb, peak_rss_mb, packed_mb;
     double file_huge_mb, anon_huge_mb; /* the smallest over the repetitions */
     double kv_bytes, bytes_per_token, decode_gbs, bw_efficiency, machine_gbs;
     int steady_reps;                      /* reps whose round was steady (0: none; all used) */
@@ -532,6 +534,7 @@ static void summarise(const options *o, const run_result *runs, double machine_g
     s->spec_tok_s = median(v, R);
     s->file_huge_mb = runs[0].file_huge_bytes / 1048576.0;
     s->anon_huge_mb = runs[0].anon_huge_bytes / 1048576.0;
+    s->packed_mb = runs[0].packed_bytes / 1048576.0;
     for (int i = 0; i < R; i++) {
         if (runs[i].file_huge_bytes / 1048576.0 < s->file_huge_mb) s->file_huge_mb = runs[i].file_huge_bytes / 1048576.0;
         if (runs[i].anon_huge_bytes / 1048576.0 < s->anon_huge_mb) s->anon_huge_mb = runs[i].anon_huge_bytes / 1048576.0;
@@ -595,7 +598,10 @@ static void print_summary(const options *o, const summary *s, double machine_gbs
            100.0 * s->prefill_ghc_share);
     printf("  RSS              %10.1f MB      after load + context (peak %.1f MB)\n", s->rss_mb, s->peak_rss_mb);
     printf("  2 MiB pages      %10.1f MB      of the mapped file, %.1f MB anonymous\n", s->file_huge_mb, s->anon_huge_mb);
-    if (!o->no_mmap && s->file_huge_mb < 0.5 * (double)s->info.file_size / 1048576.0)
+    if (s->packed_mb > 0)
+        printf("  packed Q8_0      %10.1f MB      of the matrices, read in place of the file's pages (docs/design.md)\n",
+               s->packed_mb);
+    if (!o->no_mmap && s->file_huge_mb + s->packed_mb < 0.5 * (double)s->info.file_size / 1048576.0)
         printf("  note: most of the mapped model is in 4 KiB pages (its page cache was filled by a write or a\n"
                "        copy); decoding is faster once it is faulted in anew (docs/performance.md) or with --no-mmap\n");
     if (o->spec != 0) {
@@ -619,13 +625,13 @@ static void json_model(const options *o, const summary *s, const summary *first,
            "\"prefill_tok_s\": %.6g, \"decode_tok_s\": %.6g, \"weight_bytes_per_token\": %llu, "
            "\"kv_bytes_per_token\": %.6g, \"bytes_per_token\": %.6g, \"decode_gbs\": %.6g, \"machine_gbs\": %.6g, "
            "\"bw_efficiency\": %.6g, \"ghc_share\": %.6g, \"prefill_ghc_share\": %.6g, \"rss_mb\": %.6g, \"peak_rss_mb\": %.6g, "
-           "\"file_huge_mb\": %.6g, \"anon_huge_mb\": %.6g, "
+           "\"file_huge_mb\": %.6g, \"anon_huge_mb\": %.6g, \"packed_mb\": %.6g, "
            "\"prefill_mflop_per_token\": %.6g, \"prefill_gflops\": %.6g, "
            "\"prefill_ratio\": %.6g, \"decode_ratio\": %.6g, \"prefill_flop_ratio\": %.6g",
            (unsigned long long)s->info.n_params, s->weight_type, (unsigned long long)s->info.file_size, s->load_s,
            s->prefill_tok_s, s->decode_tok_s, (unsigned long long)s->info.weight_bytes_per_token, s->kv_bytes,
            s->bytes_per_token, s->decode_gbs, s->machine_gbs, s->bw_efficiency, s->ghc_share, s->prefill_ghc_share, s->rss_mb, s->peak_rss_mb,
-           s->file_huge_mb, s->anon_huge_mb, s->prefill_flop_per_token / 1e6, s->prefill_gflops,
+           s->file_huge_mb, s->anon_huge_mb, s->packed_mb, s->prefill_flop_per_token / 1e6, s->prefill_gflops,
            first->prefill_tok_s > 0 ? s->prefill_tok_s / first->prefill_tok_s : 0.0,
            first->decode_tok_s > 0 ? s->decode_tok_s / first->decode_tok_s : 0.0,
            s->prefill_flop_per_token / first->prefill_flop_per_token);

@@ -504,6 +504,21 @@ void gguf_advise_sparse(gguf_file *f, const void *p, size_t n) {
 #endif
 }
 
+void gguf_release(const gguf_file *f, const void *p, size_t n) {
+#if defined(MADV_DONTNEED)
+    if (!f || !f->mapped || !p || n == 0) return;
+    const long page = sysconf(_SC_PAGESIZE);
+    if (page <= 0) return;
+    const uintptr_t base = (uintptr_t)f->image, end = base + (uintptr_t)f->size;
+    const uintptr_t lo = ((uintptr_t)p + (uintptr_t)page - 1) / (uintptr_t)page * (uintptr_t)page;
+    const uintptr_t hi = ((uintptr_t)p + n) / (uintptr_t)page * (uintptr_t)page;
+    if ((uintptr_t)p < base || (uintptr_t)p + n > end || hi <= lo) return; /* not in the image, or no whole page */
+    madvise((void *)lo, (size_t)(hi - lo), MADV_DONTNEED);
+#else
+    (void)f, (void)p, (void)n;
+#endif
+}
+
 void gguf_prefault(const gguf_file *f) {
 #if defined(MADV_POPULATE_READ)
     if (!f || !f->mapped) return;

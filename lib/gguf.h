@@ -86,6 +86,10 @@ void gguf_advise_sparse(gguf_file *f, const void *p, size_t n);
  * yet in the page cache comes in in file order, as 2 MiB folios. Advice only: nothing happens for
  * an image read into memory, before Linux 5.14, or if the kernel refuses. */
 void gguf_prefault(const gguf_file *f);
+/* Drops the whole pages inside [p, p + n) of a mapped image from this process's memory
+ * (MADV_DONTNEED): bytes a packed copy has replaced (lib/model.c). The mapping stays valid -- a
+ * later read faults the file's bytes back in. Nothing happens for an image read into memory. */
+void gguf_release(const gguf_file *f, const void *p, size_t n);
 
 /* Lookups (NULL / -1 when absent). */
 const gguf_kv *gguf_find_kv(const gguf_file *f, const char *key);

@@ -15,6 +15,7 @@
 #include "tokenizer.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -398,6 +399,65 @@ static vwn_status verify_tensor(const gguf_tensor *t) {
     return VWN_OK;
 }
 
+/* ---- packed rows (ops.h) ------------------------------------------------------------------- */
+
+/* Every matrix a matmul reads (the embedding table is read a row at a time by token, and stays as
+ * it is; a tied output head is packed as lm_head). n: the count; out: room for it (or NULL). */
+static int model_mats(vwn_model *m, vwn_mat **out) {
+    int n = 0;
+#define ADD(w) ((out ? (void)(out[n] = (w)) : (void)0), n++)
+    for (int32_t l = 0; l < m->hp.n_layer; l++) {
+        vwn_layer_weights *w = &m->layers[l];
+        ADD(&w->wq), ADD(&w->wk), ADD(&w->wv), ADD(&w->wo), ADD(&w->w_gate), ADD(&w->w_up), ADD(&w->w_down);
+    }
+    for (int32_t j = 0; j < m->hp.mtp_depth; j++) {
+        vwn_layer_weights *w = &m->mtp[j].layer;
+        ADD(&m->mtp[j].proj);
+        ADD(&w->wq), ADD(&w->wk), ADD(&w->wv), ADD(&w->wo), ADD(&w->w_gate), ADD(&w->w_up), ADD(&w->w_down);
+    }
+    ADD(&m->embed_expand), ADD(&m->reduce), ADD(&m->lm_head);
+#undef ADD
+    return n;
+}
+
+/* The Q8_0 matrices in the packed layout, when the kernels this CPU runs read it (the
+ * best table, honouring VWN_SIMD) and the file is mapped: one copy in 2 MiB pages, and the mapped
+ * pages it replaces are dropped, so resident memory stays about the file's size. Contexts of
+ * other levels read the file's bytes, faulted back in. VWN_REPACK=0 in the environment keeps the
+ * file's layout (for measuring). No memory for the copy is not an error: the kernels then read the
+ * file's layout. (docs/design.md, "Packed quantized rows") */
+static bool pack_wanted(const vwn_model *m) {
+    const char *env = getenv("VWN_REPACK");
+    return m->gguf->mapped && vwn_ops_best()->reads_packed && !(env && strcmp(env, "0") == 0);
+}
+
+static void pack_weights(vwn_model *m) {
+    vwn_mat *mats[3 + 8 * (VWN_MAX_MTP + 1)];
+    vwn_mat **all = mats;
+    const int n = model_mats(m, NULL);
+    if ((size_t)n > sizeof mats / sizeof mats[0] && !(all = vwn_malloc((size_t)n * sizeof *all))) return;
+    model_mats(m, all);
+    size_t total = 0;
+    for (int i = 0; i < n; i++)
+        if (all[i]->data && vwn_packable(all[i]->type, all[i]->cols))
+            total += (size_t)all[i]->rows * all[i]->row_bytes; /* each a tensor of the mapped file */
+    char *dst = total ? vwn_big_alloc(total) : NULL;
+    if (dst) {
+        m->packed = dst;
+        m->packed_bytes = total;
+        for (int i = 0; i < n; i++) {
+            vwn_mat *w = all[i];
+            if (!w->data || !vwn_packable(w->type, w->cols)) continue;
+            vwn_pack_rows(w->type, w->data, dst, w->rows, w->cols);
+            w->packed = dst;
+            dst += (size_t)w->rows * w->row_bytes;
+            if (w->data != m->embed.data) /* a tied table's rows are still read */
+                gguf_release(m->gguf, w->data, (size_t)w->rows * w->row_bytes);
+        }
+    }
+    if (all != mats) vwn_free(all);
+}
+
 /* ---- the draft head (model.h) ------------------------------------------------------------- */
 
 static void draft_head_free(vwn_mat *h) {
@@ -431,7 +491,7 @@ static vwn_mat *draft_head_make(const vwn_mat *W, const vwn_ops *ops, int n_thre
             ops->quantize_q8_0(tmp, dst + c0 / VWN_QK8_0, n);
         }
     }
-    *h = (vwn_mat){data, VWN_TYPE_Q8_0, W->rows, W->cols, row_bytes};
+    *h = (vwn_mat){data, VWN_TYPE_Q8_0, W->rows, W->cols, row_bytes, NULL};
     return h;
 }
 
@@ -462,6 +522,7 @@ static void model_destroy(vwn_model *m) {
     vwn_free(m->layers);
     vwn_free(m->mtp);
     vwn_aligned_free(m->owned_f32);
+    vwn_big_free(m->packed);
     vwn_free(m);
 }
 
@@ -507,6 +568,7 @@ static vwn_status load_parsed(vwn_model *m, bool verify) {
     if (!m->layers || (m->hp.mtp_depth && !m->mtp))
         return vwn_fail(VWN_ERR_OUT_OF_MEMORY, "out of memory for the layer table");
 
+    const bool pack = pack_wanted(m);
     catalogue c = {0};
     build_catalogue(&c, m);
     const gguf_tensor **found = c.oom ? NULL : vwn_calloc(c.n, sizeof *found);
@@ -523,7 +585,10 @@ static vwn_status load_parsed(vwn_model *m, bool verify) {
          * yet in the page cache in smaller folios. */
         const gguf_tensor *e = gguf_find_tensor(f, "embed.weight");
         if (e && !m->hp.tied_head) gguf_advise_sparse(m->gguf, e->data, (size_t)e->n_bytes);
-        gguf_prefault(m->gguf);
+        /* Not when the matrices are to be packed: packing reads them once, matrix by matrix,
+         * releasing each as it goes, so the file and the copy are not resident together (the
+         * peak stays about the file's size); the rest then faults in on first use. */
+        if (!pack) gguf_prefault(m->gguf);
         st = bind_tensors(m, &c, found);
     }
     vwn_free(found);
@@ -544,6 +609,7 @@ static vwn_status load_parsed(vwn_model *m, bool verify) {
             if ((st = verify_tensor(&f->tensors[i]))) return st;
 
     compute_stats(m);
+    if (pack) pack_weights(m);
     return vwn_tokenizer_load(f, m->hp.n_vocab, &m->tokenizer);
 }
 
@@ -598,6 +664,12 @@ void vwn_model_free(vwn_model *model) {
 }
 
 /* ---- accessors --------------------------------------------------------------------------- */
+
+uint64_t vwn_model_packed_bytes(const vwn_model *model) {
+    vwn_clear_error();
+    if (vwn_check_handle(model, VWN_MAGIC_MODEL, "model") != VWN_OK) return 0;
+    return model->packed_bytes;
+}
 
 vwn_status vwn_model_get_info(const vwn_model *model, vwn_model_info *info) {
     vwn_clear_error();

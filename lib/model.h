@@ -69,6 +69,9 @@ struct vwn_model {
                                        (vwn_model_draft_head); NULL until then */
 
     float *owned_f32;               /* one block holding every small fp32 tensor     */
+    void *packed;                   /* one block holding every matrix the model packed (the
+                                       vwn_mat.packed rows; lib/model.c pack_weights), or NULL */
+    uint64_t packed_bytes;
     uint64_t n_params;
     uint64_t file_size;
     uint64_t weight_bytes_per_token;

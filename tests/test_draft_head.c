@@ -76,7 +76,7 @@ static void test_half_head(const gw_config *cfg, int32_t type) {
         for (int64_t c = 0; c < f32.cols; c++)
             half[r * f32.cols + c] = type == VWN_TYPE_F16 ? vwn_fp32_to_fp16(row[c]) : vwn_fp32_to_bf16(row[c]);
     }
-    m->lm_head = (vwn_mat){half, type, f32.rows, f32.cols, row_bytes};
+    m->lm_head = (vwn_mat){half, type, f32.rows, f32.cols, row_bytes, NULL};
     const vwn_mat *h = vwn_model_draft_head(m, vwn_ops_best(), 2);
     CHECK(h != &m->lm_head && h == draft_head(m) && h->type == VWN_TYPE_Q8_0);
     if (h != &m->lm_head) CHECK_MSG(copy_errors(&m->lm_head, h) == 0, "type %d: the copy is not the head", type);

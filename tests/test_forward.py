@@ -471,3 +471,56 @@ def test_golden_random_configs(tmp, seed):
         assert len(mtp) == len(ref_mtp)
         for j, (a, b) in enumerate(zip(mtp, ref_mtp)):
             assert_close(a, b, 1e-4, f"mtp{j + 1} simd={simd}")
+
+
+def vnni_best():
+    """Whether this CPU's best level reads packed Q8_0 rows (AVX-512 VNNI; VWN_SIMD unset)."""
+    if "VWN_SIMD" in os.environ or 2 not in LEVELS:
+        return False
+    with open("/proc/cpuinfo") as f:
+        return "avx512_vnni" in f.read()
+
+
+@pytest.mark.parametrize("embedding,tied", [("wide", False), ("factorized", True)])
+def test_packed_q8_0_rows(tmp, embedding, tied, monkeypatch):
+    """Q8_0 matrices whose rows are a multiple of 256 values are repacked at load for the AVX-512
+    VNNI kernel (lib/model.c pack_weights): exactly those matrices (a tied embedding table too, as
+    the output head), and at every level the logits are bit for bit those of the same model loaded
+    with VWN_REPACK=0 (the file's layout), and within the Q8_0 tolerance of the reference."""
+    import json
+    import gguf
+    cfg = {"architecture": "vwn", "vocab_size": 256, "hidden_size": 256, "num_layers": 2, "ghc_m": 2,
+           "ghc_n": 4, "num_heads": 4, "num_kv_heads": 2, "ffn_hidden_size": 512, "mtp_depth": 1,
+           "ghc_dynamic": True, "embedding": embedding, "tie_word_embeddings": tied,
+           "output_group_norm": True, "tokenizer": "bytes"}
+    d = os.path.join(tmp, f"packed_{embedding}")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump(cfg, f)
+    ck, path = os.path.join(d, "ck"), os.path.join(d, "m.q8_0.gguf")
+    subprocess.run([PY, os.path.join(ROOT, "tools", "random_checkpoint.py"), os.path.join(d, "config.json"), ck,
+                    "--seed", "7"], check=True, capture_output=True)
+    subprocess.run([PY, os.path.join(ROOT, "tools", "convert.py"), ck, path, "--type", "q8_0"],
+                   check=True, capture_output=True)
+    # the matrices a matmul reads: every Q8_0 one with rows of 256k values but the embedding table
+    # (read a row at a time), which is the output head when tied
+    expect = sum(int(t.n_bytes) for t in gguf.GGUFReader(path).tensors
+                 if t.tensor_type == gguf.GGMLQuantizationType.Q8_0 and int(t.shape[0]) % 256 == 0
+                 and (t.name != "embed.weight" or tied))
+    assert expect > 0
+    lib.vwn_model_packed_bytes.restype = C.c_uint64
+    lib.vwn_model_packed_bytes.argtypes = [C.c_void_p]
+    monkeypatch.setenv("VWN_REPACK", "0")
+    plain = Model(path)
+    monkeypatch.delenv("VWN_REPACK")
+    packed = Model(path)
+    assert lib.vwn_model_packed_bytes(plain.h) == 0
+    assert lib.vwn_model_packed_bytes(packed.h) == (expect if vnni_best() else 0)
+    config, _ = load_checkpoint(ck)
+    ref_main, _ = forward(config, file_tensors(path, config), np.random.default_rng(5).integers(0, 256, 12))
+    toks = np.random.default_rng(5).integers(0, 256, 12)
+    for simd in LEVELS:
+        a, amtp = run_all(Ctx(plain, simd=simd, threads=2), toks, 256, 1)
+        b, bmtp = run_all(Ctx(packed, simd=simd, threads=2), toks, 256, 1)
+        assert np.array_equal(a, b) and np.array_equal(amtp[0], bmtp[0]), f"simd={simd}: packed rows changed the logits"
+        assert_close(b, ref_main, 4e-2, f"packed simd={simd}")

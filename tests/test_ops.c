@@ -256,7 +256,7 @@ static void free_mat(test_mat *m) {
 }
 
 static vwn_mat as_vwn(const test_mat *m) {
-    vwn_mat w = {m->data, m->type, m->rows, m->cols, m->row_bytes};
+    vwn_mat w = {m->data, m->type, m->rows, m->cols, m->row_bytes, NULL};
     return w;
 }
 
@@ -326,6 +326,23 @@ static void check_matmul(const vwn_ops *ops, int32_t type, int64_t rows, int64_t
     ops->matmul(&w, X, ldx, xq, T, Y, ldy, r0, r1);
     ref->matmul(&w, X, ldx, xq, T, Yref, ldy, r0, r1);
 
+    /* the packed layout (ops.h): the same bits from every level, whether it reads it or not */
+    int bad_packed = 0;
+    if (vwn_packable(type, cols)) {
+        char *packed = malloc(m.row_bytes * (size_t)rows + 64);
+        float *Yp = malloc(sizeof(float) * (size_t)(T * ldy));
+        for (int64_t i = 0; i < T * ldy; i++) Yp[i] = -12345.0f;
+        vwn_pack_rows(type, m.data, packed + 3, rows, cols); /* unaligned on purpose */
+        vwn_mat wp = w;
+        wp.packed = packed + 3;
+        ops->matmul(&wp, X, ldx, xq, T, Yp, ldy, r0, r1);
+        for (int64_t i = 0; i < T * ldy; i++) bad_packed += fbits(Yp[i]) != fbits(Y[i]);
+        free(packed), free(Yp);
+    }
+    CHECK_MSG(bad_packed == 0, "[%s] matmul %s rows %lld cols %lld T %lld [%lld, %lld): %d results from packed rows differ",
+              ops->name, vwn_type_name(type), (long long)rows, (long long)cols, (long long)T, (long long)r0,
+              (long long)r1, bad_packed);
+
     int bad = 0, bad_outside = 0;
     double worst = 0;
     for (int64_t t = 0; t < T; t++) {
@@ -360,7 +377,7 @@ static void check_matmul(const vwn_ops *ops, int32_t type, int64_t rows, int64_t
 static void test_matmul(const vwn_ops *ops) {
     /* column tails 1..7 of the 8-lane (AVX2) kernels, and 1, 2, 3, 5, 6, 12, 14, 15 of the 16-lane ones */
     static const int64_t odd_cols[] = {1, 3, 6, 12, 17, 33, 50, 101, 1023, 1038};
-    static const int64_t q8_cols[] = {32, 64, 96, 160, 192, 224, 544, 4096};
+    static const int64_t q8_cols[] = {32, 64, 96, 160, 192, 224, 544, 768, 4096};
     static const int64_t Ts[] = {1, 2, 3, 5, 8, 13};
     static const int32_t float_types[] = {VWN_TYPE_F32, VWN_TYPE_F16, VWN_TYPE_BF16};
     for (int ti = 0; ti < 3; ti++)
@@ -369,7 +386,7 @@ static void test_matmul(const vwn_ops *ops) {
                 int64_t rows = 1 + 2 * (int64_t)(rnd_u32() % 20), T = Ts[k];
                 check_matmul(ops, float_types[ti], rows, odd_cols[ci], T, 0, rows, false);
             }
-    for (int ci = 0; ci < 8; ci++)
+    for (int ci = 0; ci < 9; ci++)
         for (int k = 0; k < 6; k++) {
             int64_t rows = 1 + 2 * (int64_t)(rnd_u32() % 20), T = Ts[k];
             int64_t cols = q8_cols[ci];
@@ -404,10 +421,10 @@ static void test_matmul(const vwn_ops *ops) {
     /* Q4_0: row counts that are not multiples of 4 or 16 (the tiles), 1 to 129 blocks (partial
      * groups of 4 and 8 blocks: 1, 2, 3, 5, 6, 7 blocks in the last), T across the SIMD kernels'
      * token passes (up to 8 tokens each; with 129 blocks at most 7), exact sums and random ones */
-    static const int64_t q4_cols[] = {32, 96, 160, 192, 224, 544, 4128};
+    static const int64_t q4_cols[] = {32, 96, 160, 192, 224, 544, 4128, 256, 768};
     static const int64_t q4_T[] = {1, 3, 5, 8, 9, 17};
     static const int64_t q4_rows[] = {1, 3, 7, 13, 19, 37, 5};
-    for (int ci = 0; ci < 7; ci++)
+    for (int ci = 0; ci < 9; ci++)
         for (int k = 0; k < 6; k++) {
             int64_t rows = q4_rows[(ci + k) % 7], cols = q4_cols[ci], T = q4_T[k];
             check_matmul(ops, VWN_TYPE_Q4_0, rows, cols, T, 0, rows, false);
@@ -429,6 +446,8 @@ static void test_matmul(const vwn_ops *ops) {
         check_matmul(ops, type, 37, 96, 1, 17, 18, false);
         check_matmul(ops, type, 37, 96, 13, 9, 37, false);
         check_matmul(ops, type, 37, 96, 2, 5, 5, false);
+        check_matmul(ops, type, 21, 1024, 11, 3, 20, false); /* Q8_0, Q4_0: packable rows */
+        check_matmul(ops, type, 21, 1024, 2, 5, 21, true);
     }
 }
 
@@ -452,7 +471,7 @@ static void test_matmul_q4_extremes(const vwn_ops *ops) {
             for (int j = 0; j < 32; j++)
                 xq[t][k].qs[j] = (int8_t)(t == 0 ? 127 : t == 1 ? -127 : (j % 2 ? 127 : -127));
         }
-    vwn_mat m = {w, VWN_TYPE_Q4_0, ROWS, COLS, vwn_row_bytes(VWN_TYPE_Q4_0, COLS)};
+    vwn_mat m = {w, VWN_TYPE_Q4_0, ROWS, COLS, vwn_row_bytes(VWN_TYPE_Q4_0, COLS), NULL};
     float y[T][ROWS];
     ops->matmul(&m, NULL, COLS, xq, T, &y[0][0], ROWS, 0, ROWS);
     int bad = 0;

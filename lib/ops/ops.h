@@ -17,6 +17,8 @@ typedef struct vwn_mat {
     int32_t type;        /* vwn_type */
     int64_t rows, cols;
     size_t row_bytes;
+    const void *packed;  /* the same matrix in the packed layout (below), for the kernels that
+                          * read it (vwn_ops.reads_packed); or NULL: every kernel reads data */
 } vwn_mat;
 
 /* Q8_0 block, ggml layout: 32 values = d * qs[i]. */
@@ -34,6 +36,21 @@ typedef struct {
     uint8_t qs[VWN_QK4_0 / 2];
 } vwn_block_q4_0;
 
+/* The packed layout of Q8_0 matrices: what the AVX-512 VNNI kernel loads straight into its
+ * registers, so that streaming a row costs no shuffles and no scalar work (docs/design.md,
+ * "Packed Q8_0 rows"). Rows of cols values (cols % 256 == 0) are cols / 256 octs of 8 blocks; a
+ * packed oct takes the 272 bytes the 8 blocks take in the file, so packed row r is at packed +
+ * r * row_bytes, as in the file. An oct is its 8 fp16 scales (16 bytes), then its quants in 4
+ * vectors of 64 bytes: one stream, read strictly forward. Blocks b0..b7 of the oct, blocks g and
+ * 4+g sharing 128-bit lane g of every vector:
+ *   scales: in the order b0 b4 b1 b5 b2 b6 b3 b7;
+ *   quants: vector c lane g = quants 8c..8c+7 of b_g, then of b_{4+g}, each byte XOR 0x80 (the
+ *           quant plus 128: the unsigned side of vpdpbusd).
+ * vwn_packable: whether a matrix of type and cols can be packed (Q8_0 with cols % 256 == 0).
+ * vwn_pack_rows writes it (plain C, portable) from the file's rows, the values exactly. */
+bool vwn_packable(int32_t type, int64_t cols);
+void vwn_pack_rows(int32_t type, const void *src, void *dst, int64_t rows, int64_t cols);
+
 /* fp16 / bf16 <-> fp32, exact (round to nearest even when narrowing). */
 float vwn_fp16_to_fp32(uint16_t h);
 uint16_t vwn_fp32_to_fp16(float f);
@@ -48,6 +65,9 @@ void vwn_dequant_row(int32_t type, const void *src, float *dst, int64_t cols);
 typedef struct vwn_ops {
     const char *name;    /* "scalar", "avx2", ... */
     int level;           /* vwn_simd */
+    bool reads_packed;   /* matmul reads W->packed where it is set (the result is the same bits
+                          * as from W->data); the others ignore it. A model packs its rows at
+                          * load when the best table reads them (lib/model.c) */
 
     /* Y[t][r] = sum_c W[r][c] * X[t][c] for t < T and rows r0 <= r < r1.
      * X: T rows of W->cols fp32 (ldx floats apart); Y: ldy floats apart. For Q8_0 and Q4_0

@@ -419,6 +419,19 @@ INLINE void load_oct_q4(const vwn_block_q4_0 *b, int64_t n, __m512i v[4], __m512
     v[3] = _mm512_and_si512(_mm512_srli_epi16(hi, 4), m);
 }
 
+/* ---- packed Q8_0 rows -------------------------------------------------------------------------- */
+
+/* A packed oct (ops.h: the layout) holds what load_oct builds, already in the registers' order
+ * and XOR 0x80: the weight side of an oct is 4 loads, and its scales a 16-byte load, a conversion
+ * and the permute that gives each scale its four lanes -- against 8 loads, 12 shuffles, 4 XORs and
+ * 8 scalar loads from the file's layout. The same values in the same lanes: the same bits. */
+INLINE void load_oct_packed(const char *o, __m512i v[4], __m512 *d) {
+    const __m256 f = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)o));
+    const __m512i idx = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+    *d = _mm512_permutexvar_ps(idx, _mm512_castps256_ps512(f));
+    for (int c = 0; c < 4; c++) v[c] = _mm512_loadu_si512(o + 16 + 64 * c);
+}
+
 /* ---- the row kernel and its drivers (Q8_0 and Q4_0) ------------------------------------------ */
 
 /* Q4_0 rows prefetch the weights 4 KiB ahead (rows are contiguous, so the stream runs on into the
@@ -433,8 +446,9 @@ INLINE void load_oct_q4(const vwn_block_q4_0 *b, int64_t n, __m512i v[4], __m512
  * nibbles, w + 8 -- and the excess, the offset times sum(x), which depends only on the
  * activations, is subtracted (it starts the accumulator); the int32 sums are exact. prepared: the
  * activations come from xp (oct p of token j at xp[j * octs + p]); else they are prepared from xq
- * as it goes (rows too long for the stack buffer) -- the same values either way. */
-INLINE void row_quant(int type, int tt, bool prepared, const void *w, const q8_prep *xp,
+ * as it goes (rows too long for the stack buffer) -- the same values either way. packed: w is the
+ * Q8_0 row in the packed layout (nb a multiple of 8), else in the file's. */
+INLINE void row_quant(int type, int tt, bool prepared, bool packed, const void *w, const q8_prep *xp,
                       const vwn_block_q8_0 *xq, int64_t nb, float *y, int64_t ldy) {
     const int64_t octs = (nb + 7) / 8;
     const __m512i k80 = _mm512_set1_epi8((char)0x80);
@@ -449,7 +463,9 @@ INLINE void row_quant(int type, int tt, bool prepared, const void *w, const q8_p
             _mm_prefetch(pf + 64, _MM_HINT_T0);
             _mm_prefetch(pf + 128, _MM_HINT_T0);
         }
-        if (type == VWN_TYPE_Q8_0) {
+        if (packed) { /* Q8_0 */
+            load_oct_packed((const char *)w + p * (int64_t)(8 * sizeof(vwn_block_q8_0)), wu, &dw);
+        } else if (type == VWN_TYPE_Q8_0) {
             load_oct((const vwn_block_q8_0 *)w + k, nb - k, wu, &dw);
             for (int c = 0; c < 4; c++) wu[c] = _mm512_xor_si512(wu[c], k80);
         } else {
@@ -471,18 +487,25 @@ INLINE void row_quant(int type, int tt, bool prepared, const void *w, const q8_p
 INLINE void small_quant(int type, int tt, const vwn_mat *W, const vwn_block_q8_0 *xq, float *Y,
                         int64_t ldy, int64_t r0, int64_t r1) {
     const int64_t nb = W->cols / VWN_QK8_0, octs = (nb + 7) / 8;
-    const char *base = W->data;
+    const bool packed = type == VWN_TYPE_Q8_0 && W->packed != NULL;
+    const char *base = packed ? W->packed : W->data; /* rows row_bytes apart in both layouts */
     if (octs * tt > PREP_MAX) {
-        for (int64_t r = r0; r < r1; r++)
-            row_quant(type, tt, false, base + r * W->row_bytes, NULL, xq, nb, Y + r, ldy);
+        for (int64_t r = r0; r < r1; r++) {
+            const char *w = base + r * W->row_bytes;
+            if (packed) row_quant(type, tt, false, true, w, NULL, xq, nb, Y + r, ldy);
+            else row_quant(type, tt, false, false, w, NULL, xq, nb, Y + r, ldy);
+        }
         return;
     }
     q8_prep xp[PREP_MAX];
     for (int j = 0; j < tt; j++)
         for (int64_t p = 0; p < octs; p++)
             prep_oct(type, xq + j * nb + 8 * p, nb - 8 * p, &xp[j * octs + p]);
-    for (int64_t r = r0; r < r1; r++)
-        row_quant(type, tt, true, base + r * W->row_bytes, xp, xq, nb, Y + r, ldy);
+    for (int64_t r = r0; r < r1; r++) {
+        const char *w = base + r * W->row_bytes;
+        if (packed) row_quant(type, tt, true, true, w, xp, xq, nb, Y + r, ldy);
+        else row_quant(type, tt, true, false, w, xp, xq, nb, Y + r, ldy);
+    }
 }
 
 /* Any T: the small-T kernel on balanced chunks of at most SMALL_T tokens, each chunk streaming
@@ -824,10 +847,11 @@ static void mix_avx512(float *out, int64_t ldo, const float *A, int64_t ao, int6
 }
 #undef MIX_NV
 
-#define AVX512_TABLE(ident, matmul_fn)                 \
+#define AVX512_TABLE(ident, matmul_fn, packs)          \
     const vwn_ops ident = {                            \
         .name = "avx512",                              \
         .level = VWN_SIMD_AVX512,                      \
+        .reads_packed = packs,                         \
         .matmul = matmul_fn,                           \
         .quantize_q8_0 = vwn_avx2_quantize_q8_0,       \
         .dot = dot_avx512,                             \
@@ -846,5 +870,5 @@ static void mix_avx512(float *out, int64_t ldo, const float *A, int64_t ao, int6
         .softmax_exp = softmax_exp_avx512,             \
     }
 
-AVX512_TABLE(vwn_ops_avx512, matmul_avx512);
-AVX512_TABLE(vwn_ops_avx512_vnni, matmul_avx512_vnni);
+AVX512_TABLE(vwn_ops_avx512, matmul_avx512, false);
+AVX512_TABLE(vwn_ops_avx512_vnni, matmul_avx512_vnni, true);

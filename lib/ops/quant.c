@@ -115,6 +115,32 @@ size_t vwn_row_bytes(int32_t type, int64_t cols) {
     return (size_t)bytes;
 }
 
+/* ---- the packed layout (ops.h) ------------------------------------------------------------- */
+
+bool vwn_packable(int32_t type, int64_t cols) {
+    return type == VWN_TYPE_Q8_0 && cols > 0 && cols % 256 == 0;
+}
+
+/* One oct: the 8 blocks at src to its scales d (16 bytes) and quants q (256). Block g and 4 + g
+ * share 128-bit lane g: the scales go b0 b4 b1 b5 ..., and lane g of a vector holds 8 quants of
+ * b_g, then the same 8 of b_{4+g}. */
+static void pack_oct(const vwn_block_q8_0 *b, uint8_t *d, uint8_t *q) {
+    static const int order[8] = {0, 4, 1, 5, 2, 6, 3, 7};
+    for (int i = 0; i < 8; i++) memcpy(d + 2 * i, &b[order[i]].d, 2);
+    for (int c = 0; c < 4; c++)         /* vector c: quants 8c..8c+7 */
+        for (int i = 0; i < 8; i++)     /* 8-byte piece i: block order[i] */
+            for (int j = 0; j < 8; j++) q[64 * c + 8 * i + j] = (uint8_t)b[order[i]].qs[8 * c + j] ^ 0x80u;
+}
+
+void vwn_pack_rows(int32_t type, const void *src, void *dst, int64_t rows, int64_t cols) {
+    (void)type; /* Q8_0 (vwn_packable) */
+    const size_t n = (size_t)rows * (size_t)(cols / 256); /* octs */
+    for (size_t i = 0; i < n; i++) {
+        uint8_t *o = (uint8_t *)dst + i * 8 * sizeof(vwn_block_q8_0);
+        pack_oct((const vwn_block_q8_0 *)src + 8 * i, o, o + 16);
+    }
+}
+
 void vwn_dequant_row(int32_t type, const void *src, float *dst, int64_t cols) {
     switch (type) {
     case VWN_TYPE_F32:

@@ -109,6 +109,7 @@ def test_model_info_meta_tensors(models, model_files):
     assert m.info.n_embd_wide == m.ghc_n * m.n_embd // m.ghc_m
     assert m.info.ghc_dynamic and m.info.wide_embedding and not m.info.tied_head
     assert m.info.file_size == os.path.getsize(model_files["mtp2"])
+    assert m.packed_bytes == 0  # rows of 32 values: nothing to pack (Q8_0 packing: tests/test_forward.py)
     assert m.tokenizer_kind == vwn.TokenizerKind.BYTES
     keys = m.meta_keys()
     assert keys and all(isinstance(k, str) for k in keys)

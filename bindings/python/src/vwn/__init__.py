@@ -377,6 +377,11 @@ class Model:
     max_seq_len = property(lambda self: self._info.max_seq_len, doc="the trained context length")
     n_params = property(lambda self: self._info.n_params, doc="parameters in all tensors")
 
+    @property
+    def packed_bytes(self) -> int:
+        """Bytes of weights held repacked for this CPU's kernels (Q8_0 on AVX-512 VNNI; 0 if none)."""
+        return int(L.vwn_model_packed_bytes(self._ptr))
+
     def meta(self, key: str) -> Optional[str]:
         """A metadata value as text (numbers in decimal, arrays as "[array of N <type>]"), or None
         if the key is absent."""

@@ -176,6 +176,7 @@ _fn("vwn_model_meta", c_int32, _P, c_char_p, ctypes.c_char_p, c_size_t)
 _fn("vwn_model_meta_count", c_int32, _P)
 _fn("vwn_model_meta_key", c_char_p, _P, c_int32)
 _fn("vwn_model_tensor_count", c_int32, _P)
+_fn("vwn_model_packed_bytes", c_uint64, _P)
 _fn("vwn_model_tensor_info", vwn_status, _P, c_int32, POINTER(vwn_tensor_info))
 _fn("vwn_model_tensor_read_f32", vwn_status, _P, c_char_p, _F32P, c_size_t)
 

@@ -276,6 +276,7 @@ extern "C" {
     pub fn vwn_model_meta_count(model: *const vwn_model) -> i32;
     pub fn vwn_model_meta_key(model: *const vwn_model, i: i32) -> *const c_char;
     pub fn vwn_model_tensor_count(model: *const vwn_model) -> i32;
+    pub fn vwn_model_packed_bytes(model: *const vwn_model) -> u64;
     pub fn vwn_model_tensor_info(model: *const vwn_model, i: i32, info: *mut vwn_tensor_info) -> vwn_status;
     pub fn vwn_model_tensor_read_f32(
         model: *const vwn_model,
