@@ -425,7 +425,7 @@ static int model_mats(vwn_model *m, vwn_mat **out) {
  * pages it replaces are dropped, so resident memory stays about the file's size. Contexts of
  * other levels read the file's bytes, faulted back in. VWN_REPACK=0 in the environment keeps the
  * file's layout (for measuring). No memory for the copy is not an error: the kernels then read the
- * file's layout. (docs/design.md, "Packed quantized rows") */
+ * file's layout. (docs/design.md, "Packed Q8_0 rows") */
 static bool pack_wanted(const vwn_model *m) {
     const char *env = getenv("VWN_REPACK");
     return m->gguf->mapped && vwn_ops_best()->reads_packed && !(env && strcmp(env, "0") == 0);
