@@ -446,7 +446,7 @@ static void test_matmul(const vwn_ops *ops) {
         check_matmul(ops, type, 37, 96, 1, 17, 18, false);
         check_matmul(ops, type, 37, 96, 13, 9, 37, false);
         check_matmul(ops, type, 37, 96, 2, 5, 5, false);
-        check_matmul(ops, type, 21, 1024, 11, 3, 20, false); /* Q8_0, Q4_0: packable rows */
+        check_matmul(ops, type, 21, 1024, 11, 3, 20, false); /* whole octs: Q8_0 also packed, in row pairs */
         check_matmul(ops, type, 21, 1024, 2, 5, 21, true);
     }
 }
