@@ -426,6 +426,7 @@ static int model_mats(vwn_model *m, vwn_mat **out) {
  * other levels read the file's bytes, faulted back in. VWN_REPACK=0 in the environment keeps the
  * file's layout (for measuring). No memory for the copy is not an error: the kernels then read the
  * file's layout. (docs/design.md, "Packed Q8_0 rows") */
+/* Whether the loader packs (decided before the file is prefaulted: a file to be packed is not). */
 static bool pack_wanted(const vwn_model *m) {
     const char *env = getenv("VWN_REPACK");
     return m->gguf->mapped && vwn_ops_best()->reads_packed && !(env && strcmp(env, "0") == 0);

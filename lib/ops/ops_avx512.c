@@ -338,6 +338,12 @@ INLINE __m512i oct_dot(__m512i sum, const __m512i u[4], const __m512i s[4]) {
     return sum;
 }
 
+/* acc + an oct's exact int32 partials, scaled by the weights' (dw) and activations' (dx) scales:
+ * every (row, token) accumulation of the Q8_0 / Q4_0 kernels, in this one order. */
+INLINE __m512 oct_acc(__m512 acc, __m512i s, __m512 dw, __m512 dx) {
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, dx), acc);
+}
+
 /* The activation side of a Q8_0 or Q4_0 step, prepared once per call and shared by all rows: an
  * oct's quants, minus the weights' offset (128 for Q8_0, 8 for Q4_0) times their lane sums (the
  * accumulator's start), and the fp32 scales. A short last oct has zero blocks. */
@@ -476,8 +482,7 @@ INLINE void row_quant(int type, int tt, bool prepared, bool packed, const void *
             const q8_prep *e = &tmp;
             if (prepared) e = &xp[j * octs + p];
             else prep_oct(type, xq + j * nb + k, nb - k, &tmp);
-            const __m512i s = oct_dot(e->ncorr, wu, e->q);
-            acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, e->d), acc[j]);
+            acc[j] = oct_acc(acc[j], oct_dot(e->ncorr, wu, e->q), dw, e->d);
         }
     }
     for (int j = 0; j < tt; j++) y[j * ldy] = _mm512_reduce_add_ps(acc[j]);
@@ -507,14 +512,13 @@ INLINE void row_pair_packed(int tt, const char *w0, const char *w1, const q8_pre
             load_oct_packed(w1 + p * (int64_t)(8 * sizeof(vwn_block_q8_0)), u1, &d1);
             for (int j = 0; j < gn; j++) {
                 const q8_prep *e = &xp[(g + j) * octs + p];
-                __m512i s0 = e->ncorr, s1 = e->ncorr;
+                __m512i s0 = e->ncorr, s1 = e->ncorr; /* oct_dot for both rows, interleaved */
                 for (int c = 0; c < 4; c++) {
-                    const __m512i q = e->q[c];
-                    s0 = _mm512_dpbusd_epi32(s0, u0[c], q);
-                    s1 = _mm512_dpbusd_epi32(s1, u1[c], q);
+                    s0 = _mm512_dpbusd_epi32(s0, u0[c], e->q[c]);
+                    s1 = _mm512_dpbusd_epi32(s1, u1[c], e->q[c]);
                 }
-                acc0[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), _mm512_mul_ps(d0, e->d), acc0[j]);
-                acc1[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), _mm512_mul_ps(d1, e->d), acc1[j]);
+                acc0[j] = oct_acc(acc0[j], s0, d0, e->d);
+                acc1[j] = oct_acc(acc1[j], s1, d1, e->d);
             }
         }
         for (int j = 0; j < gn; j++) {
