@@ -2,6 +2,7 @@
 #include "attention.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 #ifdef VWN_OPENMP
 #include <omp.h>
@@ -101,6 +102,16 @@ static void attend(const vwn_ops *ops, const float *q, bool half, size_t esize, 
     }
 }
 
+/* Work item `it`: the block of tokens it / n_head_kv and the KV head it % n_head_kv. */
+static void attend_item(const vwn_ops *ops, const float *q, bool half, size_t esize, const void *k_cache,
+                        const void *v_cache, int32_t p0, int32_t T, int64_t it, int32_t n_head, int32_t n_head_kv,
+                        int32_t hd, float *out, float *sc, int32_t n_ctx) {
+    const int32_t b = (int32_t)(it / n_head_kv), t0 = b * VWN_ATT_BLOCK;
+    const int32_t nt = T - t0 < VWN_ATT_BLOCK ? T - t0 : VWN_ATT_BLOCK;
+    attend(ops, q, half, esize, k_cache, v_cache, p0, t0, nt, (int32_t)(it % n_head_kv), n_head, n_head / n_head_kv,
+           hd, out, sc, n_ctx);
+}
+
 void vwn_attention(const vwn_ops *ops, const float *q, int32_t kv_type, const void *k_cache, const void *v_cache,
                    int32_t p0, int32_t T, int32_t n_head, int32_t n_head_kv, int32_t hd,
                    float *out, float *scores, int32_t n_ctx, int n_threads) {
@@ -111,28 +122,33 @@ void vwn_attention(const vwn_ops *ops, const float *q, int32_t kv_type, const vo
     const int32_t blocks = (T + VWN_ATT_BLOCK - 1) / VWN_ATT_BLOCK;
     const int64_t n_items = (int64_t)blocks * n_head_kv;
     const int64_t work = (int64_t)T * n_head_kv * (int64_t)(p0 + T) * hd * group;
-    if (n_threads <= 1 || n_items <= 1 || work <= 65536) {
-        /* no OpenMP construct (a serialized region costs ~1 µs and cache misses in libomp) */
-        for (int64_t it = 0; it < n_items; it++) {
-            const int32_t b = (int32_t)(it / n_head_kv), t0 = b * VWN_ATT_BLOCK;
-            const int32_t nt = T - t0 < VWN_ATT_BLOCK ? T - t0 : VWN_ATT_BLOCK;
-            attend(ops, q, half, esize, k_cache, v_cache, p0, t0, nt, (int32_t)(it % n_head_kv), n_head, group,
-                   hd, out, scores, n_ctx);
+#ifdef VWN_OPENMP
+    if (n_threads > 1 && n_items > 1 && work > 65536) {
+        /* Decoding (one block): each thread a contiguous run of KV heads, whose keys and values
+         * are one stretch of the cache. Prefill: blocks of later tokens attend to more keys, so
+         * the items are claimed one at a time from an atomic counter. (OpenMP's schedule(dynamic,
+         * 1) did the same, but its dispatch cost several µs a call on this machine: decode attention
+         * over 128 cached positions took 14-17 µs on 2 threads against 8 with this loop, and a
+         * 256-token Q8_0 prefill 3-12% longer; docs/performance.md, "Attention's thread loop".) */
+        _Atomic int64_t next = 0;
+#pragma omp parallel num_threads(n_threads)
+        {
+            const int i = omp_get_thread_num(), nt = omp_get_num_threads();
+            float *sc = scores + (size_t)i * VWN_ATT_BLOCK * n_ctx;
+            if (blocks == 1) {
+                for (int64_t it = n_items * i / nt; it < n_items * (i + 1) / nt; it++)
+                    attend_item(ops, q, half, esize, k_cache, v_cache, p0, T, it, n_head, n_head_kv, hd, out, sc, n_ctx);
+            } else {
+                for (int64_t it; (it = atomic_fetch_add_explicit(&next, 1, memory_order_relaxed)) < n_items;)
+                    attend_item(ops, q, half, esize, k_cache, v_cache, p0, T, it, n_head, n_head_kv, hd, out, sc, n_ctx);
+            }
         }
         return;
     }
-#ifdef VWN_OPENMP
-#pragma omp parallel for num_threads(n_threads) schedule(dynamic, 1)
-#endif
-    for (int64_t it = 0; it < n_items; it++) {
-#ifdef VWN_OPENMP
-        float *sc = scores + (size_t)omp_get_thread_num() * VWN_ATT_BLOCK * n_ctx;
 #else
-        float *sc = scores;
+    (void)n_threads, (void)work;
 #endif
-        const int32_t b = (int32_t)(it / n_head_kv), t0 = b * VWN_ATT_BLOCK;
-        const int32_t nt = T - t0 < VWN_ATT_BLOCK ? T - t0 : VWN_ATT_BLOCK;
-        attend(ops, q, half, esize, k_cache, v_cache, p0, t0, nt, (int32_t)(it % n_head_kv), n_head, group, hd,
-               out, sc, n_ctx);
-    }
+    /* one thread: no OpenMP construct (a serialized region costs ~1 µs and cache misses in libomp) */
+    for (int64_t it = 0; it < n_items; it++)
+        attend_item(ops, q, half, esize, k_cache, v_cache, p0, T, it, n_head, n_head_kv, hd, out, scores, n_ctx);
 }

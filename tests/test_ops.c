@@ -933,6 +933,42 @@ static void test_kv_f16(const vwn_ops *ops) {
     CHECK_MSG(bad == 0, "[%s] %d fp16-cache attention results differ", ops->name, bad);
 }
 
+/* ---- attention scores at the common head widths ----------------------------------------------
+ * The widths real models use (multiples of 32, which test_vectors and test_kv_f16 step over): every
+ * key of a 53-key call has the bits of the same key scored alone and from another start, for both
+ * cache types (a level may not score a key differently by where it falls in a call: attention
+ * scores pieces of keys from different starts in prefill and in decoding), and stays within the
+ * summation-order tolerance of the scalar level. */
+static void test_scores_widths(const vwn_ops *ops) {
+    const vwn_ops *ref = vwn_ops_get(VWN_SIMD_SCALAR);
+    int bad = 0;
+    const int64_t widths[] = {32, 64, 96, 128, 160, 256};
+    for (size_t w = 0; w < sizeof widths / sizeof widths[0]; w++) {
+        const int64_t hd = widths[w], n_kv = 53, ld = hd + (int64_t)(w % 3) * 8;
+        uint16_t *Kh = malloc(sizeof(uint16_t) * (size_t)(n_kv * ld));
+        float *Kf = malloc(sizeof(float) * (size_t)(n_kv * ld)), q[256], s[53], sh[53], r[53], one, oneh;
+        for (int64_t i = 0; i < n_kv * ld; i++) {
+            Kh[i] = vwn_fp32_to_fp16(rnd_unit() * 2.0f);
+            Kf[i] = vwn_fp16_to_fp32(Kh[i]);
+        }
+        for (int64_t i = 0; i < hd; i++) q[i] = rnd_unit();
+        ops->attn_scores(s, q, Kf, ld, n_kv, hd, 0.125f);
+        ops->attn_scores_f16(sh, q, Kh, ld, n_kv, hd, 0.125f);
+        ref->attn_scores(r, q, Kf, ld, n_kv, hd, 0.125f);
+        for (int64_t j = 0; j < n_kv; j++) {
+            ops->attn_scores(&one, q, Kf + j * ld, ld, 1, hd, 0.125f);
+            ops->attn_scores_f16(&oneh, q, Kh + j * ld, ld, 1, hd, 0.125f);
+            bad += (fbits(s[j]) != fbits(one)) + (fbits(sh[j]) != fbits(oneh)) + (fbits(sh[j]) != fbits(s[j]));
+            bad += fabsf(s[j] - r[j]) > 1e-5f * sqrtf((float)hd) * 0.125f * 2.0f * (float)hd;
+        }
+        /* from key 7 on */
+        ops->attn_scores(r, q, Kf + 7 * ld, ld, n_kv - 7, hd, 0.125f);
+        for (int64_t j = 7; j < n_kv; j++) bad += fbits(r[j - 7]) != fbits(s[j]);
+        free(Kh), free(Kf);
+    }
+    CHECK_MSG(bad == 0, "[%s] %d attention scores at head widths 32-256 differ", ops->name, bad);
+}
+
 static bool test_level(const vwn_ops *ops) {
     const vwn_ops *ref = vwn_ops_get(VWN_SIMD_SCALAR);
     int failed_before = vt_failed;
@@ -946,6 +982,7 @@ static bool test_level(const vwn_ops *ops) {
     test_mix(ops);
     test_ghc_coef(ops);
     test_kv_f16(ops);
+    test_scores_widths(ops);
     return vt_failed == failed_before;
 }
 
