@@ -1,6 +1,8 @@
-/* In-process A/B of prefill attention scheduling: the prompt decoded R times with the throwaway
+/* In-process A/B of prefill attention scheduling: the prompt decoded REPS times with the throwaway
  * switch vwn_x_att = 0 (the former OpenMP dynamic loop) and = 1 (the atomic counter kept),
- * alternating, the last logits compared. args: MODEL PROMPT REPS THREADS (build as abatt.c) */
+ * alternating, the last logits compared. MTP modules only with AB_MTP set in the environment
+ * (prefill_final.txt ran them: it was made before the variable existed; prefill_nomtp.txt did not).
+ * args: MODEL PROMPT REPS THREADS (build as abatt.c) */
 #include "vwn.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,7 +14,7 @@ int main(int argc, char **argv) {
     vwn_model *model; vwn_model_params mp = vwn_model_default_params();
     if (vwn_model_load(argv[1], &mp, &model)) return 1;
     int P = atoi(argv[2]), R = atoi(argv[3]);
-    vwn_context_params cp = vwn_context_default_params(); cp.n_threads = atoi(argv[4]); cp.n_ctx = P + 8; cp.n_batch = P;
+    vwn_context_params cp = vwn_context_default_params(); cp.n_threads = atoi(argv[4]); cp.n_ctx = P + 8; cp.n_batch = P; cp.mtp = getenv("AB_MTP") != NULL;
     vwn_context *ctx; if (vwn_context_new(model, &cp, &ctx)) { printf("%s\n", vwn_last_error()); return 1; }
     int32_t *prompt = malloc(sizeof(int32_t) * P); for (int i = 0; i < P; i++) prompt[i] = 100 + (i * 37) % 20000;
     vwn_model_info info; vwn_model_get_info(model, &info); const int V = info.n_vocab;
