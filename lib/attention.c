@@ -129,7 +129,7 @@ void vwn_attention(const vwn_ops *ops, const float *q, int32_t kv_type, const vo
          * the items are claimed one at a time from an atomic counter. (OpenMP's schedule(dynamic,
          * 1) did the same, but its dispatch cost several µs a call on this machine: decode attention
          * over 128 cached positions took 14-17 µs on 2 threads against 8 with this loop, and a
-         * 256-token Q8_0 prefill 3-12% longer; docs/performance.md, "Attention's thread loop".) */
+         * 256-token Q8_0 prefill 8-15% longer; docs/performance.md, "Attention's thread loop".) */
         _Atomic int64_t next = 0;
 #pragma omp parallel num_threads(n_threads)
         {
