@@ -420,18 +420,18 @@ static int model_mats(vwn_model *m, vwn_mat **out) {
     return n;
 }
 
-/* The Q8_0 matrices in the packed layout, when the kernels this CPU runs read it (the
- * best table, honouring VWN_SIMD) and the file is mapped: one copy in 2 MiB pages, and the mapped
- * pages it replaces are dropped, so resident memory stays about the file's size. Contexts of
- * other levels read the file's bytes, faulted back in. VWN_REPACK=0 in the environment keeps the
- * file's layout (for measuring). No memory for the copy is not an error: the kernels then read the
- * file's layout. (docs/design.md, "Packed Q8_0 rows") */
 /* Whether the loader packs (decided before the file is prefaulted: a file to be packed is not). */
 static bool pack_wanted(const vwn_model *m) {
     const char *env = getenv("VWN_REPACK");
     return m->gguf->mapped && vwn_ops_best()->reads_packed && !(env && strcmp(env, "0") == 0);
 }
 
+/* The Q8_0 matrices in the packed layout, when the kernels this CPU runs read it (the
+ * best table, honouring VWN_SIMD) and the file is mapped: one copy in 2 MiB pages, and the mapped
+ * pages it replaces are dropped, so resident memory stays about the file's size. Contexts of
+ * other levels read the file's bytes, faulted back in. VWN_REPACK=0 in the environment keeps the
+ * file's layout (for measuring). No memory for the copy is not an error: the kernels then read the
+ * file's layout. (docs/design.md, "Packed Q8_0 rows") */
 static void pack_weights(vwn_model *m) {
     vwn_mat *mats[3 + 8 * (VWN_MAX_MTP + 1)];
     vwn_mat **all = mats;
