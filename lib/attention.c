@@ -114,7 +114,7 @@ static void attend_item(const vwn_ops *ops, const float *q, bool half, size_t es
 
 void vwn_attention(const vwn_ops *ops, const float *q, int32_t kv_type, const void *k_cache, const void *v_cache,
                    int32_t p0, int32_t T, int32_t n_head, int32_t n_head_kv, int32_t hd,
-                   float *out, float *scores, int32_t n_ctx, int n_threads) {
+                   float *out, float *scores, int32_t n_ctx, int n_threads, int64_t split) {
     const int32_t group = n_head / n_head_kv;
     const bool half = kv_type == VWN_TYPE_F16;
     const size_t esize = vwn_kv_esize(kv_type);
@@ -123,7 +123,7 @@ void vwn_attention(const vwn_ops *ops, const float *q, int32_t kv_type, const vo
     const int64_t n_items = (int64_t)blocks * n_head_kv;
     const int64_t work = (int64_t)T * n_head_kv * (int64_t)(p0 + T) * hd * group;
 #ifdef VWN_OPENMP
-    if (n_threads > 1 && n_items > 1 && work > 65536) {
+    if (n_threads > 1 && n_items > 1 && work > split) {
         /* Decoding (one block): each thread a contiguous run of KV heads, whose keys and values
          * are one stretch of the cache. Prefill: blocks of later tokens attend to more keys, so
          * the items are claimed one at a time from an atomic counter. (OpenMP's schedule(dynamic,
@@ -146,7 +146,7 @@ void vwn_attention(const vwn_ops *ops, const float *q, int32_t kv_type, const vo
         return;
     }
 #else
-    (void)n_threads, (void)work;
+    (void)n_threads, (void)work, (void)split;
 #endif
     /* one thread: no OpenMP construct (a serialized region costs ~1 µs and cache misses in libomp) */
     for (int64_t it = 0; it < n_items; it++)

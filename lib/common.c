@@ -232,3 +232,40 @@ double vwn_time_us(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
 }
+
+/* ---- the machine's last-level cache ---- */
+
+#ifdef __linux__
+/* The first line of a small sysfs file; false if it cannot be read. */
+static bool read_line(const char *path, char *buf, size_t size) {
+    FILE *f = fopen(path, "r");
+    if (!f) return false;
+    const bool ok = fgets(buf, (int)size, f) != NULL;
+    fclose(f);
+    return ok;
+}
+#endif
+
+size_t vwn_llc_bytes(void) {
+    size_t best = 0;
+#ifdef __linux__
+    int best_level = 0;
+    for (int i = 0; i < 16; i++) {
+        char path[96], buf[64];
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/type", i);
+        if (!read_line(path, buf, sizeof buf)) break;
+        if (strncmp(buf, "Instruction", 11) == 0) continue;
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/level", i);
+        if (!read_line(path, buf, sizeof buf)) continue;
+        const int level = atoi(buf);
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/size", i);
+        if (!read_line(path, buf, sizeof buf)) continue;
+        char *end;
+        unsigned long long v = strtoull(buf, &end, 10);
+        if (*end == 'K') v <<= 10;
+        else if (*end == 'M') v <<= 20;
+        if (level > best_level && v > 0 && v < ((unsigned long long)1 << 40)) best_level = level, best = (size_t)v;
+    }
+#endif
+    return best ? best : (size_t)32 << 20;
+}

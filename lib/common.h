@@ -69,6 +69,10 @@ static inline bool vwn_add_u64(uint64_t a, uint64_t b, uint64_t *out) {
 int vwn_threads_acquire(int want);
 void vwn_threads_release(int granted);
 
+/* Bytes of the last-level cache of this machine (Linux: sysfs, cpu0's highest cache level; glibc's
+ * sysconf reports 320 MiB for the 32 MiB L3 of the machine we measure on). 32 MiB where unknown. */
+size_t vwn_llc_bytes(void);
+
 /* Monotonic clock in microseconds. */
 double vwn_time_us(void);
 

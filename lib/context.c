@@ -209,6 +209,9 @@ vwn_status vwn_context_new(const vwn_model *model, const vwn_context_params *par
     ctx->n_run = 1;
     ctx->ops = p.simd == VWN_SIMD_AUTO ? vwn_ops_best() : vwn_ops_get(p.simd);
     ctx->n_mtp = pl.n_mtp;
+    /* Decode attention splits over threads from a smaller size when the model's weights stream
+     * the KV cache out of the last-level cache every token (attention.h) */
+    ctx->att_split = model->weight_bytes_per_token > vwn_llc_bytes() ? VWN_ATT_SPLIT_MEMORY : VWN_ATT_SPLIT_CACHE;
     /* VWN_DRAFT_HEAD=exact: drafts through lm_head itself (docs/performance.md) */
     const char *dh = getenv("VWN_DRAFT_HEAD");
     ctx->draft_exact = dh && strcmp(dh, "exact") == 0;

@@ -35,6 +35,7 @@ struct vwn_context {
     int32_t n_threads;             /* threads the context may use (vwn_context_set_threads)     */
     int32_t n_run;                 /* threads granted for the call in progress (thread budget) */
     bool draft_exact;              /* VWN_DRAFT_HEAD=exact: vwn_draft_fast drafts through lm_head too */
+    int64_t att_split;             /* attention work from which it takes several threads (forward.c) */
 
     /* main model */
     int32_t n_past;                /* tokens in the cache                               */

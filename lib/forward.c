@@ -99,7 +99,7 @@ static void attention_sublayer(vwn_context *ctx, const vwn_layer_weights *lw, co
         }
     }
     vwn_attention(ctx->ops, s->q, kv_type, k_cache, v_cache, p0, T, hp->n_head, hp->n_head_kv, hd, s->xn,
-                  s->att, n_ctx, ctx->n_run);
+                  s->att, n_ctx, ctx->n_run, ctx->att_split);
     linear(ctx, &lw->wo, s->xn, T, y);
 }
 

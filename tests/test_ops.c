@@ -9,9 +9,11 @@
  * typical bound, yet far below any real kernel bug (a wrong or missing term moves the result by a
  * whole |w x|). Q8_0 and Q4_0 block sums are int32 and must be exact: with power-of-two scales and
  * small quants every partial sum is exactly representable, so any correct kernel gives the
- * identical float, which the test demands bit for bit. */
+ * identical float, which the test demands bit for bit. Attention (test_attention_split) is compared
+ * across thread counts bit for bit and with a double-precision softmax within 1e-5. */
 #define _POSIX_C_SOURCE 200809L
 #include "vt.h"
+#include "attention.h"
 #include "ops/ops.h"
 #include "vwn.h"
 
@@ -969,6 +971,70 @@ static void test_scores_widths(const vwn_ops *ops) {
     CHECK_MSG(bad == 0, "[%s] %d attention scores at head widths 32-256 differ", ops->name, bad);
 }
 
+/* vwn_attention (lib/attention.c) on one thread and split over 2 and 3 (split = 0 forces it at any
+ * size): the same bits, for decoding and prefill, with and without GQA, at odd head counts and
+ * widths, over fp32 and fp16 caches; and within tolerance of a double-precision softmax attention. */
+static void test_attention_split(const vwn_ops *ops) {
+    static const int32_t shapes[][3] = {{12, 12, 64}, {6, 2, 32}, {5, 5, 48}, {8, 1, 16}, {3, 3, 128}};
+    static const int32_t runs[][2] = {{0, 1}, {7, 1}, {100, 1}, {0, 13}, {5, 9}, {30, 17}}; /* p0, T */
+    int bad_bits = 0, bad_ref = 0;
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+        for (size_t ri = 0; ri < sizeof runs / sizeof runs[0]; ri++)
+            for (int f16 = 0; f16 < 2; f16++) {
+                const int32_t H = shapes[si][0], Hkv = shapes[si][1], hd = shapes[si][2];
+                const int32_t p0 = runs[ri][0], T = runs[ri][1], n_ctx = p0 + T + 3;
+                const int32_t kv_type = f16 ? VWN_TYPE_F16 : VWN_TYPE_F32;
+                const size_t es = vwn_kv_esize(kv_type), cache = (size_t)Hkv * n_ctx * hd;
+                void *K = calloc(cache, es), *V = calloc(cache, es);
+                float *Kf = malloc(sizeof(float) * cache), *Vf = malloc(sizeof(float) * cache);
+                float *q = malloc(sizeof(float) * (size_t)T * H * hd);
+                float *out[3], *sc = malloc(sizeof(float) * 3 * VWN_ATT_BLOCK * (size_t)n_ctx);
+                for (size_t i = 0; i < cache; i++) {
+                    float k = rnd_unit() * 2.0f, v = rnd_unit();
+                    if (f16) {
+                        ((uint16_t *)K)[i] = vwn_fp32_to_fp16(k), ((uint16_t *)V)[i] = vwn_fp32_to_fp16(v);
+                        k = vwn_fp16_to_fp32(((uint16_t *)K)[i]), v = vwn_fp16_to_fp32(((uint16_t *)V)[i]);
+                    } else {
+                        ((float *)K)[i] = k, ((float *)V)[i] = v;
+                    }
+                    Kf[i] = k, Vf[i] = v;
+                }
+                for (size_t i = 0; i < (size_t)T * H * hd; i++) q[i] = rnd_unit();
+                for (int th = 0; th < 3; th++) {
+                    out[th] = malloc(sizeof(float) * (size_t)T * H * hd);
+                    vwn_attention(ops, q, kv_type, K, V, p0, T, H, Hkv, hd, out[th], sc, n_ctx, th + 1,
+                                  th == 0 ? INT64_MAX : 0);
+                    if (th > 0) bad_bits += memcmp(out[0], out[th], sizeof(float) * (size_t)T * H * hd) != 0;
+                }
+                /* the reference: softmax(q k / sqrt(hd)) v in double over positions 0..p0+t */
+                double *s = malloc(sizeof(double) * (size_t)n_ctx);
+                for (int32_t t = 0; t < T; t++)
+                    for (int32_t h = 0; h < H; h++) {
+                        const int32_t kvh = h / (H / Hkv), n = p0 + t + 1;
+                        const float *qh = q + ((size_t)t * H + h) * hd;
+                        double mx = -1e300, sum = 0;
+                        for (int32_t j = 0; j < n; j++) {
+                            double d = 0;
+                            for (int32_t i = 0; i < hd; i++) d += (double)qh[i] * Kf[((size_t)kvh * n_ctx + j) * hd + i];
+                            s[j] = d / sqrt((double)hd);
+                            if (s[j] > mx) mx = s[j];
+                        }
+                        for (int32_t j = 0; j < n; j++) sum += (s[j] = exp(s[j] - mx));
+                        for (int32_t i = 0; i < hd; i++) {
+                            double o = 0;
+                            for (int32_t j = 0; j < n; j++) o += s[j] / sum * Vf[((size_t)kvh * n_ctx + j) * hd + i];
+                            /* |v| <= 1 and the weights sum to 1: fp32 rounding stays far below 1e-5 */
+                            bad_ref += fabs(o - out[0][((size_t)t * H + h) * hd + i]) > 1e-5;
+                        }
+                    }
+                free(s);
+                for (int th = 0; th < 3; th++) free(out[th]);
+                free(K), free(V), free(Kf), free(Vf), free(q), free(sc);
+            }
+    CHECK_MSG(bad_bits == 0, "[%s] %d attention runs differ between 1 and 2-3 threads", ops->name, bad_bits);
+    CHECK_MSG(bad_ref == 0, "[%s] %d attention outputs off the double-precision reference", ops->name, bad_ref);
+}
+
 static bool test_level(const vwn_ops *ops) {
     const vwn_ops *ref = vwn_ops_get(VWN_SIMD_SCALAR);
     int failed_before = vt_failed;
@@ -983,6 +1049,7 @@ static bool test_level(const vwn_ops *ops) {
     test_ghc_coef(ops);
     test_kv_f16(ops);
     test_scores_widths(ops);
+    test_attention_split(ops);
     return vt_failed == failed_before;
 }
 

@@ -20,13 +20,13 @@ int main(int argc, char **argv) {
     int reps = atoi(argv[3]);
 for (int round=0; round<3; round++) {
     double t0 = now();
-    for (int r = 0; r < reps; r++) vwn_attention(ops, q, VWN_TYPE_F32, kv, (char *)kv + layer, n_pos - 1, 1, H, H, hd, out, sc, n_ctx, nt);
+    for (int r = 0; r < reps; r++) vwn_attention(ops, q, VWN_TYPE_F32, kv, (char *)kv + layer, n_pos - 1, 1, H, H, hd, out, sc, n_ctx, nt, VWN_ATT_SPLIT_CACHE);
     double t = (now() - t0) / reps;
     double t1 = now();
     for (int r = 0; r < reps; r++) {
 #pragma omp parallel num_threads(nt)
         { int i = omp_get_thread_num(), hh = H / nt; size_t off = (size_t)i * hh * n_ctx * hd;
-          vwn_attention(ops, q + i * hh * hd, VWN_TYPE_F32, kv + off, (char *)(kv + off) + layer, n_pos - 1, 1, hh, hh, hd, out + i * hh * hd, sc + i * VWN_ATT_BLOCK * n_ctx, n_ctx, 1); }
+          vwn_attention(ops, q + i * hh * hd, VWN_TYPE_F32, kv + off, (char *)(kv + off) + layer, n_pos - 1, 1, hh, hh, hd, out + i * hh * hd, sc + i * VWN_ATT_BLOCK * n_ctx, n_ctx, 1, VWN_ATT_SPLIT_CACHE); }
     }
     printf("manual split: %.2f us per call\n", (now() - t1) / reps * 1e6);
     printf("pos %d threads %d: %.2f us per call, %.2f ns per key-head\n", n_pos, nt, t * 1e6, t * 1e9 / (H * n_pos) * nt);
