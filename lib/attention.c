@@ -35,14 +35,24 @@ void vwn_rope_apply(float *v, int32_t n_heads, int32_t hd, const float *cos_p, c
 
 /* Queries of consecutive tokens share their keys and values (causal: token t sees positions
  * 0..p0+t), and so do the `group` query heads of one KV head (GQA). A work item is a block of up
- * to VWN_ATT_BLOCK tokens and one KV head; its query rows (head, token) go in chunks of up to
- * VWN_ATT_BLOCK, and within a chunk the keys and values are taken in pieces of about 16 KiB, every
- * row of the chunk running over a piece while it is in L1 -- so each piece comes from L2/L3 (or
- * memory) once per chunk instead of once per row: in prefill a chunk is one head's block of
- * tokens, in decoding up to VWN_ATT_BLOCK heads of a GQA group. Every score is computed alone,
- * and every output is one chain over the keys in order (attn_values with accumulate continues it
- * exactly), so the results are the bits of running each row over all its keys at once (a lone
- * row -- decoding without GQA -- takes them in one piece). */
+ * to VWN_ATT_BLOCK tokens and one KV head (in decoding, sometimes a block of positions, below); its
+ * query rows (head, token) go in chunks of up to VWN_ATT_BLOCK, and within a chunk the keys and
+ * values are taken in pieces of about 16 KiB, every row of the chunk running over a piece while it
+ * is in L1 -- so each piece comes from L2/L3 (or memory) once per chunk instead of once per row:
+ * in prefill a chunk is one head's block of tokens, in decoding up to VWN_ATT_BLOCK heads of a GQA
+ * group. Every score is computed alone, and every output is one chain over the keys in order
+ * (attn_values with accumulate continues it exactly), so the pieces do not change the bits.
+ *
+ * Positions come in fixed blocks of VWN_ATT_POS_BLOCK. A row's softmax and weighted sum are taken
+ * over each block alone -- the block's max m_b, its sum l_b of exp(s - m_b), and o_b = the
+ * normalized weights times the values -- and the blocks are folded in order (fold() below). When a
+ * decoded token's KV heads do not divide evenly among the threads (GQA with 3 KV heads on 2
+ * threads, MQA), the work items are the (KV head, block) pairs, so a long context still splits
+ * evenly, and the partials are folded after a barrier; otherwise, and in prefill, an item folds
+ * its blocks as it goes. (MQA decoding at 1,000-4,000 positions: attention 0.53-0.63 of the time
+ * of one thread per KV head; docs/performance.md, "Attention over blocks of positions".) Both compute each block and each fold the same way, so a token's
+ * output has the same bits however the prompt was cut into calls and whatever the thread count;
+ * up to VWN_ATT_POS_BLOCK positions there is one block and the output is o_0 itself. */
 
 /* Keys per piece: ~16 KiB of keys (or values) of one head, at least 16. */
 static int32_t piece_keys(int32_t hd, size_t esize) {
@@ -50,105 +60,271 @@ static int32_t piece_keys(int32_t hd, size_t esize) {
     return k < 16 ? 16 : k;
 }
 
-/* One work item: tokens t0..t0+nt-1 and KV head kvh, for the `group` query heads that share it.
- * Query row r is head kvh * group + r / nt and token t0 + r % nt. sc: this thread's
- * VWN_ATT_BLOCK rows of n_ctx scores, one per row of a chunk. */
-static void attend(const vwn_ops *ops, const float *q, bool half, size_t esize, const void *k_cache,
-                   const void *v_cache, int32_t p0, int32_t t0, int32_t nt, int32_t kvh, int32_t n_head,
-                   int32_t group, int32_t hd, float *out, float *sc, int32_t n_ctx) {
-    const float inv_sqrt_hd = 1.0f / sqrtf((float)hd);
-    const int32_t last = p0 + t0 + nt;      /* keys of the block's last token */
-    const char *K = (const char *)k_cache + (size_t)kvh * n_ctx * hd * esize;
-    const char *V = (const char *)v_cache + (size_t)kvh * n_ctx * hd * esize;
-    const size_t row = (size_t)hd * esize;
-    const int32_t rows = group * nt;
-    for (int32_t r0 = 0; r0 < rows; r0 += VWN_ATT_BLOCK) {
-        const int32_t nr = rows - r0 < VWN_ATT_BLOCK ? rows - r0 : VWN_ATT_BLOCK;
-        const int32_t piece = nr == 1 ? last : piece_keys(hd, esize);
-#define ROW_HEAD(r) (kvh * group + (r0 + (r)) / nt)
-#define ROW_TOKEN(r) (t0 + (r0 + (r)) % nt)
-        /* scores, piece by piece */
-        for (int32_t j0 = 0; j0 < last; j0 += piece) {
-            const int32_t j1 = last - j0 < piece ? last : j0 + piece;
-            for (int32_t i = 0; i < nr; i++) {
-                const int32_t n_keys = p0 + ROW_TOKEN(i) + 1, n = (n_keys < j1 ? n_keys : j1) - j0;
+/* The fixed blocks of positions, and how many a row of n keys spans. */
+#define PB VWN_ATT_POS_BLOCK
+static int32_t pos_blocks(int32_t n) { return (n + PB - 1) / PB; }
+
+/* Folds block partial (o, m, l) into a row's output out, which holds the fold of the blocks
+ * before it with max *M and weight *L: the blocks' weights become l exp(m - max), and out the
+ * weighted mean of their o. The first block is out itself (M = m, L = l). */
+static void fold(float *out, float *M, float *L, const float *o, float m, float l, int32_t hd) {
+    const float mx = m > *M ? m : *M;
+    const float c_out = *L * expf(*M - mx), c_o = l * expf(m - mx), sum = c_out + c_o;
+    const float a = c_out / sum, b = c_o / sum;
+    for (int32_t i = 0; i < hd; i++) out[i] = a * out[i] + b * o[i];
+    *M = mx, *L = sum;
+}
+
+/* What one chunk of rows works on: tokens t0..t0+nt-1 of KV head kvh, rows r0..r0+nr-1 of its
+ * `group` * nt (row r: query head kvh * group + r / nt, token t0 + r % nt). */
+typedef struct {
+    const vwn_ops *ops;
+    const float *q;
+    bool half;
+    size_t row;             /* bytes of one key (value) row */
+    const char *K, *V;      /* this KV head's keys and values, position 0 */
+    int32_t p0, t0, nt, kvh, n_head, group, hd, r0, nr;
+} chunk;
+
+static int32_t row_head(const chunk *c, int32_t i) { return c->kvh * c->group + (c->r0 + i) / c->nt; }
+static int32_t row_token(const chunk *c, int32_t i) { return c->t0 + (c->r0 + i) % c->nt; }
+static int32_t row_keys(const chunk *c, int32_t i) { return c->p0 + row_token(c, i) + 1; }
+
+/* Blocks bA..bB-1 of positions (clipped to the chunk's last key) for every row of the chunk: the
+ * keys of the whole run first, then the values, each as one stretch of the cache (switching
+ * between keys and values every block was 3-8% slower decoding from memory). For each block b and
+ * row i with keys in it: o = the softmax of the row's scores over its keys in the block times
+ * their values, written to out_of(b, i); m, l the block's max and sum of exp. Then `done` is
+ * called with the block. sc: VWN_ATT_BLOCK rows of ld >= the run's positions floats. */
+typedef struct {
+    float *(*out_of)(void *user, int32_t b, int32_t i);
+    void (*done)(void *user, int32_t b, const float *m, const float *l);
+    void *user;
+    bool need_max;          /* false: one block and no fold (m is not used) */
+} block_sink;
+
+static void attend_blocks(const chunk *c, int32_t bA, int32_t bB, float *sc, int32_t ld, const block_sink *sink) {
+    const vwn_ops *ops = c->ops;
+    const float inv_sqrt_hd = 1.0f / sqrtf((float)c->hd);
+    const int32_t hd = c->hd, last = c->p0 + c->t0 + c->nt; /* keys of the chunk's last token */
+    const int32_t j_begin = bA * PB, j_end = bB * PB < last ? bB * PB : last;
+    const int32_t piece = c->nr == 1 ? PB : piece_keys(hd, c->half ? sizeof(uint16_t) : sizeof(float));
+    /* scores of the run, piece by piece (pieces end at block ends) */
+    for (int32_t j0 = j_begin; j0 < j_end;) {
+        const int32_t be = (j0 / PB + 1) * PB, j1 = j0 + piece < be ? j0 + piece : be;
+        const int32_t je = j1 < j_end ? j1 : j_end;
+        for (int32_t i = 0; i < c->nr; i++) {
+            const int32_t nk = row_keys(c, i), n = (nk < je ? nk : je) - j0;
+            if (n <= 0) continue;
+            const float *qh = c->q + ((size_t)row_token(c, i) * c->n_head + row_head(c, i)) * hd;
+            float *s = sc + (size_t)i * ld + (j0 - j_begin);
+            if (c->half) ops->attn_scores_f16(s, qh, (const uint16_t *)(c->K + j0 * c->row), hd, n, hd, inv_sqrt_hd);
+            else ops->attn_scores(s, qh, (const float *)(c->K + j0 * c->row), hd, n, hd, inv_sqrt_hd);
+        }
+        j0 = je;
+    }
+    /* each block: its softmax, then its values, piece by piece, each row's output continued from the
+     * last piece of the block */
+    for (int32_t b = bA; b < bB; b++) {
+        const int32_t b0 = b * PB, b1 = b0 + PB < j_end ? b0 + PB : j_end;
+        if (b0 >= b1) break;
+        float m[VWN_ATT_BLOCK], l[VWN_ATT_BLOCK];
+        for (int32_t i = 0; i < c->nr; i++) {
+            const int32_t nk = row_keys(c, i), n = (nk < b1 ? nk : b1) - b0;
+            l[i] = 0.0f;
+            if (n <= 0) continue;
+            float *s = sc + (size_t)i * ld + (b0 - j_begin);
+            l[i] = ops->softmax_exp(s, n, sink->need_max ? &m[i] : NULL);
+            ops->scale(s, 1.0f / l[i], n);
+        }
+        for (int32_t j0 = b0; j0 < b1; j0 += piece) {
+            const int32_t j1 = b1 - j0 < piece ? b1 : j0 + piece;
+            for (int32_t i = 0; i < c->nr; i++) {
+                const int32_t nk = row_keys(c, i), n = (nk < j1 ? nk : j1) - j0;
                 if (n <= 0) continue;
-                const float *qh = q + ((size_t)ROW_TOKEN(i) * n_head + ROW_HEAD(i)) * hd;
-                float *s = sc + (size_t)i * n_ctx + j0;
-                if (half) ops->attn_scores_f16(s, qh, (const uint16_t *)(K + j0 * row), hd, n, hd, inv_sqrt_hd);
-                else ops->attn_scores(s, qh, (const float *)(K + j0 * row), hd, n, hd, inv_sqrt_hd);
+                const float *s = sc + (size_t)i * ld + (j0 - j_begin);
+                float *o = sink->out_of(sink->user, b, i);
+                if (c->half) ops->attn_values_f16(o, s, (const uint16_t *)(c->V + j0 * c->row), hd, n, hd, j0 > b0);
+                else ops->attn_values(o, s, (const float *)(c->V + j0 * c->row), hd, n, hd, j0 > b0);
             }
         }
-        for (int32_t i = 0; i < nr; i++) {
-            const int32_t n_keys = p0 + ROW_TOKEN(i) + 1;
-            float *s = sc + (size_t)i * n_ctx;
-            const float sum = ops->softmax_exp(s, n_keys);
-            ops->scale(s, 1.0f / sum, n_keys);
-        }
-        /* values, piece by piece, each row's output continued from the last piece */
-        for (int32_t j0 = 0; j0 < last; j0 += piece) {
-            const int32_t j1 = last - j0 < piece ? last : j0 + piece;
-            for (int32_t i = 0; i < nr; i++) {
-                const int32_t n_keys = p0 + ROW_TOKEN(i) + 1, n = (n_keys < j1 ? n_keys : j1) - j0;
-                if (n <= 0) continue;
-                float *oh = out + ((size_t)ROW_TOKEN(i) * n_head + ROW_HEAD(i)) * hd;
-                const float *s = sc + (size_t)i * n_ctx + j0;
-                if (half) ops->attn_values_f16(oh, s, (const uint16_t *)(V + j0 * row), hd, n, hd, j0 > 0);
-                else ops->attn_values(oh, s, (const float *)(V + j0 * row), hd, n, hd, j0 > 0);
-            }
-        }
-#undef ROW_HEAD
-#undef ROW_TOKEN
+        if (sink->done) sink->done(sink->user, b, m, l);
     }
 }
 
-/* Work item `it`: the block of tokens it / n_head_kv and the KV head it % n_head_kv. */
-static void attend_item(const vwn_ops *ops, const float *q, bool half, size_t esize, const void *k_cache,
-                        const void *v_cache, int32_t p0, int32_t T, int64_t it, int32_t n_head, int32_t n_head_kv,
-                        int32_t hd, float *out, float *sc, int32_t n_ctx) {
-    const int32_t b = (int32_t)(it / n_head_kv), t0 = b * VWN_ATT_BLOCK;
-    const int32_t nt = T - t0 < VWN_ATT_BLOCK ? T - t0 : VWN_ATT_BLOCK;
-    attend(ops, q, half, esize, k_cache, v_cache, p0, t0, nt, (int32_t)(it % n_head_kv), n_head, n_head / n_head_kv,
-           hd, out, sc, n_ctx);
+/* The arguments every item shares. */
+typedef struct {
+    const vwn_ops *ops;
+    const float *q;
+    bool half;
+    size_t esize;
+    const char *k_cache, *v_cache;
+    int32_t p0, T, n_head, n_head_kv, hd, n_ctx;
+    float *out;
+    float *part;            /* decoding over several blocks: [n_head][blocks][hd] partial outputs */
+    float *part_ml;         /* [n_head][blocks][2]: their max and sum */
+} job;
+
+static chunk make_chunk(const job *jb, int32_t t0, int32_t nt, int32_t kvh, int32_t r0, int32_t nr) {
+    const size_t row = (size_t)jb->hd * jb->esize, head = (size_t)jb->n_ctx * row;
+    chunk c = {jb->ops, jb->q, jb->half, row, jb->k_cache + kvh * head, jb->v_cache + kvh * head,
+               jb->p0, t0, nt, kvh, jb->n_head, jb->n_head / jb->n_head_kv, jb->hd, r0, nr};
+    return c;
+}
+
+/* A thread's scratch: VWN_ATT_BLOCK rows of n_ctx scores, VWN_ATT_BLOCK partial outputs, and the
+ * rows' running max and weight. */
+static size_t thread_floats(int32_t hd, int32_t n_ctx) {
+    return (size_t)VWN_ATT_BLOCK * ((size_t)n_ctx + (size_t)hd + 2);
+}
+
+/* Prefill (and decoding within one block): each row's block 0 goes to its output, every later
+ * block to tmp and is folded into the output at once. */
+typedef struct {
+    const chunk *c;
+    float *const *dst;      /* the rows' outputs */
+    float *tmp;             /* VWN_ATT_BLOCK x hd */
+    float *M, *L;           /* the rows' running max and weight */
+} fold_rows;
+
+static float *fold_rows_out(void *user, int32_t b, int32_t i) {
+    const fold_rows *f = user;
+    return b == 0 ? f->dst[i] : f->tmp + (size_t)i * f->c->hd;
+}
+
+static void fold_rows_done(void *user, int32_t b, const float *m, const float *l) {
+    const fold_rows *f = user;
+    for (int32_t i = 0; i < f->c->nr; i++) {
+        if (b == 0) f->M[i] = m[i], f->L[i] = l[i];   /* every row has key 0 */
+        else if (l[i] > 0.0f) fold(f->dst[i], &f->M[i], &f->L[i], f->tmp + (size_t)i * f->c->hd, m[i], l[i], f->c->hd);
+    }
+}
+
+/* Tokens t0..t0+nt-1 and KV head kvh. */
+static void attend_tokens(const job *jb, int32_t t0, int32_t nt, int32_t kvh, float *scratch) {
+    const int32_t group = jb->n_head / jb->n_head_kv, rows = group * nt, hd = jb->hd;
+    const int32_t ld = jb->n_ctx, last = jb->p0 + t0 + nt, blocks = pos_blocks(last);
+    float *sc = scratch, *tmp = sc + (size_t)VWN_ATT_BLOCK * ld, *M = tmp + (size_t)VWN_ATT_BLOCK * hd;
+    float *L = M + VWN_ATT_BLOCK;
+    for (int32_t r0 = 0; r0 < rows; r0 += VWN_ATT_BLOCK) {
+        const int32_t nr = rows - r0 < VWN_ATT_BLOCK ? rows - r0 : VWN_ATT_BLOCK;
+        const chunk c = make_chunk(jb, t0, nt, kvh, r0, nr);
+        float *dst[VWN_ATT_BLOCK];
+        for (int32_t i = 0; i < nr; i++)
+            dst[i] = jb->out + ((size_t)row_token(&c, i) * jb->n_head + row_head(&c, i)) * hd;
+        fold_rows f = {&c, dst, tmp, M, L};
+        const block_sink sink = {fold_rows_out, blocks > 1 ? fold_rows_done : NULL, &f, blocks > 1};
+        attend_blocks(&c, 0, blocks, sc, ld, &sink);
+    }
+}
+
+#ifdef VWN_OPENMP
+/* Decoding over several blocks: the partial outputs go to their slots, to be folded after. */
+typedef struct {
+    const job *jb;
+    const chunk *c;
+    int32_t blocks;
+} part_rows;
+
+static float *part_out(void *user, int32_t b, int32_t i) {
+    const part_rows *p = user;
+    return p->jb->part + ((size_t)row_head(p->c, i) * p->blocks + b) * p->jb->hd;
+}
+
+static void part_done(void *user, int32_t b, const float *m, const float *l) {
+    const part_rows *p = user;
+    for (int32_t i = 0; i < p->c->nr; i++) {
+        float *ml = p->jb->part_ml + ((size_t)row_head(p->c, i) * p->blocks + b) * 2;
+        ml[0] = m[i], ml[1] = l[i];
+    }
+}
+
+/* Items [i0, i1) of (KV head it / blocks, block it % blocks): the group's query heads over those
+ * blocks, head by head, each head's run of blocks in one pass. */
+static void attend_parts(const job *jb, int64_t i0, int64_t i1, int32_t blocks, float *scratch) {
+    const int32_t group = jb->n_head / jb->n_head_kv;
+    while (i0 < i1) {
+        const int32_t kvh = (int32_t)(i0 / blocks), bA = (int32_t)(i0 % blocks);
+        const int64_t head_end = (int64_t)(kvh + 1) * blocks;
+        const int32_t bB = (int32_t)((i1 < head_end ? i1 : head_end) - (int64_t)kvh * blocks);
+        for (int32_t r0 = 0; r0 < group; r0 += VWN_ATT_BLOCK) {
+            const int32_t nr = group - r0 < VWN_ATT_BLOCK ? group - r0 : VWN_ATT_BLOCK;
+            const chunk c = make_chunk(jb, 0, 1, kvh, r0, nr);
+            part_rows p = {jb, &c, blocks};
+            const block_sink sink = {part_out, part_done, &p, true};
+            attend_blocks(&c, bA, bB, scratch, jb->n_ctx, &sink);
+        }
+        i0 = (int64_t)kvh * blocks + bB;
+    }
+}
+
+/* Decoding over several blocks: query head h's output, its blocks folded in order. */
+static void fold_head(const job *jb, int32_t h, int32_t blocks) {
+    const int32_t hd = jb->hd;
+    const float *part = jb->part + (size_t)h * blocks * hd, *ml = jb->part_ml + (size_t)h * blocks * 2;
+    float *out = jb->out + (size_t)h * hd, M = ml[0], L = ml[1];
+    memcpy(out, part, sizeof(float) * (size_t)hd);
+    for (int32_t b = 1; b < blocks; b++) fold(out, &M, &L, part + (size_t)b * hd, ml[2 * b], ml[2 * b + 1], hd);
+}
+#endif
+
+size_t vwn_attention_scratch_floats(int32_t n_head, int32_t hd, int32_t n_ctx, int n_threads) {
+    return (size_t)n_threads * thread_floats(hd, n_ctx) + (size_t)n_head * (size_t)pos_blocks(n_ctx) * ((size_t)hd + 2);
 }
 
 void vwn_attention(const vwn_ops *ops, const float *q, int32_t kv_type, const void *k_cache, const void *v_cache,
                    int32_t p0, int32_t T, int32_t n_head, int32_t n_head_kv, int32_t hd,
-                   float *out, float *scores, int32_t n_ctx, int n_threads, int64_t split) {
+                   float *out, float *scratch, int32_t n_ctx, int n_threads, int64_t split) {
     const int32_t group = n_head / n_head_kv;
-    const bool half = kv_type == VWN_TYPE_F16;
-    const size_t esize = vwn_kv_esize(kv_type);
-    /* one work item = one block of tokens and one KV head */
-    const int32_t blocks = (T + VWN_ATT_BLOCK - 1) / VWN_ATT_BLOCK;
-    const int64_t n_items = (int64_t)blocks * n_head_kv;
+    const size_t per_thread = thread_floats(hd, n_ctx);
+    const job jb = {ops, q, kv_type == VWN_TYPE_F16, vwn_kv_esize(kv_type), (const char *)k_cache,
+                    (const char *)v_cache, p0, T, n_head, n_head_kv, hd, n_ctx, out, NULL, NULL};
+    /* items: (block of tokens, KV head), each folding its blocks of positions as it goes; or, to
+     * balance a decoded token's attention when its KV heads do not divide evenly among the
+     * threads, (KV head, block of positions), folded after a barrier (the same bits either way) */
+    const int32_t pblocks = T == 1 ? pos_blocks(p0 + 1) : 1;
+    const int32_t tblocks = (T + VWN_ATT_BLOCK - 1) / VWN_ATT_BLOCK;
+    const int64_t n_items = (int64_t)tblocks * n_head_kv;
     const int64_t work = (int64_t)T * n_head_kv * (int64_t)(p0 + T) * hd * group;
 #ifdef VWN_OPENMP
-    if (n_threads > 1 && n_items > 1 && work > split) {
-        /* Decoding (one block): each thread a contiguous run of KV heads, whose keys and values
-         * are one stretch of the cache. Prefill: blocks of later tokens attend to more keys, so
-         * the items are claimed one at a time from an atomic counter. (OpenMP's schedule(dynamic,
-         * 1) did the same, but its dispatch cost several µs a call on this machine: decode attention
-         * over 128 cached positions took 14-17 µs on 2 threads against 8 with this loop, and a
-         * 256-token Q8_0 prefill 8-15% longer; docs/performance.md, "Attention's thread loop".) */
+    if (n_threads > 1 && (n_items > 1 || pblocks > 1) && work > split) {
+        /* Decoding (one block of tokens): each thread a contiguous run of items, one stretch of
+         * the cache. Prefill: blocks of later tokens attend to more keys, so the items are
+         * claimed one at a time from an atomic counter. (OpenMP's schedule(dynamic, 1) did the
+         * same, but its dispatch cost several µs a call on this machine: decode attention over 128
+         * cached positions took 14-17 µs on 2 threads against 8 with this loop, and a 256-token
+         * Q8_0 prefill 8-15% longer; docs/performance.md, "Attention's thread loop".) */
         _Atomic int64_t next = 0;
 #pragma omp parallel num_threads(n_threads)
         {
             const int i = omp_get_thread_num(), nt = omp_get_num_threads();
-            float *sc = scores + (size_t)i * VWN_ATT_BLOCK * n_ctx;
-            if (blocks == 1) {
-                for (int64_t it = n_items * i / nt; it < n_items * (i + 1) / nt; it++)
-                    attend_item(ops, q, half, esize, k_cache, v_cache, p0, T, it, n_head, n_head_kv, hd, out, sc, n_ctx);
+            float *sc = scratch + (size_t)i * per_thread;
+            if (T == 1 && pblocks > 1 && n_head_kv % nt != 0) {
+                job pj = jb;
+                pj.part = scratch + (size_t)n_threads * per_thread;
+                pj.part_ml = pj.part + (size_t)n_head * pos_blocks(n_ctx) * hd;
+                const int64_t n_parts = (int64_t)n_head_kv * pblocks;
+                attend_parts(&pj, n_parts * i / nt, n_parts * (i + 1) / nt, pblocks, sc);
+#pragma omp barrier
+                for (int32_t h = n_head * i / nt; h < n_head * (i + 1) / nt; h++) fold_head(&pj, h, pblocks);
+            } else if (T == 1) {
+                for (int32_t h = (int32_t)(n_head_kv * i / nt); h < (int32_t)(n_head_kv * (i + 1) / nt); h++)
+                    attend_tokens(&jb, 0, 1, h, sc);
             } else {
-                for (int64_t it; (it = atomic_fetch_add_explicit(&next, 1, memory_order_relaxed)) < n_items;)
-                    attend_item(ops, q, half, esize, k_cache, v_cache, p0, T, it, n_head, n_head_kv, hd, out, sc, n_ctx);
+                for (int64_t it; (it = atomic_fetch_add_explicit(&next, 1, memory_order_relaxed)) < n_items;) {
+                    const int32_t t0 = (int32_t)(it / n_head_kv) * VWN_ATT_BLOCK;
+                    attend_tokens(&jb, t0, T - t0 < VWN_ATT_BLOCK ? T - t0 : VWN_ATT_BLOCK, (int32_t)(it % n_head_kv), sc);
+                }
             }
         }
         return;
     }
 #else
-    (void)n_threads, (void)work, (void)split;
+    (void)n_threads, (void)work, (void)split, (void)pblocks, (void)per_thread;
 #endif
     /* one thread: no OpenMP construct (a serialized region costs ~1 µs and cache misses in libomp) */
-    for (int64_t it = 0; it < n_items; it++)
-        attend_item(ops, q, half, esize, k_cache, v_cache, p0, T, it, n_head, n_head_kv, hd, out, scores, n_ctx);
+    for (int64_t it = 0; it < n_items; it++) {
+        const int32_t t0 = (int32_t)(it / n_head_kv) * VWN_ATT_BLOCK;
+        attend_tokens(&jb, t0, T - t0 < VWN_ATT_BLOCK ? T - t0 : VWN_ATT_BLOCK, (int32_t)(it % n_head_kv), scratch);
+    }
 }

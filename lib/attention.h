@@ -34,15 +34,22 @@ static inline void vwn_kv_store(const vwn_ops *ops, int32_t kv_type, void *dst, 
 
 /* Tokens whose queries attention runs together over each piece of keys and values (see attention.c). */
 #define VWN_ATT_BLOCK 8
+/* Positions per block of the softmax: each block's weights and weighted values are taken alone
+ * and the blocks folded in order (attention.c), so decoding splits a long context over threads by
+ * blocks of positions as well as by KV heads. */
+#define VWN_ATT_POS_BLOCK 512
+
+/* Floats of scratch vwn_attention needs for a cache of n_ctx positions on up to n_threads threads. */
+size_t vwn_attention_scratch_floats(int32_t n_head, int32_t hd, int32_t n_ctx, int n_threads);
 
 /* Causal attention for T queries at positions p0..p0+T-1. q: [T][Hq*hd]; the caches (elements of
  * kv_type, F32 or F16) hold keys and values of positions 0..p0+T-1 (layout above); out: [T][Hq*hd].
- * scores: per thread VWN_ATT_BLOCK * n_ctx floats. It runs on up to n_threads threads when its
+ * scratch: vwn_attention_scratch_floats(n_head, hd, n_ctx, n_threads) floats. It runs on up to n_threads threads when its
  * work (multiply-adds of the scores, T x positions x Hq x hd) exceeds split (below); the results
  * are the same bits either way. */
 void vwn_attention(const vwn_ops *ops, const float *q, int32_t kv_type, const void *k_cache, const void *v_cache,
                    int32_t p0, int32_t T, int32_t n_head, int32_t n_head_kv, int32_t hd,
-                   float *out, float *scores, int32_t n_ctx, int n_threads, int64_t split);
+                   float *out, float *scratch, int32_t n_ctx, int n_threads, int64_t split);
 
 /* The work from which attention takes several threads. When the KV cache is in the last-level cache
  * (a model whose weights fit there), a fork and join costs more than the second thread saves below

@@ -99,7 +99,7 @@ static vwn_status make_plan(const vwn_model *m, const vwn_context_params *p, pla
     pl->q = nb * qd;
     pl->kvb = nb * kv_dim;
     pl->ff = nb * (size_t)hp->n_ff;
-    pl->att = (size_t)p->n_threads * VWN_ATT_BLOCK * ctx;
+    pl->att = vwn_attention_scratch_floats(hp->n_head, hp->head_dim, p->n_ctx, p->n_threads);
     pl->emb = nb * max_sz(Dw, D);
     pl->mtp_in = pl->n_mtp ? nb * Dw * 2 : 0;
     pl->head = nb * D;

@@ -19,7 +19,7 @@ typedef struct vwn_scratch {
     float *q;         /* [nb][Hq*hd]                                                   */
     float *k, *v;     /* [nb][Hkv*hd]                                                  */
     float *ff1, *ff2; /* [nb][F]                                                       */
-    float *att;       /* [n_threads][VWN_ATT_BLOCK][n_ctx] attention scores           */
+    float *att;       /* attention scratch (vwn_attention_scratch_floats)              */
     float *emb;       /* [nb][max(D', D)] embedding rows / MTP inputs / GHC routing rows */
     float *mtp_in;    /* [nb][n][2s] MTP projection inputs                             */
     float *head;      /* [nb][D] output head vectors                                   */

@@ -724,8 +724,11 @@ static void test_vectors(const vwn_ops *ops) {
         for (int64_t i = 0; i < n; i++) bad += fabsf(y1[i] - y2[i]) > 1e-6f * fabsf(y2[i]) + 1e-30f;
         /* softmax_exp: exp(x - max) to a few ulp, the sum to float rounding of n terms */
         for (int64_t i = 0; i < n; i++) y1[i] = y2[i] = c[i] * 4.0f; /* scores up to +-32 */
-        const float s1 = ops->softmax_exp(y1, n), s2 = ref->softmax_exp(y2, n);
+        float m1 = 0.0f, m2 = c[0] * 4.0f;
+        for (int64_t i = 1; i < n; i++) m2 = c[i] * 4.0f > m2 ? c[i] * 4.0f : m2;
+        const float s1 = ops->softmax_exp(y1, n, &m1), s2 = ref->softmax_exp(y2, n, NULL);
         bad += fabsf(s1 - s2) > 1e-6f * (float)n * s2;
+        bad += fbits(m1) != fbits(m2); /* the max it reports is the exact max */
         for (int64_t i = 0; i < n; i++) bad += fabsf(y1[i] - y2[i]) > 1e-6f * fabsf(y2[i]) + 1e-30f;
     }
     /* attention: scores of 37 keys and the weighted sum of 37 values, head_dim 1..128 */
@@ -976,7 +979,10 @@ static void test_scores_widths(const vwn_ops *ops) {
  * widths, over fp32 and fp16 caches; and within tolerance of a double-precision softmax attention. */
 static void test_attention_split(const vwn_ops *ops) {
     static const int32_t shapes[][3] = {{12, 12, 64}, {6, 2, 32}, {5, 5, 48}, {8, 1, 16}, {3, 3, 128}};
-    static const int32_t runs[][2] = {{0, 1}, {7, 1}, {100, 1}, {0, 13}, {5, 9}, {30, 17}}; /* p0, T */
+    /* p0, T: decoding and prefill within one block of positions (VWN_ATT_POS_BLOCK = 256) and across
+     * several: decoding over 2 and 3 blocks, chunks that cross a block's end, a prompt of 300 */
+    static const int32_t runs[][2] = {{0, 1}, {7, 1}, {100, 1}, {0, 13}, {5, 9}, {30, 17},
+                                      {300, 1}, {700, 1}, {250, 13}, {505, 17}, {0, 300}};
     int bad_bits = 0, bad_ref = 0;
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
         for (size_t ri = 0; ri < sizeof runs / sizeof runs[0]; ri++)
@@ -988,7 +994,7 @@ static void test_attention_split(const vwn_ops *ops) {
                 void *K = calloc(cache, es), *V = calloc(cache, es);
                 float *Kf = malloc(sizeof(float) * cache), *Vf = malloc(sizeof(float) * cache);
                 float *q = malloc(sizeof(float) * (size_t)T * H * hd);
-                float *out[3], *sc = malloc(sizeof(float) * 3 * VWN_ATT_BLOCK * (size_t)n_ctx);
+                float *out[3], *sc = malloc(sizeof(float) * vwn_attention_scratch_floats(H, hd, n_ctx, 3));
                 for (size_t i = 0; i < cache; i++) {
                     float k = rnd_unit() * 2.0f, v = rnd_unit();
                     if (f16) {
@@ -1031,6 +1037,27 @@ static void test_attention_split(const vwn_ops *ops) {
                 for (int th = 0; th < 3; th++) free(out[th]);
                 free(K), free(V), free(Kf), free(Vf), free(q), free(sc);
             }
+    /* a decoded token's output has the bits of the same token in a prefill chunk (its blocks folded
+     * as they come) -- the forward tests' chunked prompts against decoding rest on it */
+    int bad_chunk = 0;
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+        for (int32_t p = 250; p < 800; p += 181) {
+            const int32_t H = shapes[si][0], Hkv = shapes[si][1], hd = shapes[si][2], n_ctx = p + 1, T = 8;
+            const size_t cache = (size_t)Hkv * n_ctx * hd, qn = (size_t)T * H * hd;
+            float *K = malloc(sizeof(float) * cache), *V = malloc(sizeof(float) * cache), *q = malloc(sizeof(float) * qn);
+            float *o8 = malloc(sizeof(float) * qn), *o1 = malloc(sizeof(float) * (size_t)H * hd);
+            float *sc = malloc(sizeof(float) * vwn_attention_scratch_floats(H, hd, n_ctx, 2));
+            for (size_t i = 0; i < cache; i++) K[i] = rnd_unit() * 3.0f, V[i] = rnd_unit();
+            for (size_t i = 0; i < qn; i++) q[i] = rnd_unit();
+            for (int th = 1; th <= 2; th++) {
+                vwn_attention(ops, q, VWN_TYPE_F32, K, V, p - (T - 1), T, H, Hkv, hd, o8, sc, n_ctx, th, 0);
+                vwn_attention(ops, q + (size_t)(T - 1) * H * hd, VWN_TYPE_F32, K, V, p, 1, H, Hkv, hd, o1, sc, n_ctx,
+                              3 - th, 0);
+                bad_chunk += memcmp(o8 + (size_t)(T - 1) * H * hd, o1, sizeof(float) * (size_t)H * hd) != 0;
+            }
+            free(K), free(V), free(q), free(o8), free(o1), free(sc);
+        }
+    CHECK_MSG(bad_chunk == 0, "[%s] %d decoded tokens differ from the same token in a prefill chunk", ops->name, bad_chunk);
     CHECK_MSG(bad_bits == 0, "[%s] %d attention runs differ between 1 and 2-3 threads", ops->name, bad_bits);
     CHECK_MSG(bad_ref == 0, "[%s] %d attention outputs off the double-precision reference", ops->name, bad_ref);
 }

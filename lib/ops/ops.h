@@ -123,8 +123,8 @@ typedef struct vwn_ops {
      * result is added to c0). */
     void (*ghc_coef)(float *c, const float *c0, const float *scale, int64_t n, float mult);
     /* softmax_exp: x[i] = exp(x[i] - max(x)) for i < n (n >= 1); returns their sum (the caller
-     * divides). The attention softmax. */
-    float (*softmax_exp)(float *x, int64_t n);
+     * divides) and, if max_out is not NULL, stores max(x) there. The attention softmax. */
+    float (*softmax_exp)(float *x, int64_t n, float *max_out);
 } vwn_ops;
 
 /* The table for a level (NULL if not compiled in or not supported by this CPU). */

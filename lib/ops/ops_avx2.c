@@ -600,7 +600,7 @@ static void ghc_coef_avx2(float *c, const float *c0, const float *scale, int64_t
 }
 
 /* softmax_exp (ops.h): the max and the sum in 8 lanes, the exp as silu_mul's; a scalar tail. */
-static float softmax_exp_avx2(float *x, int64_t n) {
+static float softmax_exp_avx2(float *x, int64_t n, float *max_out) {
     __m256 mx = _mm256_set1_ps(-INFINITY);
     int64_t i = 0;
     for (; i + VL <= n; i += VL) mx = _mm256_max_ps(mx, _mm256_loadu_ps(x + i));
@@ -608,6 +608,7 @@ static float softmax_exp_avx2(float *x, int64_t n) {
     _mm256_storeu_ps(lanes, mx);
     for (int k = 0; k < VL; k++) m = lanes[k] > m ? lanes[k] : m;
     for (; i < n; i++) m = x[i] > m ? x[i] : m;
+    if (max_out) *max_out = m;
     const __m256 vmax = _mm256_set1_ps(m);
     __m256 sum = _mm256_setzero_ps();
     for (i = 0; i + VL <= n; i += VL) {

@@ -734,13 +734,15 @@ static void ghc_coef_avx512(float *c, const float *c0, const float *scale, int64
 }
 
 /* softmax_exp (ops.h): the max and the sum in 16 lanes, the exp as silu_mul's. */
-static float softmax_exp_avx512(float *x, int64_t n) {
+static float softmax_exp_avx512(float *x, int64_t n, float *max_out) {
     __m512 mx = _mm512_set1_ps(-INFINITY);
     for (int64_t i = 0; i < n; i += VL) {
         const __mmask16 m = n - i >= VL ? (__mmask16)0xffff : tail_mask(n - i);
         mx = _mm512_mask_max_ps(mx, m, mx, _mm512_maskz_loadu_ps(m, x + i));
     }
-    const __m512 vmax = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+    const float m_all = _mm512_reduce_max_ps(mx);
+    if (max_out) *max_out = m_all;
+    const __m512 vmax = _mm512_set1_ps(m_all);
     __m512 sum = _mm512_setzero_ps();
     for (int64_t i = 0; i < n; i += VL) {
         const __mmask16 m = n - i >= VL ? (__mmask16)0xffff : tail_mask(n - i);

@@ -394,12 +394,13 @@ static void ghc_coef_neon(float *c, const float *c0, const float *scale, int64_t
 }
 
 /* softmax_exp (ops.h): the max and the sum in 4 lanes, the exp as silu_mul's; a scalar tail. */
-static float softmax_exp_neon(float *x, int64_t n) {
+static float softmax_exp_neon(float *x, int64_t n, float *max_out) {
     float32x4_t mx = vdupq_n_f32(-INFINITY);
     int64_t i = 0;
     for (; i + VL <= n; i += VL) mx = vmaxq_f32(mx, vld1q_f32(x + i));
     float m = vmaxvq_f32(mx);
     for (; i < n; i++) m = x[i] > m ? x[i] : m;
+    if (max_out) *max_out = m;
     const float32x4_t vmax = vdupq_n_f32(m);
     float32x4_t sum = vdupq_n_f32(0.0f);
     for (i = 0; i + VL <= n; i += VL) {

@@ -180,9 +180,10 @@ static void ghc_coef_scalar(float *c, const float *c0, const float *scale, int64
     }
 }
 
-static float softmax_exp_scalar(float *x, int64_t n) {
+static float softmax_exp_scalar(float *x, int64_t n, float *max_out) {
     float mx = x[0];
     for (int64_t i = 1; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    if (max_out) *max_out = mx;
     double sum = 0.0;
     for (int64_t i = 0; i < n; i++) {
         x[i] = expf(x[i] - mx);
