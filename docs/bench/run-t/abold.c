@@ -1,9 +1,9 @@
-/* In-process A/B of decode attention: one context, each token decoded with vwn_x_att = 0 and = 1 in
- * ABBA order (rewinding one position in between), the logits compared every token. vwn_x_att was a
- * throwaway switch in lib/attention.c (0: the former `omp parallel for schedule(dynamic, 1)` loop;
- * 1: the thread loop kept); it is not in the library. args: MODEL PROMPT GEN THREADS [kv_f16]
- * Build: clang -O2 -Iinclude abatt.c -o abatt build/lib/libvwn.a -lm -lmimalloc -lutf8proc \
- *        -L/usr/lib/llvm-14/lib -lomp -lpthread -Wl,-rpath,/usr/lib/llvm-14/lib */
+/* In-process A/B of decode attention against the session-start attention.c: one context, each token
+ * decoded with the old and the new attention in ABBA order (rewinding one position in between), the
+ * logits compared every token. It needs a throwaway hook in lib/forward.c (removed): a global
+ * function pointer `vwn_x_attn` with vwn_attention's signature, called instead of it when set; and
+ * old_attention.c as kvread.c's header makes it. args: MODEL PROMPT GEN THREADS [kv_f16]
+ * Build: as kvread.c, with abold.c old_attention.c. */
 #include "vwn.h"
 #include "ops/ops.h"
 #include <stdio.h>

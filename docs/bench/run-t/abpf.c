@@ -1,9 +1,8 @@
-/* In-process A/B of decode attention: one context, each token decoded with vwn_x_pf = 0 and = 1 in
- * ABBA order (rewinding one position in between), the logits compared every token. vwn_x_att was a
- * throwaway switch in lib/attention.c (0: the former `omp parallel for schedule(dynamic, 1)` loop;
- * 1: the thread loop kept); it is not in the library. args: MODEL PROMPT GEN THREADS [kv_f16]
- * Build: clang -O2 -Iinclude abatt.c -o abatt build/lib/libvwn.a -lm -lmimalloc -lutf8proc \
- *        -L/usr/lib/llvm-14/lib -lomp -lpthread -Wl,-rpath,/usr/lib/llvm-14/lib */
+/* In-process A/B of prefetching the layer's KV cache during its Q, K, V products
+ * (kv_prefetch_proto.diff applied: its switches vwn_x_pf, vwn_x_cap, vwn_x_nopf, vwn_x_g): each token
+ * decoded both ways in ABBA order, rewinding one position, logits compared. Env: CAP (KiB per
+ * thread), NOPF=1 (pace without prefetching), G (chunks per pacing step). args: MODEL PROMPT GEN
+ * THREADS. Build: as ../run-s/abatt.c. */
 #include "vwn.h"
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,8 +1,7 @@
-/* In-process A/B of prefill attention scheduling: the prompt decoded REPS times with the throwaway
- * switch vwn_x_att = 0 (the former OpenMP dynamic loop) and = 1 (the atomic counter kept),
- * alternating, the last logits compared. MTP modules only with AB_MTP set in the environment
- * (prefill_final.txt ran them: it was made before the variable existed; prefill_nomtp.txt did not).
- * args: MODEL PROMPT REPS THREADS (build as abatt.c) */
+/* In-process A/B of prefill against the session-start attention.c: the prompt decoded REPS times with
+ * the old and the new attention alternating (after one warm-up of each), the last logits compared.
+ * Needs the same throwaway hook as abold.c. AA=1: old against old (a control), BB=1: new against
+ * new. args: MODEL PROMPT REPS THREADS. Build: as kvread.c, with abpreold.c old_attention.c. */
 #include "vwn.h"
 #include <stdio.h>
 #include <stdlib.h>

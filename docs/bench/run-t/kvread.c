@@ -1,5 +1,15 @@
-/* Decode-like: 12 layers, each: stream 10 MB of "weights" on 2 threads, then read the layer's KV
- * (12 heads x n_ctx x 64 f32, n_pos used) in a pattern; time the KV part only. */
+/* Decode attention's KV stream, in a decode-like setting: 12 layers, each: 10 MB of "weights" read
+ * on 2 threads (evicting the caches; NOW=1 skips it), then the layer's KV cache (12 query heads x 64,
+ * HKV KV heads (env, default 12), n_ctx positions of which n_pos are used, fp32) read in a pattern
+ * or attended; only the KV part is timed. Modes alternate rep by rep; see multistream_ab.txt,
+ * kv_prefetch_ab.txt and blocks_ab.txt for the modes and the results. args: N_POS N_CTX REPS
+ * MODE[:G:GR] ... Modes 11, 12, 16 need the prototype multistream_proto.diff applied to the library
+ * (weak stand-ins otherwise); 22 runs old_vwn_attention, the session-start lib/attention.c renamed:
+ *   git show 146e082:lib/attention.c | sed 's/\bvwn_attention\b/old_vwn_attention/;
+ *     s/\bvwn_rope_table\b/old_vwn_rope_table/; s/\bvwn_rope_apply\b/old_vwn_rope_apply/;
+ *     s/softmax_exp(s, n_keys)/softmax_exp(s, n_keys, NULL)/' > old_attention.c
+ * Build: clang -O2 -march=native -fopenmp=libomp -DVWN_OPENMP -Iinclude -Ilib kvread.c old_attention.c
+ *        build/lib/libvwn.a -lm -lmimalloc -lutf8proc -L/usr/lib/llvm-14/lib -lomp -lpthread */
 #include "attention.h"
 #include "ops/ops.h"
 #include <immintrin.h>
