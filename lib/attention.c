@@ -47,8 +47,9 @@ void vwn_rope_apply(float *v, int32_t n_heads, int32_t hd, const float *cos_p, c
  * over each block alone -- the block's max m_b, its sum l_b of exp(s - m_b), and o_b = the
  * normalized weights times the values -- and the blocks are folded in order (fold() below). When a
  * decoded token's KV heads do not divide evenly among the threads (GQA with 3 KV heads on 2
- * threads, MQA), the work items are the (KV head, block) pairs, so a long context still splits
- * evenly, and the partials are folded after a barrier; otherwise, and in prefill, an item folds
+ * threads, MQA), the work items are the (KV head, block) pairs -- for up to VWN_ATT_BLOCK tokens,
+ * so draft verification too -- so a long context still splits evenly, and the partials are
+ * folded after a barrier; otherwise, and in prefill, an item folds
  * its blocks as it goes. (MQA decoding at 1,000-4,000 positions: attention 0.53-0.63 of the time
  * of one thread per KV head; docs/performance.md, "Attention over blocks of positions".) Both compute each block and each fold the same way, so a token's
  * output has the same bits however the prompt was cut into calls and whatever the thread count;
@@ -219,37 +220,42 @@ static void attend_tokens(const job *jb, int32_t t0, int32_t nt, int32_t kvh, fl
 }
 
 #ifdef VWN_OPENMP
-/* Decoding over several blocks: the partial outputs go to their slots, to be folded after. */
+/* A few tokens (decoding, draft verification) over several blocks: the partial outputs go to their
+ * slots, (token, query head, block), to be folded after. */
 typedef struct {
     const job *jb;
     const chunk *c;
     int32_t blocks;
 } part_rows;
 
+static size_t part_slot(const job *jb, int32_t t, int32_t h, int32_t blocks, int32_t b) {
+    return ((size_t)t * jb->n_head + (size_t)h) * (size_t)blocks + (size_t)b;
+}
+
 static float *part_out(void *user, int32_t b, int32_t i) {
     const part_rows *p = user;
-    return p->jb->part + ((size_t)row_head(p->c, i) * p->blocks + b) * p->jb->hd;
+    return p->jb->part + part_slot(p->jb, row_token(p->c, i), row_head(p->c, i), p->blocks, b) * p->jb->hd;
 }
 
 static void part_done(void *user, int32_t b, const float *m, const float *l) {
     const part_rows *p = user;
     for (int32_t i = 0; i < p->c->nr; i++) {
-        float *ml = p->jb->part_ml + ((size_t)row_head(p->c, i) * p->blocks + b) * 2;
+        float *ml = p->jb->part_ml + part_slot(p->jb, row_token(p->c, i), row_head(p->c, i), p->blocks, b) * 2;
         ml[0] = m[i], ml[1] = l[i];
     }
 }
 
-/* Items [i0, i1) of (KV head it / blocks, block it % blocks): the group's query heads over those
- * blocks, head by head, each head's run of blocks in one pass. */
+/* Items [i0, i1) of (KV head it / blocks, block it % blocks): the rows of the group's query heads
+ * and the T tokens over those blocks, head by head, each head's run of blocks in one pass. */
 static void attend_parts(const job *jb, int64_t i0, int64_t i1, int32_t blocks, float *scratch) {
-    const int32_t group = jb->n_head / jb->n_head_kv;
+    const int32_t rows = jb->n_head / jb->n_head_kv * jb->T;
     while (i0 < i1) {
         const int32_t kvh = (int32_t)(i0 / blocks), bA = (int32_t)(i0 % blocks);
         const int64_t head_end = (int64_t)(kvh + 1) * blocks;
         const int32_t bB = (int32_t)((i1 < head_end ? i1 : head_end) - (int64_t)kvh * blocks);
-        for (int32_t r0 = 0; r0 < group; r0 += VWN_ATT_BLOCK) {
-            const int32_t nr = group - r0 < VWN_ATT_BLOCK ? group - r0 : VWN_ATT_BLOCK;
-            const chunk c = make_chunk(jb, 0, 1, kvh, r0, nr);
+        for (int32_t r0 = 0; r0 < rows; r0 += VWN_ATT_BLOCK) {
+            const int32_t nr = rows - r0 < VWN_ATT_BLOCK ? rows - r0 : VWN_ATT_BLOCK;
+            const chunk c = make_chunk(jb, 0, jb->T, kvh, r0, nr);
             part_rows p = {jb, &c, blocks};
             const block_sink sink = {part_out, part_done, &p, true};
             attend_blocks(&c, bA, bB, scratch, jb->n_ctx, &sink);
@@ -258,18 +264,23 @@ static void attend_parts(const job *jb, int64_t i0, int64_t i1, int32_t blocks, 
     }
 }
 
-/* Decoding over several blocks: query head h's output, its blocks folded in order. */
-static void fold_head(const job *jb, int32_t h, int32_t blocks) {
+/* Row r = (token r / n_head, query head r % n_head): its blocks folded in order (a block without
+ * keys of the token's -- the last, for an earlier token -- has l = 0 and is skipped, as in prefill). */
+static void fold_row(const job *jb, int32_t r, int32_t blocks) {
     const int32_t hd = jb->hd;
-    const float *part = jb->part + (size_t)h * blocks * hd, *ml = jb->part_ml + (size_t)h * blocks * 2;
-    float *out = jb->out + (size_t)h * hd, M = ml[0], L = ml[1];
+    const size_t slot = part_slot(jb, r / jb->n_head, r % jb->n_head, blocks, 0);
+    const float *part = jb->part + slot * hd, *ml = jb->part_ml + slot * 2;
+    float *out = jb->out + (size_t)r * hd, M = ml[0], L = ml[1];
     memcpy(out, part, sizeof(float) * (size_t)hd);
-    for (int32_t b = 1; b < blocks; b++) fold(out, &M, &L, part + (size_t)b * hd, ml[2 * b], ml[2 * b + 1], hd);
+    for (int32_t b = 1; b < blocks; b++)
+        if (ml[2 * b + 1] > 0.0f) fold(out, &M, &L, part + (size_t)b * hd, ml[2 * b], ml[2 * b + 1], hd);
 }
 #endif
 
 size_t vwn_attention_scratch_floats(int32_t n_head, int32_t hd, int32_t n_ctx, int n_threads) {
-    return (size_t)n_threads * thread_floats(hd, n_ctx) + (size_t)n_head * (size_t)pos_blocks(n_ctx) * ((size_t)hd + 2);
+    /* the partials of up to VWN_ATT_BLOCK tokens when the work is split (see vwn_attention) */
+    const size_t parts = n_threads > 1 ? (size_t)VWN_ATT_BLOCK * n_head * (size_t)pos_blocks(n_ctx) * ((size_t)hd + 2) : 0;
+    return (size_t)n_threads * thread_floats(hd, n_ctx) + parts;
 }
 
 void vwn_attention(const vwn_ops *ops, const float *q, int32_t kv_type, const void *k_cache, const void *v_cache,
@@ -280,9 +291,10 @@ void vwn_attention(const vwn_ops *ops, const float *q, int32_t kv_type, const vo
     const job jb = {ops, q, kv_type == VWN_TYPE_F16, vwn_kv_esize(kv_type), (const char *)k_cache,
                     (const char *)v_cache, p0, T, n_head, n_head_kv, hd, n_ctx, out, NULL, NULL};
     /* items: (block of tokens, KV head), each folding its blocks of positions as it goes; or, to
-     * balance a decoded token's attention when its KV heads do not divide evenly among the
-     * threads, (KV head, block of positions), folded after a barrier (the same bits either way) */
-    const int32_t pblocks = T == 1 ? pos_blocks(p0 + 1) : 1;
+     * balance the attention of a few tokens (decoding, draft verification) when their KV heads do
+     * not divide evenly among the threads, (KV head, block of positions), folded after a barrier
+     * (the same bits either way) */
+    const int32_t pblocks = T <= VWN_ATT_BLOCK ? pos_blocks(p0 + T) : 1;
     const int32_t tblocks = (T + VWN_ATT_BLOCK - 1) / VWN_ATT_BLOCK;
     const int64_t n_items = (int64_t)tblocks * n_head_kv;
     const int64_t work = (int64_t)T * n_head_kv * (int64_t)(p0 + T) * hd * group;
@@ -299,14 +311,14 @@ void vwn_attention(const vwn_ops *ops, const float *q, int32_t kv_type, const vo
         {
             const int i = omp_get_thread_num(), nt = omp_get_num_threads();
             float *sc = scratch + (size_t)i * per_thread;
-            if (T == 1 && pblocks > 1 && n_head_kv % nt != 0) {
+            if (pblocks > 1 && n_head_kv % nt != 0) {
                 job pj = jb;
                 pj.part = scratch + (size_t)n_threads * per_thread;
-                pj.part_ml = pj.part + (size_t)n_head * pos_blocks(n_ctx) * hd;
-                const int64_t n_parts = (int64_t)n_head_kv * pblocks;
+                pj.part_ml = pj.part + (size_t)VWN_ATT_BLOCK * n_head * pos_blocks(n_ctx) * hd;
+                const int64_t n_parts = (int64_t)n_head_kv * pblocks, n_rows = (int64_t)T * n_head;
                 attend_parts(&pj, n_parts * i / nt, n_parts * (i + 1) / nt, pblocks, sc);
 #pragma omp barrier
-                for (int32_t h = n_head * i / nt; h < n_head * (i + 1) / nt; h++) fold_head(&pj, h, pblocks);
+                for (int64_t r = n_rows * i / nt; r < n_rows * (i + 1) / nt; r++) fold_row(&pj, (int32_t)r, pblocks);
             } else if (T == 1) {
                 for (int32_t h = (int32_t)(n_head_kv * i / nt); h < (int32_t)(n_head_kv * (i + 1) / nt); h++)
                     attend_tokens(&jb, 0, 1, h, sc);

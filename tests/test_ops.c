@@ -979,10 +979,11 @@ static void test_scores_widths(const vwn_ops *ops) {
  * widths, over fp32 and fp16 caches; and within tolerance of a double-precision softmax attention. */
 static void test_attention_split(const vwn_ops *ops) {
     static const int32_t shapes[][3] = {{12, 12, 64}, {6, 2, 32}, {5, 5, 48}, {8, 1, 16}, {3, 3, 128}};
-    /* p0, T: decoding and prefill within one block of positions (VWN_ATT_POS_BLOCK = 256) and across
-     * several: decoding over 2 and 3 blocks, chunks that cross a block's end, a prompt of 300 */
-    static const int32_t runs[][2] = {{0, 1}, {7, 1}, {100, 1}, {0, 13}, {5, 9}, {30, 17},
-                                      {300, 1}, {700, 1}, {250, 13}, {505, 17}, {0, 300}};
+    /* p0, T: decoding and prefill within one block of positions (VWN_ATT_POS_BLOCK = 512) and across
+     * several: decoding over 2 and 3 blocks, a few tokens (draft verification) across a block's
+     * end and over 3 blocks, chunks of 8 tokens that cross a block's end */
+    static const int32_t runs[][2] = {{0, 1}, {7, 1}, {100, 1}, {0, 13}, {5, 9}, {30, 17}, {600, 1},
+                                      {1100, 1}, {509, 6}, {1030, 8}, {505, 17}, {490, 40}};
     int bad_bits = 0, bad_ref = 0;
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
         for (size_t ri = 0; ri < sizeof runs / sizeof runs[0]; ri++)
@@ -1041,7 +1042,7 @@ static void test_attention_split(const vwn_ops *ops) {
      * as they come) -- the forward tests' chunked prompts against decoding rest on it */
     int bad_chunk = 0;
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
-        for (int32_t p = 250; p < 800; p += 181) {
+        for (int32_t p = 500; p < 1300; p += 263) {
             const int32_t H = shapes[si][0], Hkv = shapes[si][1], hd = shapes[si][2], n_ctx = p + 1, T = 8;
             const size_t cache = (size_t)Hkv * n_ctx * hd, qn = (size_t)T * H * hd;
             float *K = malloc(sizeof(float) * cache), *V = malloc(sizeof(float) * cache), *q = malloc(sizeof(float) * qn);

@@ -1,6 +1,6 @@
 /* Decode attention's KV stream, in a decode-like setting: 12 layers, each: 10 MB of "weights" read
  * on 2 threads (evicting the caches; NOW=1 skips it), then the layer's KV cache (12 query heads x 64,
- * HKV KV heads (env, default 12), n_ctx positions of which n_pos are used, fp32) read in a pattern
+ * HKV KV heads (env, default 12), TT tokens at once (env, default 1; modes 22-23), n_ctx positions of which n_pos are used, fp32) read in a pattern
  * or attended; only the KV part is timed. Modes alternate rep by rep; see multistream_ab.txt,
  * kv_prefetch_ab.txt and blocks_ab.txt for the modes and the results. args: N_POS N_CTX REPS
  * MODE[:G:GR] ... Modes 11, 12, 16 need the prototype multistream_proto.diff applied to the library
@@ -31,7 +31,7 @@ static __m512 rdk(const float **p, int k, size_t nfl, __m512 a) {
     return a;
 }
 int main(int argc, char **argv) {
-    int HKV = getenv("HKV") ? atoi(getenv("HKV")) : H; int n_pos = atoi(argv[1]), n_ctx = atoi(argv[2]), reps = atoi(argv[3]); int nm = argc - 4; int MM[32], GG[32], GRR[32]; double TK[32] = {0}, TW[32] = {0};
+    int TT = getenv("TT") ? atoi(getenv("TT")) : 1; int HKV = getenv("HKV") ? atoi(getenv("HKV")) : H; int n_pos = atoi(argv[1]), n_ctx = atoi(argv[2]), reps = atoi(argv[3]); int nm = argc - 4; int MM[32], GG[32], GRR[32]; double TK[32] = {0}, TW[32] = {0};
     for (int k = 0; k < nm; k++) { MM[k] = 0; GG[k] = 3; GRR[k] = 16; sscanf(argv[4 + k], "%d:%d:%d", &MM[k], &GG[k], &GRR[k]); }
     const vwn_ops *ops = vwn_ops_best();
     size_t layer = (size_t)HKV * n_ctx * HD;          /* floats per K (or V) */
@@ -40,7 +40,7 @@ int main(int argc, char **argv) {
     float *w = aligned_alloc(2 << 20, wfl * L * 4);
     for (size_t i = 0; i < 2 * layer * L; i++) kv[i] = (float)(i % 17) / 17.0f;
     for (size_t i = 0; i < wfl * L; i++) w[i] = 1.0f;
-    float q[H * HD], out[H * HD]; for (int i = 0; i < H * HD; i++) q[i] = (float)((i * 7) % 13) / 13.0f;
+    static float q[8 * H * HD], out[8 * H * HD]; for (int i = 0; i < 8 * H * HD; i++) q[i] = (float)((i * 7) % 13) / 13.0f;
     float *sc = aligned_alloc(64, sizeof(float) * (VWN_ATT_BLOCK * n_ctx * 2 + vwn_attention_scratch_floats(H, HD, n_ctx, 2) + 64));
     double tkv = 0, tw = 0;
     for (int r = 0; r < reps; r++) for (int k = 0; k < nm; k++) { int mode = MM[k], G = GG[k], GR = GRR[k];
@@ -69,8 +69,8 @@ int main(int argc, char **argv) {
             double t1 = now();
             float *K = kv + (size_t)l * 2 * layer, *V = K + layer;
             if (mode == 22 || mode == 23) {
-                if (mode == 22) old_vwn_attention(ops, q, VWN_TYPE_F32, K, V, n_pos - 1, 1, H, HKV, HD, out, sc, n_ctx, 2, VWN_ATT_SPLIT_MEMORY);
-                else vwn_attention(ops, q, VWN_TYPE_F32, K, V, n_pos - 1, 1, H, HKV, HD, out, sc, n_ctx, 2, VWN_ATT_SPLIT_MEMORY);
+                if (mode == 22) old_vwn_attention(ops, q, VWN_TYPE_F32, K, V, n_pos - TT, TT, H, HKV, HD, out, sc, n_ctx, 2, VWN_ATT_SPLIT_MEMORY);
+                else vwn_attention(ops, q, VWN_TYPE_F32, K, V, n_pos - TT, TT, H, HKV, HD, out, sc, n_ctx, 2, VWN_ATT_SPLIT_MEMORY);
             } else
             if (mode == 0 || mode == 11 || mode == 16 || mode == 20 || mode == 21) { vwn_x_att = mode == 11 ? (G == 0 ? 2 : 1) : mode == 16 ? 1 : 0; vwn_x_piece = G; vwn_x_pf = mode == 16; vwn_x_hint = GR; vwn_attention(ops, q, VWN_TYPE_F32, K, V, n_pos - 1, 1, H, H, HD, out, sc, n_ctx, 2, VWN_ATT_SPLIT_MEMORY);
                 if (l == 0) { if (!have_ref) { memcpy(ref, out, sizeof ref); have_ref = 1; } else nbad += memcmp(ref, out, sizeof ref) != 0; } }
