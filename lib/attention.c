@@ -132,7 +132,7 @@ static void attend_blocks(const chunk *c, int32_t bA, int32_t bB, float *sc, int
         float m[VWN_ATT_BLOCK], l[VWN_ATT_BLOCK];
         for (int32_t i = 0; i < c->nr; i++) {
             const int32_t nk = row_keys(c, i), n = (nk < b1 ? nk : b1) - b0;
-            l[i] = 0.0f;
+            m[i] = l[i] = 0.0f; /* no key in the block: l = 0, skipped by the folds */
             if (n <= 0) continue;
             float *s = sc + (size_t)i * ld + (b0 - j_begin);
             l[i] = ops->softmax_exp(s, n, sink->need_max ? &m[i] : NULL);
@@ -162,8 +162,8 @@ typedef struct {
     const char *k_cache, *v_cache;
     int32_t p0, T, n_head, n_head_kv, hd, n_ctx;
     float *out;
-    float *part;            /* decoding over several blocks: [n_head][blocks][hd] partial outputs */
-    float *part_ml;         /* [n_head][blocks][2]: their max and sum */
+    float *part;            /* a few tokens over several blocks: [T][n_head][blocks][hd] partials */
+    float *part_ml;         /* [T][n_head][blocks][2]: their max and sum */
 } job;
 
 static chunk make_chunk(const job *jb, int32_t t0, int32_t nt, int32_t kvh, int32_t r0, int32_t nr) {

@@ -44,9 +44,9 @@ size_t vwn_attention_scratch_floats(int32_t n_head, int32_t hd, int32_t n_ctx, i
 
 /* Causal attention for T queries at positions p0..p0+T-1. q: [T][Hq*hd]; the caches (elements of
  * kv_type, F32 or F16) hold keys and values of positions 0..p0+T-1 (layout above); out: [T][Hq*hd].
- * scratch: vwn_attention_scratch_floats(n_head, hd, n_ctx, n_threads) floats. It runs on up to n_threads threads when its
- * work (multiply-adds of the scores, T x positions x Hq x hd) exceeds split (below); the results
- * are the same bits either way. */
+ * scratch: vwn_attention_scratch_floats(n_head, hd, n_ctx, n_threads) floats. It runs on up to
+ * n_threads threads when its work (multiply-adds of the scores, T x positions x Hq x hd) exceeds
+ * split (below); the results are the same bits either way. */
 void vwn_attention(const vwn_ops *ops, const float *q, int32_t kv_type, const void *k_cache, const void *v_cache,
                    int32_t p0, int32_t T, int32_t n_head, int32_t n_head_kv, int32_t hd,
                    float *out, float *scratch, int32_t n_ctx, int n_threads, int64_t split);
@@ -55,8 +55,9 @@ void vwn_attention(const vwn_ops *ops, const float *q, int32_t kv_type, const vo
  * (a model whose weights fit there), a fork and join costs more than the second thread saves below
  * ~64 K multiply-adds (the demo model: 7-10% slower decoding when split from 24 K). When every
  * token's weights stream the cache out of it (weights larger than the LLC), the keys come from
- * memory and a second thread pays from far less (the 110M model: 1.5-3% faster tokens at
- * positions 8-80 when split from 8 K; docs/performance.md, "Attention's thread loop"). */
+ * memory and a second thread pays from far less (the 110M model: tokens 0-5% faster at prompts
+ * 2-72 when split from 8 K; docs/performance.md, "Sixteenth session"). The context picks one from
+ * the model's weight bytes per token against vwn_llc_bytes(). */
 #define VWN_ATT_SPLIT_CACHE 65536
 #define VWN_ATT_SPLIT_MEMORY 8192
 
