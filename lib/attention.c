@@ -45,15 +45,16 @@ void vwn_rope_apply(float *v, int32_t n_heads, int32_t hd, const float *cos_p, c
  *
  * Positions come in fixed blocks of VWN_ATT_POS_BLOCK. A row's softmax and weighted sum are taken
  * over each block alone -- the block's max m_b, its sum l_b of exp(s - m_b), and o_b = the
- * normalized weights times the values -- and the blocks are folded in order (fold() below). When a
- * decoded token's KV heads do not divide evenly among the threads (GQA with 3 KV heads on 2
- * threads, MQA), the work items are the (KV head, block) pairs -- for up to VWN_ATT_BLOCK tokens,
- * so draft verification too -- so a long context still splits evenly, and the partials are
- * folded after a barrier; otherwise, and in prefill, an item folds
- * its blocks as it goes. (MQA decoding at 1,000-4,000 positions: attention 0.53-0.63 of the time
- * of one thread per KV head; docs/performance.md, "Attention over blocks of positions".) Both compute each block and each fold the same way, so a token's
- * output has the same bits however the prompt was cut into calls and whatever the thread count;
- * up to VWN_ATT_POS_BLOCK positions there is one block and the output is o_0 itself. */
+ * normalized weights times the values -- and the blocks are folded in order (fold() below). When
+ * the KV heads of a few tokens (decoding, draft verification) do not divide evenly among the
+ * threads (GQA with 3 KV heads on 2 threads, MQA), the work items are the (KV head, block) pairs,
+ * so a long context still splits evenly, and the partials are folded after a barrier; otherwise,
+ * and in prefill, an item folds its blocks as it goes. Both compute each block and each fold the
+ * same way, so a token's output has the same bits however the prompt was cut into calls and
+ * whatever the thread count; up to VWN_ATT_POS_BLOCK positions there is one block and the output
+ * is o_0 itself. (MQA decoding at 1,000-4,000 positions: attention in 0.53-0.63 of the time of one
+ * thread per KV head; docs/design.md, "Attention over blocks of positions", and
+ * docs/performance.md, "Sixteenth session".) */
 
 /* Keys per piece: ~16 KiB of keys (or values) of one head, at least 16. */
 static int32_t piece_keys(int32_t hd, size_t esize) {
@@ -219,6 +220,12 @@ static void attend_tokens(const job *jb, int32_t t0, int32_t nt, int32_t kvh, fl
     }
 }
 
+/* Item `it` = (block of tokens it / n_head_kv, KV head it % n_head_kv). */
+static void attend_item(const job *jb, int64_t it, float *scratch) {
+    const int32_t t0 = (int32_t)(it / jb->n_head_kv) * VWN_ATT_BLOCK;
+    attend_tokens(jb, t0, jb->T - t0 < VWN_ATT_BLOCK ? jb->T - t0 : VWN_ATT_BLOCK, (int32_t)(it % jb->n_head_kv), scratch);
+}
+
 #ifdef VWN_OPENMP
 /* A few tokens (decoding, draft verification) over several blocks: the partial outputs go to their
  * slots, (token, query head, block), to be folded after. */
@@ -320,13 +327,10 @@ void vwn_attention(const vwn_ops *ops, const float *q, int32_t kv_type, const vo
 #pragma omp barrier
                 for (int64_t r = n_rows * i / nt; r < n_rows * (i + 1) / nt; r++) fold_row(&pj, (int32_t)r, pblocks);
             } else if (T == 1) {
-                for (int32_t h = (int32_t)(n_head_kv * i / nt); h < (int32_t)(n_head_kv * (i + 1) / nt); h++)
-                    attend_tokens(&jb, 0, 1, h, sc);
+                for (int64_t it = n_items * i / nt; it < n_items * (i + 1) / nt; it++) attend_item(&jb, it, sc);
             } else {
-                for (int64_t it; (it = atomic_fetch_add_explicit(&next, 1, memory_order_relaxed)) < n_items;) {
-                    const int32_t t0 = (int32_t)(it / n_head_kv) * VWN_ATT_BLOCK;
-                    attend_tokens(&jb, t0, T - t0 < VWN_ATT_BLOCK ? T - t0 : VWN_ATT_BLOCK, (int32_t)(it % n_head_kv), sc);
-                }
+                for (int64_t it; (it = atomic_fetch_add_explicit(&next, 1, memory_order_relaxed)) < n_items;)
+                    attend_item(&jb, it, sc);
             }
         }
         return;
@@ -335,8 +339,5 @@ void vwn_attention(const vwn_ops *ops, const float *q, int32_t kv_type, const vo
     (void)n_threads, (void)work, (void)split, (void)pblocks, (void)per_thread;
 #endif
     /* one thread: no OpenMP construct (a serialized region costs ~1 µs and cache misses in libomp) */
-    for (int64_t it = 0; it < n_items; it++) {
-        const int32_t t0 = (int32_t)(it / n_head_kv) * VWN_ATT_BLOCK;
-        attend_tokens(&jb, t0, T - t0 < VWN_ATT_BLOCK ? T - t0 : VWN_ATT_BLOCK, (int32_t)(it % n_head_kv), scratch);
-    }
+    for (int64_t it = 0; it < n_items; it++) attend_item(&jb, it, scratch);
 }
