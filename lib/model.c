@@ -426,6 +426,22 @@ static bool pack_wanted(const vwn_model *m) {
     return m->gguf->mapped && vwn_ops_best()->reads_packed && !(env && strcmp(env, "0") == 0);
 }
 
+/* The rows of one matrix into dst, in pieces of rows shared out over n_threads (the same bytes
+ * whichever thread packs a piece). */
+#define PACK_PIECE_ROWS 64
+static void pack_matrix(const vwn_mat *w, char *dst, int n_threads) {
+    const int64_t pieces = (w->rows + PACK_PIECE_ROWS - 1) / PACK_PIECE_ROWS;
+    (void)n_threads;
+#ifdef VWN_OPENMP
+#pragma omp parallel for num_threads(n_threads > 1 && pieces > 1 ? n_threads : 1) schedule(static)
+#endif
+    for (int64_t p = 0; p < pieces; p++) {
+        const int64_t r0 = p * PACK_PIECE_ROWS, r1 = r0 + PACK_PIECE_ROWS < w->rows ? r0 + PACK_PIECE_ROWS : w->rows;
+        vwn_pack_rows(w->type, (const char *)w->data + (size_t)r0 * w->row_bytes, dst + (size_t)r0 * w->row_bytes,
+                      r1 - r0, w->cols);
+    }
+}
+
 /* The Q8_0 matrices in the packed layout, when the kernels this CPU runs read it (the
  * best table, honouring VWN_SIMD) and the file is mapped: one copy in 2 MiB pages, and the mapped
  * pages it replaces are dropped, so resident memory stays about the file's size. Contexts of
@@ -446,15 +462,25 @@ static void pack_weights(vwn_model *m) {
     if (dst) {
         m->packed = dst;
         m->packed_bytes = total;
+        /* the threads the budget grants now, as a context's would (up to 8) */
+        const int nt = vwn_threads_acquire(8);
+        /* the copy's pages faulted in first, each thread its stretch: the kernel zeroes a 2 MiB
+         * page in its fault, on the faulting thread, so rows packed into one page would wait
+         * for each other */
+#ifdef VWN_OPENMP
+#pragma omp parallel for num_threads(nt > 1 ? nt : 1) schedule(static)
+#endif
+        for (size_t off = 0; off < total; off += 4096) dst[off] = 0;
         for (int i = 0; i < n; i++) {
             vwn_mat *w = all[i];
             if (!w->data || !vwn_packable(w->type, w->cols)) continue;
-            vwn_pack_rows(w->type, w->data, dst, w->rows, w->cols);
+            pack_matrix(w, dst, nt);
             w->packed = dst;
             dst += (size_t)w->rows * w->row_bytes;
             if (w->data != m->embed.data) /* a tied table's rows are still read */
                 gguf_release(m->gguf, w->data, (size_t)w->rows * w->row_bytes);
         }
+        vwn_threads_release(nt);
     }
     if (all != mats) vwn_free(all);
 }

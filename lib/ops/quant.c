@@ -128,8 +128,12 @@ static void pack_oct(const vwn_block_q8_0 *b, uint8_t *d, uint8_t *q) {
     static const int order[8] = {0, 4, 1, 5, 2, 6, 3, 7};
     for (int i = 0; i < 8; i++) memcpy(d + 2 * i, &b[order[i]].d, 2);
     for (int c = 0; c < 4; c++)         /* vector c: quants 8c..8c+7 */
-        for (int i = 0; i < 8; i++)     /* 8-byte piece i: block order[i] */
-            for (int j = 0; j < 8; j++) q[64 * c + 8 * i + j] = (uint8_t)b[order[i]].qs[8 * c + j] ^ 0x80u;
+        for (int i = 0; i < 8; i++) {   /* 8-byte piece i: block order[i], each byte XOR 0x80 */
+            uint64_t piece;
+            memcpy(&piece, b[order[i]].qs + 8 * c, 8);
+            piece ^= 0x8080808080808080u;
+            memcpy(q + 64 * c + 8 * i, &piece, 8);
+        }
 }
 
 void vwn_pack_rows(int32_t type, const void *src, void *dst, int64_t rows, int64_t cols) {
