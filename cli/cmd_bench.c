@@ -16,7 +16,8 @@
  * Prefill FLOP = 2 x the multiply-adds of the P-token prompt in the main model (prefill_flops
  * below); prefill GFLOP/s = FLOP per prompt token x the median prefill tok/s / 1e9.
  *
- * Bytes per decoded token = vwn_model_info.weight_bytes_per_token + the KV cache a token reads:
+ * Bytes per decoded token = vwn_model_info.weight_bytes_per_token (matrices, embedding row, the
+ * fp32 norms and GHC coefficients) + the KV cache a token reads:
  * 2 (K and V) * L * pos * Hkv * hd * e bytes (e = 4, or 2 with --kv-type f16) at the mean number
  * of attended positions pos = P + (N + 1) / 2. Achieved GB/s = bytes per token * decode tok/s / 1e9.
  *

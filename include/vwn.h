@@ -184,7 +184,9 @@ typedef struct vwn_model_info {
     int32_t weight_type;    /* vwn_type holding most matrix elements */
     uint64_t n_params;      /* parameters in all tensors           */
     uint64_t file_size;     /* bytes                               */
-    uint64_t weight_bytes_per_token; /* bytes of weights one decoded token streams (main model) */
+    uint64_t weight_bytes_per_token; /* bytes of weights one decoded token streams (main model):
+                                        its matrices, the embedding row, and the fp32 norm gains
+                                        and GHC coefficients (static, scale, projection)        */
 } vwn_model_info;
 
 /* Fills *info. Errors: INVALID_ARG, BAD_HANDLE. Thread-safe. */

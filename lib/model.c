@@ -568,7 +568,17 @@ static void compute_stats(vwn_model *m) {
         b += mat_bytes(&w->w_gate) + mat_bytes(&w->w_up) + mat_bytes(&w->w_down);
     }
     b += mat_bytes(&m->reduce) + mat_bytes(&m->lm_head) + m->embed.row_bytes + mat_bytes(&m->embed_expand);
-    m->weight_bytes_per_token = b;
+    /* and the small tensors it reads, fp32 copies whatever the file's type (bind_tensors): each
+     * layer's two norm gains and two GHC modules' coefficients (static; scale and projection when
+     * dynamic -- the routing gain is folded into the projection, prepare_ghc), the group norm and
+     * the final norm. At (m,n) = (8,64) a GHC module's are 71 KB: 1.7 MB, 1.3% of the 110M
+     * model's bytes, read from memory every token (docs/performance.md, "Seventeenth session"). */
+    const vwn_hparams *hp = &m->hp;
+    const uint64_t K = (uint64_t)hp->n_coef, ghc = (uint64_t)hp->ghc_n * K * (hp->ghc_dynamic ? 2 : 1) +
+                                                     (hp->ghc_dynamic ? (uint64_t)hp->seg * K : 0);
+    uint64_t small = (uint64_t)hp->n_layer * (2 * (uint64_t)hp->n_embd + 2 * ghc) + (uint64_t)hp->n_embd;
+    if (hp->output_group_norm) small += 2 * (uint64_t)hp->n_wide;
+    m->weight_bytes_per_token = b + small * sizeof(float);
 
     /* the type that holds the most elements of the matrices (2-D tensors); a q4_0 file whose
      * output head is q8_0 (tools/convert.py) is a q4_0 model. Ties go to the lower type number. */

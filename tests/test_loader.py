@@ -207,6 +207,12 @@ def test_load_and_compare(workdir, config_path, wtype):
         per_token += infos["embed.weight"]["n_bytes"] // cfg["vocab_size"]
         if cfg["tie_word_embeddings"]:
             per_token += infos["embed.weight"]["n_bytes"]
+        # the small tensors, read as fp32 copies: the layers' norms and GHC coefficients (not the
+        # routing norm, folded into the projection at load), the group norm, the final norm
+        per_token += sum(4 * int(np.prod(t["ne"])) for nm, t in infos.items()
+                         if (nm.startswith("layers.") and ("_ghc." in nm or t["n_dims"] == 1)
+                             and not nm.endswith("_ghc.norm.weight"))
+                         or nm.startswith("out_norm.") or nm == "final_norm.weight")
         assert info.weight_bytes_per_token == per_token
 
         # -- values
