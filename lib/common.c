@@ -246,7 +246,7 @@ static bool read_line(const char *path, char *buf, size_t size) {
 }
 #endif
 
-size_t vwn_llc_bytes(void) {
+static size_t llc_read(void) {
     size_t best = 0;
 #ifdef __linux__
     int best_level = 0;
@@ -268,4 +268,15 @@ size_t vwn_llc_bytes(void) {
     }
 #endif
     return best ? best : (size_t)32 << 20;
+}
+
+/* Read once per process (every context asks), as n_cores. */
+size_t vwn_llc_bytes(void) {
+    static _Atomic size_t cached;
+    size_t v = atomic_load(&cached);
+    if (v == 0) {
+        v = llc_read();
+        atomic_store(&cached, v);
+    }
+    return v;
 }
