@@ -1009,6 +1009,8 @@ static void test_attention_split(const vwn_ops *ops) {
                 for (size_t i = 0; i < (size_t)T * H * hd; i++) q[i] = rnd_unit();
                 for (int th = 0; th < 3; th++) {
                     out[th] = malloc(sizeof(float) * (size_t)T * H * hd);
+                    /* NaN scratch: a partial that no thread computed cannot pass on a stale value */
+                    memset(sc, 0xff, sizeof(float) * vwn_attention_scratch_floats(H, hd, n_ctx, 3));
                     vwn_attention(ops, q, kv_type, K, V, p0, T, H, Hkv, hd, out[th], sc, n_ctx, th + 1,
                                   th == 0 ? INT64_MAX : 0);
                     if (th > 0) bad_bits += memcmp(out[0], out[th], sizeof(float) * (size_t)T * H * hd) != 0;
