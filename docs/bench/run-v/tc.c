@@ -14,7 +14,7 @@ static inline float dot64(const float*q,const float*k){__m512 a=_mm512_mul_ps(_m
  a=_mm512_fmadd_ps(_mm512_load_ps(q+48),_mm512_load_ps(k+48),a);return _mm512_reduce_add_ps(a);}
 static void soft(float*s,int n){float m=-1e30f;for(int i=0;i<n;i++)m=s[i]>m?s[i]:m;float z=0;for(int i=0;i<n;i++){s[i]=expf(s[i]-m);z+=s[i];}for(int i=0;i<n;i++)s[i]/=z;}
 static _Alignas(64) float q[H*HD];
-int main(int argc,char**argv){int NM=8, B=getenv("B")?atoi(getenv("B")):64;int n_pos=atoi(argv[1]),n_ctx=atoi(argv[2]),reps=atoi(argv[3]);
+int main(int argc,char**argv){int NM=10, B=getenv("B")?atoi(getenv("B")):64;int n_pos=atoi(argv[1]),n_ctx=atoi(argv[2]),reps=atoi(argv[3]);
  size_t layer=(size_t)H*n_ctx*HD, wfl=10u<<20>>2;
  float*kv=aligned_alloc(2<<20,2*layer*L*4+(2<<20)); float*w=aligned_alloc(2<<20,wfl*L*4);
  for(size_t i=0;i<2*layer*L;i++)kv[i]=(float)(i%13)/13.f; for(size_t i=0;i<wfl*L;i++)w[i]=1.0f; for(int i=0;i<H*HD;i++)q[i]=0.01f*(i%7);
@@ -37,6 +37,22 @@ int main(int argc,char**argv){int NM=8, B=getenv("B")?atoi(getenv("B")):64;int n
      for(int p=p0;p<p1;p++){const float*row=V+(size_t)p*H*HD; for(int h=0;h<H;h++){__m512 pj=_mm512_set1_ps(s[h][p-p0]);
          for(int c=0;c<4;c++)_mm512_store_ps(o+h*HD+16*c,_mm512_fmadd_ps(pj,_mm512_load_ps(row+h*HD+16*c),_mm512_load_ps(o+h*HD+16*c)));}}
      for(int k=0;k<H*HD;k+=16)acc+=_mm512_reduce_add_ps(_mm512_load_ps(o+k));}
+   else if(m==9){ /* head-major pages: [H][page][K,V][B][HD], head split, each head's pages in order */
+     int npg=(n_pos+B-1)/B, cap=(n_ctx+B-1)/B, h0=i*H/2,h1=(i+1)*H/2;
+     for(int h=h0;h<h1;h++) for(int pg=0;pg<npg;pg++){int p0=pg*B, nb=n_pos-p0<B?n_pos-p0:B;
+       const float*Kh=K+(((size_t)h*cap+pg)*2)*B*HD,*Vh=Kh+(size_t)B*HD;
+       for(int p=0;p<nb;p++)s[h][p]=0.125f*dot64(q+h*HD,Kh+(size_t)p*HD); soft(s[h],nb);
+       __m512 o0=_mm512_setzero_ps(),o1=o0,o2=o0,o3=o0; for(int p=0;p<nb;p++){__m512 pj=_mm512_set1_ps(s[h][p]);const float*v=Vh+(size_t)p*HD;
+        o0=_mm512_fmadd_ps(pj,_mm512_load_ps(v),o0);o1=_mm512_fmadd_ps(pj,_mm512_load_ps(v+16),o1);o2=_mm512_fmadd_ps(pj,_mm512_load_ps(v+32),o2);o3=_mm512_fmadd_ps(pj,_mm512_load_ps(v+48),o3);}
+       acc+=_mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(o0,o1),_mm512_add_ps(o2,o3)));}}
+   else if(m==8){ /* paged, K and V adjacent per (page, head), head split: thread's 6 heads page after page */
+     int npg=(n_pos+B-1)/B, h0=i*H/2,h1=(i+1)*H/2;
+     for(int pg=0;pg<npg;pg++){int p0=pg*B, nb=n_pos-p0<B?n_pos-p0:B;
+       for(int h=h0;h<h1;h++){const float*Kh=K+(((size_t)pg*H+h)*2)*B*HD,*Vh=Kh+(size_t)B*HD;
+       for(int p=0;p<nb;p++)s[h][p]=0.125f*dot64(q+h*HD,Kh+(size_t)p*HD); soft(s[h],nb);
+       __m512 o0=_mm512_setzero_ps(),o1=o0,o2=o0,o3=o0; for(int p=0;p<nb;p++){__m512 pj=_mm512_set1_ps(s[h][p]);const float*v=Vh+(size_t)p*HD;
+        o0=_mm512_fmadd_ps(pj,_mm512_load_ps(v),o0);o1=_mm512_fmadd_ps(pj,_mm512_load_ps(v+16),o1);o2=_mm512_fmadd_ps(pj,_mm512_load_ps(v+32),o2);o3=_mm512_fmadd_ps(pj,_mm512_load_ps(v+48),o3);}
+       acc+=_mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(o0,o1),_mm512_add_ps(o2,o3)));}}}
    else if(m==7){ /* paged, K and V of a (page, head) adjacent: [page][H][2][B][HD] in one buffer (K+V region) */
      int npg=(n_pos+B-1)/B, nparts=npg*H, a0=nparts*i/2, a1=nparts*(i+1)/2;
      for(int it=a0;it<a1;it++){int pg=it/H,h=it%H; int p0=pg*B, nb=n_pos-p0<B?n_pos-p0:B;
