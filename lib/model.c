@@ -426,6 +426,18 @@ static bool pack_wanted(const vwn_model *m) {
     return m->gguf->mapped && vwn_ops_best()->reads_packed && !(env && strcmp(env, "0") == 0);
 }
 
+/* Whether the file holds a matrix pack_weights would pack: one of model_mats (the embedding table
+ * only as the tied output head) in Q8_0 with whole octs. Without one (F32, F16, BF16, Q4_0 weights)
+ * the loader does not pack, and prefaults the file as on any other CPU. */
+static bool any_packable(const vwn_model *m, const catalogue *c, const gguf_tensor **found) {
+    for (size_t i = 0; i < c->n; i++) {
+        const expect *x = &c->e[i];
+        if (!x->mat || (x->mat == &m->embed && !m->hp.tied_head)) continue;
+        if (vwn_packable((int32_t)found[i]->type, found[i]->ne[0])) return true;
+    }
+    return false;
+}
+
 /* The rows of one matrix into dst, in pieces of rows shared out over n_threads (the same bytes
  * whichever thread packs a piece). */
 #define PACK_PIECE_ROWS 64
@@ -605,7 +617,7 @@ static vwn_status load_parsed(vwn_model *m, bool verify) {
     if (!m->layers || (m->hp.mtp_depth && !m->mtp))
         return vwn_fail(VWN_ERR_OUT_OF_MEMORY, "out of memory for the layer table");
 
-    const bool pack = pack_wanted(m);
+    bool pack = pack_wanted(m);
     catalogue c = {0};
     build_catalogue(&c, m);
     const gguf_tensor **found = c.oom ? NULL : vwn_calloc(c.n, sizeof *found);
@@ -624,7 +636,11 @@ static vwn_status load_parsed(vwn_model *m, bool verify) {
         if (e && !m->hp.tied_head) gguf_advise_sparse(m->gguf, e->data, (size_t)e->n_bytes);
         /* Not when the matrices are to be packed: packing reads them once, matrix by matrix,
          * releasing each as it goes, so the file and the copy are not resident together (the
-         * peak stays about the file's size); the rest then faults in on first use. */
+         * peak stays about the file's size); the rest then faults in on first use. A file with
+         * nothing to pack is prefaulted (until the eighteenth session F32, F16, BF16 and Q4_0
+         * files were not, on CPUs that read packed rows, and ~17% of an F32 file stayed in small
+         * pages; docs/performance.md, "Eighteenth session"). */
+        if (pack && !any_packable(m, &c, found)) pack = false;
         if (!pack) gguf_prefault(m->gguf);
         st = bind_tensors(m, &c, found);
     }
