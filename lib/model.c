@@ -420,16 +420,14 @@ static int model_mats(vwn_model *m, vwn_mat **out) {
     return n;
 }
 
-/* Whether the loader packs (decided before the file is prefaulted: a file to be packed is not). */
-static bool pack_wanted(const vwn_model *m) {
+/* Whether the loader packs (decided before the file is prefaulted: a file to be packed is not):
+ * the file is mapped, this CPU's kernels read packed rows, VWN_REPACK is not 0, and the file holds
+ * a matrix pack_weights would pack -- one of model_mats (the embedding table only as the tied
+ * output head) in Q8_0 with whole octs. A file without one (F32, F16, BF16, Q4_0 weights) is
+ * prefaulted as on any other CPU. */
+static bool pack_wanted(const vwn_model *m, const catalogue *c, const gguf_tensor **found) {
     const char *env = getenv("VWN_REPACK");
-    return m->gguf->mapped && vwn_ops_best()->reads_packed && !(env && strcmp(env, "0") == 0);
-}
-
-/* Whether the file holds a matrix pack_weights would pack: one of model_mats (the embedding table
- * only as the tied output head) in Q8_0 with whole octs. Without one (F32, F16, BF16, Q4_0 weights)
- * the loader does not pack, and prefaults the file as on any other CPU. */
-static bool any_packable(const vwn_model *m, const catalogue *c, const gguf_tensor **found) {
+    if (!m->gguf->mapped || !vwn_ops_best()->reads_packed || (env && strcmp(env, "0") == 0)) return false;
     for (size_t i = 0; i < c->n; i++) {
         const expect *x = &c->e[i];
         if (!x->mat || (x->mat == &m->embed && !m->hp.tied_head)) continue;
@@ -617,7 +615,7 @@ static vwn_status load_parsed(vwn_model *m, bool verify) {
     if (!m->layers || (m->hp.mtp_depth && !m->mtp))
         return vwn_fail(VWN_ERR_OUT_OF_MEMORY, "out of memory for the layer table");
 
-    bool pack = pack_wanted(m);
+    bool pack = false;
     catalogue c = {0};
     build_catalogue(&c, m);
     const gguf_tensor **found = c.oom ? NULL : vwn_calloc(c.n, sizeof *found);
@@ -636,11 +634,10 @@ static vwn_status load_parsed(vwn_model *m, bool verify) {
         if (e && !m->hp.tied_head) gguf_advise_sparse(m->gguf, e->data, (size_t)e->n_bytes);
         /* Not when the matrices are to be packed: packing reads them once, matrix by matrix,
          * releasing each as it goes, so the file and the copy are not resident together (the
-         * peak stays about the file's size); the rest then faults in on first use. A file with
-         * nothing to pack is prefaulted (until the eighteenth session F32, F16, BF16 and Q4_0
-         * files were not, on CPUs that read packed rows, and ~17% of an F32 file stayed in small
-         * pages; docs/performance.md, "Eighteenth session"). */
-        if (pack && !any_packable(m, &c, found)) pack = false;
+         * peak stays about the file's size); the rest then faults in on first use. (Until the
+         * eighteenth session files with nothing to pack were not prefaulted either, on CPUs that
+         * read packed rows: ~17% of an F32 file stayed in small pages; docs/performance.md.) */
+        pack = pack_wanted(m, &c, found);
         if (!pack) gguf_prefault(m->gguf);
         st = bind_tensors(m, &c, found);
     }
