@@ -319,6 +319,37 @@ def test_convert_error_bad_config(small_ckpt):
     assert_user_error(small_ckpt, "ghc_m is missing")
 
 
+def test_convert_tied_head_under_either_name(tmp_path):
+    """A tied model's state_dict names its head twice (embed.weight, lm_head.weight); safetensors'
+    save_model keeps one of the pair. Both names with equal values, or lm_head.weight alone,
+    convert to the same file as embed.weight alone; a differing lm_head.weight is refused, and
+    the reference reads the lm_head-only checkpoint to the same logits."""
+    cfg = load_json(CONFIG_DIR / "m2n8_static_fact_tied_gn_mha_mtp0.json")
+    assert cfg["tie_word_embeddings"]
+    dirs = {}
+    for variant in ("embed", "both", "head", "differ"):
+        d = tmp_path / variant / "ckpt"             # the same basename: the same metadata
+        rc.make_checkpoint(cfg, d, seed=5)
+        dirs[variant] = d
+    _, w = ref.load_checkpoint(dirs["embed"])
+    emb = w["embed.weight"]
+    rewrite_tensors(dirs["both"], lambda t: t.update({"lm_head.weight": emb.copy()}))
+    rewrite_tensors(dirs["head"], lambda t: t.update({"lm_head.weight": t.pop("embed.weight")}))
+    rewrite_tensors(dirs["differ"], lambda t: t.update({"lm_head.weight": emb + np.float32(1e-3)}))
+    files = {}
+    for variant in ("embed", "both", "head"):
+        out = tmp_path / variant / "out.gguf"
+        r = run_tool(TOOLS / "convert.py", dirs[variant], out)
+        assert r.returncode == 0, r.stderr
+        files[variant] = out.read_bytes()
+    assert files["both"] == files["embed"] and files["head"] == files["embed"]
+    assert_user_error(dirs["differ"], "lm_head.weight differs from embed.weight")
+    toks = np.array([1, 7, 42, 200], dtype=np.int64)
+    a, _ = ref.forward(*ref.load_checkpoint(dirs["embed"]), toks)
+    b, _ = ref.forward(*ref.load_checkpoint(dirs["head"]), toks)
+    assert a.shape == (4, 256) and np.array_equal(a, b)
+
+
 def test_convert_error_bytes_needs_256(small_ckpt):
     cfg = load_json(small_ckpt / "config.json")
     cfg["vocab_size"] = 300

@@ -247,6 +247,28 @@ def scan_safetensors(ckpt_dir):
     return found
 
 
+def resolve_tied_head(cfg, found):
+    """A tied head is `embed.weight` (spec §5); accept the names a tied PyTorch model saves.
+
+    A tied model's state_dict holds the one tensor under both names, `embed.weight` and
+    `lm_head.weight`; a checkpoint may carry both (the same values) or, after safetensors'
+    `save_model` drops one of a shared pair, either one alone. So when tie_word_embeddings is
+    true, an `lm_head.weight` equal to `embed.weight` is dropped, and an `lm_head.weight` alone
+    is read as `embed.weight`. One that differs from `embed.weight` is an error: the config
+    says the head is the embedding, the file says otherwise."""
+    if not cfg["tie_word_embeddings"] or "lm_head.weight" not in found:
+        return found
+    found = dict(found)
+    head = found.pop("lm_head.weight")
+    if "embed.weight" not in found:
+        found["embed.weight"] = head
+    elif tuple(head[2]) != tuple(found["embed.weight"][2]) or \
+            not np.array_equal(read_tensor(head), read_tensor(found["embed.weight"])):
+        raise ConvertError("tie_word_embeddings is true but lm_head.weight differs from "
+                           "embed.weight (a tied head is the embedding; spec §5)")
+    return found
+
+
 def check_tensors(expected, found):
     """Name every missing, extra or mis-shaped tensor; raise if there is any."""
     problems = []
@@ -579,7 +601,7 @@ def convert(ckpt_dir, out_path, wtype="f32", tokenizer=None, progress=False, pur
         raise ConvertError(f"--type must be f32, f16, bf16, q8_0 or q4_0, not {wtype!r}")
     cfg = load_config(ckpt_dir)
     expected = expected_tensors(cfg)
-    found = scan_safetensors(ckpt_dir)
+    found = resolve_tied_head(cfg, scan_safetensors(ckpt_dir))
     check_tensors(expected, found)
     tok, tok_desc = load_tokenizer(ckpt_dir, cfg, tokenizer)
 

@@ -78,6 +78,9 @@ def load_checkpoint(ckpt_dir):
     tensors = {}
     for path in files:
         tensors.update(_read_safetensors(path))
+    # A tied head saved under its other name (tools/convert.py, resolve_tied_head, says more).
+    if config["tie_word_embeddings"] and "embed.weight" not in tensors and "lm_head.weight" in tensors:
+        tensors["embed.weight"] = tensors.pop("lm_head.weight")
     return config, tensors
 
 
