@@ -2,8 +2,8 @@
 # test.sh -- every test of the project, as CI runs it (after scripts/setup.sh):
 #   C tests (ctest), Python tests (pytest: tools, loader, forward pass vs the reference, tokenizers,
 #   CLI, trainer), a gcc -Werror build, the NEON kernels cross-built for AArch64 and run under qemu,
-#   ASan+UBSan, TSan, valgrind, short fuzzing runs, and the bindings (C/C++ consumers, Python, Rust,
-#   Go).
+#   ASan+UBSan, TSan, valgrind, short fuzzing runs, and the bindings (C/C++ consumers, Python --
+#   with tests/independent, the library against a second reference of the spec --, Rust, Go).
 #   VWN_QUICK=1 scripts/test.sh   skips the sanitizer, valgrind and fuzz suites
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +23,7 @@ suite() {  # suite NAME COMMAND...
 cmake --build build >/dev/null || { echo "build failed"; exit 1; }
 
 suite "ctest (C unit tests)" ctest --test-dir build --output-on-failure -j2
-suite "pytest (tools, loader, forward, tokenizers, CLI, trainer)" $PY -m pytest -q tests
+suite "pytest (tools, loader, forward, tokenizers, CLI, trainer)" $PY -m pytest -q tests --ignore=tests/independent
 suite "gcc -Wall -Wextra -Werror build + ctest" bash -c '
   cmake -S . -B build-gcc -G Ninja -DCMAKE_C_COMPILER=gcc >/dev/null &&
   cmake --build build-gcc >/dev/null && ctest --test-dir build-gcc -j2 2>&1 | tail -3'
@@ -34,9 +34,11 @@ if [ "${VWN_QUICK:-0}" != 1 ]; then
   [ -x scripts/valgrind.sh ] && suite "valgrind memcheck (examples, CLI)" scripts/valgrind.sh
   [ -x scripts/fuzz_ci.sh ] && suite "libFuzzer (short runs + regressions)" scripts/fuzz_ci.sh
 fi
-[ -d bindings/python ] && suite "Python binding (pip install + pytest)" bash -c "
+# the binding's tests, and the library against the second, independent reference of the spec
+# (tests/independent, written against the binding's API)
+[ -d bindings/python ] && suite "Python binding (pip install + pytest) + independent spec reference" bash -c "
   $PY -m pip install -q --disable-pip-version-check ./bindings/python &&
-  cd /tmp && $PY -m pytest -q $ROOT/bindings/python/tests"
+  cd /tmp && $PY -m pytest -q $ROOT/bindings/python/tests $ROOT/tests/independent"
 [ -x scripts/test_bindings.sh ] && suite "C/C++ consumers, Rust and Go bindings" scripts/test_bindings.sh
 
 echo
