@@ -503,7 +503,8 @@ VWN_API vwn_status vwn_generate_tokens(vwn_context *ctx, const int32_t *prompt, 
  *
  * After vwn_decode, the host picks the next token t (from vwn_get_logits). vwn_draft runs MTP
  * module 1 at the last position with t, module 2 with module 1's proposal, ..., and returns up to
- * depth draft tokens d1..dk (greedy, or drawn with sampler, with the draft probability of each).
+ * depth draft tokens d1..dk (greedy, or drawn with sampler, with the draft probability of each:
+ * under a greedy draft 1.0, the draft distribution being a point mass on the argmax).
  * vwn_verify then decodes [t, d1..dk] in one batched call, accepts the longest prefix the target
  * agrees with (exact match for a greedy sampler; the rejection rule min(1, p_target/p_draft) with a
  * residual draw otherwise, so outputs follow the target distribution exactly), rolls the main and
