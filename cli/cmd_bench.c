@@ -602,7 +602,10 @@ static void print_summary(const options *o, const summary *s, double machine_gbs
     if (s->packed_mb > 0)
         printf("  packed Q8_0      %10.1f MB      of the matrices, read in place of the file's pages (docs/design.md)\n",
                s->packed_mb);
-    if (!o->no_mmap && s->file_huge_mb + s->packed_mb < 0.5 * (double)s->info.file_size / 1048576.0)
+    /* the bytes a token reads set the scale, not the file (a wide embedding is read one row a token);
+     * a model that fits the caches does not stream its pages at all */
+    const double token_mib = (double)in->weight_bytes_per_token / 1048576.0;
+    if (!o->no_mmap && token_mib > 64.0 && s->file_huge_mb + s->packed_mb < 0.5 * token_mib)
         printf("  note: most of the mapped model is in 4 KiB pages (its page cache was filled by a write or a\n"
                "        copy); decoding is faster once it is faulted in anew (docs/performance.md) or with --no-mmap\n");
     if (o->spec != 0) {
