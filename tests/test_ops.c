@@ -448,7 +448,8 @@ static void test_matmul(const vwn_ops *ops) {
         check_matmul(ops, type, 37, 96, 1, 17, 18, false);
         check_matmul(ops, type, 37, 96, 13, 9, 37, false);
         check_matmul(ops, type, 37, 96, 2, 5, 5, false);
-        check_matmul(ops, type, 21, 1024, 11, 3, 20, false); /* whole octs: Q8_0 also packed, in row pairs */
+        /* whole octs: Q8_0 also packed; chunks of 6 and 7 tokens: one row at a time, then pairs */
+        check_matmul(ops, type, 21, 1024, 13, 3, 20, false);
         check_matmul(ops, type, 21, 1024, 2, 5, 21, true);
     }
 }

@@ -498,6 +498,14 @@ INLINE void row_quant(int type, int tt, bool prepared, bool packed, const void *
  * (groups of 8 tokens: 1.08-1.14x at T = 8; a 32000-row matrix streamed from memory: the same);
  * a 256-token prefill of the 110M models 6-11% faster (docs/performance.md, "Packed Q8_0 rows"). */
 #define PAIR_G 4 /* tokens per group */
+/* ... but only from PAIR_MIN_T tokens on. Streamed from memory (one thread, a 130 MB matrix,
+ * 768 columns; docs/performance.md, "Nineteenth session"), the pairs read at a third to half the
+ * rate of one row at a time at T = 2-4 (6.5-8 against 16-20 GB/s), which made a speculative
+ * verification of 3 tokens cost two decode steps; at T = 5-6 they are 0-18% slower, at T = 7-8
+ * faster (11-12 against 10-10.5 GB/s); software prefetch did not mend T = 2-4. In L2/L3 they are
+ * faster at every T (1.15-1.2x at T = 2-6). So decoding batches (a verification, a few tokens)
+ * read one row at a time, and a prefill's chunks of 7-8 read rows in pairs. */
+#define PAIR_MIN_T 7
 INLINE void row_pair_packed(int tt, const char *w0, const char *w1, const q8_prep *xp, int64_t nb, float *y,
                             int64_t ldy) {
     const int64_t octs = nb / 8;
@@ -547,7 +555,7 @@ INLINE void small_quant(int type, int tt, const vwn_mat *W, const vwn_block_q8_0
         for (int64_t p = 0; p < octs; p++)
             prep_oct(type, xq + j * nb + 8 * p, nb - 8 * p, &xp[j * octs + p]);
     int64_t r = r0;
-    if (packed && tt >= 2) /* rows in pairs (prefill; see row_pair_packed) */
+    if (packed && tt >= PAIR_MIN_T) /* rows in pairs (prefill; see row_pair_packed) */
         for (; r + 1 < r1; r += 2)
             row_pair_packed(tt, base + r * W->row_bytes, base + (r + 1) * W->row_bytes, xp, nb, Y + r, ldy);
     for (; r < r1; r++) {
