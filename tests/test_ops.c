@@ -450,6 +450,15 @@ static void test_matmul(const vwn_ops *ops) {
         check_matmul(ops, type, 37, 96, 2, 5, 5, false);
         /* whole octs: Q8_0 also packed; chunks of 6 and 7 tokens: one row at a time, then pairs */
         check_matmul(ops, type, 21, 1024, 13, 3, 20, false);
+        /* ranges long enough for rows side by side from segments (tile_float.h, seg_rows: 64 KiB
+         * a segment), with rows left over: every segment width the levels use (2-6 tokens) */
+        for (int64_t t = 2; t <= 6; t++) {
+            check_matmul(ops, type, 301, 1056, t, 5, 300, false);
+            check_matmul(ops, type, 301, 1024, t, 5, 300, false); /* whole octs: Q8_0 packed too */
+        }
+        /* long rows (the activations and a row overflow L1), from segments */
+        check_matmul(ops, type, 43, 8800, 1, 1, 42, false);
+        check_matmul(ops, type, 43, 8800, 2, 0, 43, false);
         check_matmul(ops, type, 21, 1024, 2, 5, 21, true);
     }
 }

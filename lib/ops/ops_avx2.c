@@ -113,6 +113,9 @@ INLINE __m256 load_x_any(const float *x, int64_t c, int64_t c1) {
 #define TILE_ADD _mm256_add_ps
 #define TILE_HSUM hsum
 #define LONG_ROWS_MAX_T 2 /* tokens of a long-row pass (3 rows x 2 tokens x 2 chains: 12 of the 16 registers) */
+#define SEG_RT(tt) 1 /* rows side by side from segments (tile_float.h): not on AVX2 (not measured there) */
+#define SEG_RT_MAX 1
+#define SEG_LONG_ROWS 0
 #include "ops/tile_float.h"
 
 /* Columns [c0, c0 + n) of a 16-bit row as floats at dst (gemm_blocked.h's panel). */

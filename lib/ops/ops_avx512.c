@@ -107,6 +107,11 @@ INLINE __m512 load_w_any(int type, const void *row, int64_t c, int64_t c1) {
 #define TILE_ADD _mm512_add_ps
 #define TILE_HSUM _mm512_reduce_add_ps
 #define LONG_ROWS_MAX_T 3 /* tokens of a long-row pass (4 rows x 3 tokens x 2 chains: 24 of the 32 registers) */
+/* rows side by side from segments (tile_float.h, seg_rows) for tt tokens: 2 x rows x tokens
+ * accumulators within 24 of the 32 registers; one token keeps its single stream */
+#define SEG_RT(tt) ((tt) == 1 ? 1 : (tt) <= 3 ? 4 : (tt) == 4 ? 3 : (tt) <= 6 ? 2 : 1)
+#define SEG_RT_MAX 4
+#define SEG_LONG_ROWS 1 /* the long-row pass's rows from segments too */
 #include "ops/tile_float.h"
 
 #define GEMM_CHAINS 2
@@ -136,12 +141,12 @@ INLINE __m512 join8(__m256 lo, __m256 hi) {
  * (row, token) dot in small_f32's chains. F32 from DRAM, 768 x 6144: one token, one thread
  * 19 -> 24 GB/s; two tokens, two threads 24.0 -> 28.7, three 20.3 -> 22.9. */
 INLINE void small_f32_rows(int nr, int tt, const vwn_mat *W, const float *X, int64_t ldx, float *Y, int64_t ldy,
-                           int64_t r) {
+                           int64_t r, int64_t rs) {
     const int64_t cols = W->cols;
     const float *w[4];
     __m256 a[4][3][4]; /* nr <= 4, tt <= 3, nr * tt <= 6 */
     for (int i = 0; i < nr; i++) {
-        w[i] = (const float *)((const char *)W->data + (r + i) * W->row_bytes);
+        w[i] = (const float *)((const char *)W->data + (r + i * rs) * W->row_bytes);
         for (int j = 0; j < tt; j++)
             for (int q = 0; q < 4; q++) a[i][j][q] = _mm256_setzero_ps();
     }
@@ -162,7 +167,7 @@ INLINE void small_f32_rows(int nr, int tt, const vwn_mat *W, const float *X, int
             }
     for (int i = 0; i < nr; i++)
         for (int j = 0; j < tt; j++)
-            Y[j * ldy + r + i] = _mm512_reduce_add_ps(
+            Y[j * ldy + r + i * rs] = _mm512_reduce_add_ps(
                 _mm512_add_ps(join8(a[i][j][0], a[i][j][1]), join8(a[i][j][2], a[i][j][3])));
 }
 
@@ -171,7 +176,12 @@ INLINE void small_f32(int tt, const vwn_mat *W, const float *X, int64_t ldx, flo
     const int64_t cols = W->cols;
     if (small_long_rows(tt, W)) { /* tt <= 3 (LONG_ROWS_MAX_T): 4 rows for one token, 2 for more */
         const int nr = tt == 1 ? 4 : 2;
-        for (; r0 + nr <= r1; r0 += nr) small_f32_rows(nr, tt <= 3 ? tt : 1, W, X, ldx, Y, ldy, r0);
+        const int64_t h = seg_rows(nr, W->row_bytes, r0, r1);
+        if (h > 0) { /* rows side by side from far-apart segments (tile_float.h, seg_rows) */
+            for (int64_t i = 0; i < h; i++) small_f32_rows(nr, tt <= 3 ? tt : 1, W, X, ldx, Y, ldy, r0 + i, h);
+            r0 += nr * h;
+        }
+        for (; r0 + nr <= r1; r0 += nr) small_f32_rows(nr, tt <= 3 ? tt : 1, W, X, ldx, Y, ldy, r0, 1);
     }
     for (int64_t r = r0; r < r1; r++) {
         const float *w = (const float *)((const char *)W->data + r * W->row_bytes);
@@ -215,7 +225,9 @@ INLINE void matmul_float(int type, const vwn_mat *W, const float *X, int64_t ldx
                          float *Y, int64_t ldy, int64_t r0, int64_t r1) {
     /* F32 from T = 5 on: the GEMM's 4-row tiles load fewer x vectors per FMA, and at that T
      * the float kernels are compute-bound (measured: T = 8 was 13% faster in the GEMM). */
-    if (type == VWN_TYPE_F32) {
+    /* (F32 with a few tokens over a long range: small_float's rows side by side from segments,
+     * on 512-bit vectors -- the same bits as small_f32) */
+    if (type == VWN_TYPE_F32 && (T < 3 || T > SMALL_T || seg_rows(SEG_RT(T), W->row_bytes, r0, r1) == 0)) {
         switch (T) {
         case 1: small_f32(1, W, X, ldx, Y, ldy, r0, r1); return;
         case 2: small_f32(2, W, X, ldx, Y, ldy, r0, r1); return;
@@ -498,16 +510,21 @@ INLINE void row_quant(int type, int tt, bool prepared, bool packed, const void *
  * (groups of 8 tokens: 1.08-1.14x at T = 8; a 32000-row matrix streamed from memory: the same);
  * a 256-token prefill of the 110M models 6-11% faster (docs/performance.md, "Packed Q8_0 rows"). */
 #define PAIR_G 4 /* tokens per group */
-/* ... but only from PAIR_MIN_T tokens on. Streamed from memory (one thread, a 130 MB matrix,
+/* ... adjacent rows only from PAIR_MIN_T tokens on; over a range long enough for two far-apart
+ * segments (tile_float.h, seg_rows), rows from its two halves from 2 tokens on. Adjacent rows,
+ * streamed from memory (one thread, a 130 MB matrix,
  * 768 columns; docs/performance.md, "Nineteenth session"), the pairs read at a third to half the
  * rate of one row at a time at T = 2-4 (6.5-8 against 16-20 GB/s), which made a speculative
  * verification of 3 tokens cost two decode steps; at T = 5-6 they are 0-18% slower, at T = 7-8
  * faster (11-12 against 10-10.5 GB/s); software prefetch did not mend T = 2-4. In L2/L3 they are
  * faster at every T (1.15-1.2x at T = 2-6). So decoding batches (a verification, a few tokens)
- * read one row at a time, and a prefill's chunks of 7-8 read rows in pairs. */
+ * read one row at a time, and a prefill's chunks of 7-8 read rows in pairs. Rows from far-apart
+ * segments keep both streams going: in the 110M Q8_0 model, 2 threads, 3-8 tokens 4-21% and a
+ * 16-256-token prefill 3-14% faster than adjacent pairs or single rows (docs/performance.md,
+ * "Nineteenth session"). */
 #define PAIR_MIN_T 7
 INLINE void row_pair_packed(int tt, const char *w0, const char *w1, const q8_prep *xp, int64_t nb, float *y,
-                            int64_t ldy) {
+                            int64_t ldy, int64_t ystep) {
     const int64_t octs = nb / 8;
     for (int g = 0; g < tt; g += PAIR_G) {
         const int gn = tt - g < PAIR_G ? tt - g : PAIR_G;
@@ -531,7 +548,7 @@ INLINE void row_pair_packed(int tt, const char *w0, const char *w1, const q8_pre
         }
         for (int j = 0; j < gn; j++) {
             y[(g + j) * ldy] = _mm512_reduce_add_ps(acc0[j]);
-            y[(g + j) * ldy + 1] = _mm512_reduce_add_ps(acc1[j]);
+            y[(g + j) * ldy + ystep] = _mm512_reduce_add_ps(acc1[j]);
         }
     }
 }
@@ -555,9 +572,16 @@ INLINE void small_quant(int type, int tt, const vwn_mat *W, const vwn_block_q8_0
         for (int64_t p = 0; p < octs; p++)
             prep_oct(type, xq + j * nb + 8 * p, nb - 8 * p, &xp[j * octs + p]);
     int64_t r = r0;
-    if (packed && tt >= PAIR_MIN_T) /* rows in pairs (prefill; see row_pair_packed) */
+    const int64_t h = packed && tt >= 2 ? seg_rows(2, W->row_bytes, r0, r1) : 0;
+    if (h > 0) { /* a long range: rows in pairs from its two halves (tile_float.h, seg_rows) */
+        for (int64_t i = 0; i < h; i++)
+            row_pair_packed(tt, base + (r0 + i) * W->row_bytes, base + (r0 + h + i) * W->row_bytes, xp, nb, Y + r0 + i,
+                            ldy, h);
+        r = r0 + 2 * h;
+    } else if (packed && tt >= PAIR_MIN_T) { /* adjacent rows in pairs (prefill; see row_pair_packed) */
         for (; r + 1 < r1; r += 2)
-            row_pair_packed(tt, base + r * W->row_bytes, base + (r + 1) * W->row_bytes, xp, nb, Y + r, ldy);
+            row_pair_packed(tt, base + r * W->row_bytes, base + (r + 1) * W->row_bytes, xp, nb, Y + r, ldy, 1);
+    }
     for (; r < r1; r++) {
         const char *w = base + r * W->row_bytes;
         if (packed) row_quant(type, tt, true, true, w, xp, xq, nb, Y + r, ldy);

@@ -90,17 +90,67 @@ INLINE void tile_float(int type, int rt, int tt, const char *w, size_t wstride, 
 
 /* Small T (decode and draft verification, memory-bound): one row at a time, whole, for all tt
  * tokens -- each weight is loaded (and widened) once, and the weights are read as one linear
- * stream, which the hardware prefetcher follows at full bandwidth (several interleaved row streams
- * measured 1.5-2x slower on Zen 4). Except over long rows (small_long_rows): RT rows side by
- * side, each activation vector loaded once for all of them. Either way every (row, token) dot is
- * the tile's, so the results do not change. */
+ * stream, which the hardware prefetcher follows at full bandwidth (several interleaved adjacent
+ * rows measured 1.5-2x slower on Zen 4). Except: for 2 or more tokens over a long enough range,
+ * SEG_RT(tt) rows side by side from far-apart segments (seg_rows), each activation vector loaded
+ * once for all of them -- with one row at a time, a token's activation loads outnumber the
+ * weight loads, and a core keeps fewer lines in flight (110M models, 2 threads, 3-6 tokens: F32
+ * 0.81-0.94, BF16 0.77-0.88 of the time); and over long rows (small_long_rows), RT rows side by
+ * side, from segments where the range allows. Every (row, token) dot is the tile's, so the
+ * results do not change. */
+#ifndef VWN_SEG_ROWS
+#define VWN_SEG_ROWS
+/* Rows side by side from far-apart segments. A kernel that reads several rows at once (each
+ * activation vector loaded once for all of them) reads as many streams; when those rows are
+ * adjacent, every stream ends after one short row and the hardware prefetchers start over
+ * (Zen 4, one thread, rows of 768 B read two side by side: 7 GB/s against 20 for one stream;
+ * 8 KiB rows: 14 against 22; docs/performance.md, "Nineteenth session"). Cutting the range into
+ * rt segments of consecutive rows and taking row i of every segment keeps each stream going
+ * across rows; from ~64 KiB a segment they read at the one-stream rate. seg_rows: the rows per
+ * segment for rt rows side by side over [r0, r1), or 0 when a segment would be shorter. */
+#define VWN_SEG_MIN_BYTES (64 * 1024)
+static inline int64_t seg_rows(int rt, size_t row_bytes, int64_t r0, int64_t r1) {
+    if (rt < 2 || r1 - r0 < rt) return 0;
+    const int64_t h = (r1 - r0) / rt;
+    return (uint64_t)h * row_bytes >= VWN_SEG_MIN_BYTES ? h : 0;
+}
+#endif
+
+/* Rows r0 + i + q h (i < h, q < rt) for tt tokens: row i of each of rt segments side by side,
+ * through a small buffer, since the tile's outputs are consecutive rows. */
+INLINE void seg_tiles(int type, int rt, int tt, const vwn_mat *W, const float *X, int64_t ldx, float *Y,
+                      int64_t ldy, int64_t r0, int64_t h) {
+    float yt[(SEG_RT_MAX > RT ? SEG_RT_MAX : RT) * SMALL_T];
+    for (int64_t i = 0; i < h; i++) {
+        tile_float(type, rt, tt, (const char *)W->data + (r0 + i) * W->row_bytes, (size_t)h * W->row_bytes, X, ldx, 0,
+                   W->cols, NULL, true, true, yt, rt);
+        for (int q = 0; q < rt; q++)
+            for (int j = 0; j < tt; j++) Y[j * ldy + r0 + q * h + i] = yt[j * rt + q];
+    }
+}
+
 INLINE void small_float(int type, int tt, const vwn_mat *W, const float *X, int64_t ldx, float *Y,
                         int64_t ldy, int64_t r0, int64_t r1) {
     const char *base = W->data;
     int64_t r = r0;
+    /* a few tokens over a long range: SEG_RT(tt) rows side by side from far-apart segments (each
+     * activation vector loaded once for all of them; the file sets how many its registers hold) */
+    const int srt = SEG_RT(tt);
+    const int64_t h = seg_rows(srt, W->row_bytes, r0, r1);
+    if (h > 0) {
+        seg_tiles(type, srt, tt, W, X, ldx, Y, ldy, r0, h);
+        r = r0 + srt * h; /* the few rows left, one at a time */
+    }
     /* (tt is a constant here: past LONG_ROWS_MAX_T the pass never runs, and its tile is compiled
      * for one token, not tt -- the 4 x 8 tiles cost minutes in the sanitizer builds) */
     const int lt = tt <= LONG_ROWS_MAX_T ? tt : 1;
+    if (SEG_LONG_ROWS && r == r0 && small_long_rows(tt, W)) {
+        const int64_t hl = seg_rows(RT, W->row_bytes, r0, r1);
+        if (hl > 0) { /* RT rows from far-apart segments, then the rest as below */
+            seg_tiles(type, RT, lt, W, X, ldx, Y, ldy, r0, hl);
+            r = r0 + RT * hl;
+        }
+    }
     if (small_long_rows(tt, W))
         for (; r + RT <= r1; r += RT)
             tile_float(type, RT, lt, base + r * W->row_bytes, W->row_bytes, X, ldx, 0, W->cols, NULL, true, true,
