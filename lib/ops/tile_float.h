@@ -94,8 +94,8 @@ INLINE void tile_float(int type, int rt, int tt, const char *w, size_t wstride, 
  * rows measured 1.5-2x slower on Zen 4). Except: for 2 or more tokens over a long enough range,
  * SEG_RT(tt) rows side by side from far-apart segments (seg_rows), each activation vector loaded
  * once for all of them -- with one row at a time, a token's activation loads outnumber the
- * weight loads, and a core keeps fewer lines in flight (110M models, 2 threads, 3-6 tokens: F32
- * 0.81-0.94, BF16 0.77-0.88 of the time); and over long rows (small_long_rows), RT rows side by
+ * weight loads, and a core keeps fewer lines in flight (110M models, 2 threads, 2-6 tokens in
+ * one process: F32 0.76-0.99, BF16 0.77-0.94 of the time); and over long rows (small_long_rows), RT rows side by
  * side, from segments where the range allows. Every (row, token) dot is the tile's, so the
  * results do not change. */
 #ifndef VWN_SEG_ROWS
