@@ -176,12 +176,12 @@ INLINE void small_f32(int tt, const vwn_mat *W, const float *X, int64_t ldx, flo
     const int64_t cols = W->cols;
     if (small_long_rows(tt, W)) { /* tt <= 3 (LONG_ROWS_MAX_T): 4 rows for one token, 2 for more */
         const int nr = tt == 1 ? 4 : 2;
+        /* rows side by side from far-apart segments where the range allows (tile_float.h,
+         * seg_rows), else adjacent: step i takes rows r0 + i * step + q * rs, q < nr */
         const int64_t h = seg_rows(nr, W->row_bytes, r0, r1);
-        if (h > 0) { /* rows side by side from far-apart segments (tile_float.h, seg_rows) */
-            for (int64_t i = 0; i < h; i++) small_f32_rows(nr, tt <= 3 ? tt : 1, W, X, ldx, Y, ldy, r0 + i, h);
-            r0 += nr * h;
-        }
-        for (; r0 + nr <= r1; r0 += nr) small_f32_rows(nr, tt <= 3 ? tt : 1, W, X, ldx, Y, ldy, r0, 1);
+        const int64_t n = h > 0 ? h : (r1 - r0) / nr, step = h > 0 ? 1 : nr, rs = h > 0 ? h : 1;
+        for (int64_t i = 0; i < n; i++) small_f32_rows(nr, tt <= 3 ? tt : 1, W, X, ldx, Y, ldy, r0 + i * step, rs);
+        r0 += nr * n;
     }
     for (int64_t r = r0; r < r1; r++) {
         const float *w = (const float *)((const char *)W->data + r * W->row_bytes);
@@ -225,9 +225,17 @@ INLINE void matmul_float(int type, const vwn_mat *W, const float *X, int64_t ldx
                          float *Y, int64_t ldy, int64_t r0, int64_t r1) {
     /* F32 from T = 5 on: the GEMM's 4-row tiles load fewer x vectors per FMA, and at that T
      * the float kernels are compute-bound (measured: T = 8 was 13% faster in the GEMM). */
-    /* (F32 with a few tokens over a long range: small_float's rows side by side from segments,
-     * on 512-bit vectors -- the same bits as small_f32) */
-    if (type == VWN_TYPE_F32 && (T < 3 || T > SMALL_T || seg_rows(SEG_RT(T), W->row_bytes, r0, r1) == 0)) {
+    /* F32, 3-6 tokens over a long range: small_float's rows side by side from segments, on 512-bit
+     * vectors (the same bits as small_f32; at 2 tokens small_f32 measured faster) */
+    if (type == VWN_TYPE_F32 && T >= 3 && T <= 6 && seg_rows(SEG_RT(T), W->row_bytes, r0, r1) > 0) {
+        switch (T) {
+        case 3: small_float(type, 3, W, X, ldx, Y, ldy, r0, r1); return;
+        case 4: small_float(type, 4, W, X, ldx, Y, ldy, r0, r1); return;
+        case 5: small_float(type, 5, W, X, ldx, Y, ldy, r0, r1); return;
+        default: small_float(type, 6, W, X, ldx, Y, ldy, r0, r1); return;
+        }
+    }
+    if (type == VWN_TYPE_F32) {
         switch (T) {
         case 1: small_f32(1, W, X, ldx, Y, ldy, r0, r1); return;
         case 2: small_f32(2, W, X, ldx, Y, ldy, r0, r1); return;

@@ -135,22 +135,19 @@ INLINE void small_float(int type, int tt, const vwn_mat *W, const float *X, int6
     int64_t r = r0;
     /* a few tokens over a long range: SEG_RT(tt) rows side by side from far-apart segments (each
      * activation vector loaded once for all of them; the file sets how many its registers hold) */
-    const int srt = SEG_RT(tt);
-    const int64_t h = seg_rows(srt, W->row_bytes, r0, r1);
-    if (h > 0) {
-        seg_tiles(type, srt, tt, W, X, ldx, Y, ldy, r0, h);
-        r = r0 + srt * h; /* the few rows left, one at a time */
-    }
-    /* (tt is a constant here: past LONG_ROWS_MAX_T the pass never runs, and its tile is compiled
-     * for one token, not tt -- the 4 x 8 tiles cost minutes in the sanitizer builds) */
-    const int lt = tt <= LONG_ROWS_MAX_T ? tt : 1;
-    if (SEG_LONG_ROWS && r == r0 && small_long_rows(tt, W)) {
-        const int64_t hl = seg_rows(RT, W->row_bytes, r0, r1);
-        if (hl > 0) { /* RT rows from far-apart segments, then the rest as below */
-            seg_tiles(type, RT, lt, W, X, ldx, Y, ldy, r0, hl);
-            r = r0 + RT * hl;
+    /* (tt and srt are constants here: every branch below whose condition folds to false is not
+     * compiled -- each inlined tile adds to the build, minutes in the sanitizer builds) */
+    const int srt = SEG_RT(tt) > 1 ? SEG_RT(tt) : SEG_LONG_ROWS && tt == 1 ? RT : 1;
+    if (srt > 1 && (SEG_RT(tt) > 1 || small_long_rows(tt, W))) { /* one token: long rows only */
+        const int64_t h = seg_rows(srt, W->row_bytes, r0, r1);
+        if (h > 0) {
+            seg_tiles(type, srt, tt, W, X, ldx, Y, ldy, r0, h);
+            r = r0 + srt * h; /* the few rows left, one at a time */
         }
     }
+    /* (past LONG_ROWS_MAX_T the pass below never runs, and its tile is compiled for one token, not
+     * tt -- the 4 x 8 tiles cost minutes in the sanitizer builds) */
+    const int lt = tt <= LONG_ROWS_MAX_T ? tt : 1;
     if (small_long_rows(tt, W))
         for (; r + RT <= r1; r += RT)
             tile_float(type, RT, lt, base + r * W->row_bytes, W->row_bytes, X, ldx, 0, W->cols, NULL, true, true,
