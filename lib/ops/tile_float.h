@@ -133,10 +133,10 @@ INLINE void small_float(int type, int tt, const vwn_mat *W, const float *X, int6
                         int64_t ldy, int64_t r0, int64_t r1) {
     const char *base = W->data;
     int64_t r = r0;
-    /* a few tokens over a long range: SEG_RT(tt) rows side by side from far-apart segments (each
-     * activation vector loaded once for all of them; the file sets how many its registers hold) */
-    /* (tt and srt are constants here: every branch below whose condition folds to false is not
-     * compiled -- each inlined tile adds to the build, minutes in the sanitizer builds) */
+    /* A few tokens over a long range: SEG_RT(tt) rows side by side from far-apart segments (each
+     * activation vector loaded once for all of them; the file sets how many its registers hold);
+     * one token only over long rows, RT of them. (tt and srt are constants here, so a branch
+     * whose condition folds to false is not compiled: each inlined tile adds to the build.) */
     const int srt = SEG_RT(tt) > 1 ? SEG_RT(tt) : SEG_LONG_ROWS && tt == 1 ? RT : 1;
     if (srt > 1 && (SEG_RT(tt) > 1 || small_long_rows(tt, W))) { /* one token: long rows only */
         const int64_t h = seg_rows(srt, W->row_bytes, r0, r1);
