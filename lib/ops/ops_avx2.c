@@ -34,7 +34,7 @@
 #define RB 6        /* rows per block (x KC floats: the panel)   */
 #define RT 3        /* float GEMM tile: rows                     */
 #define TT 2        /*   tokens (x 2 chains: 12 accumulators)    */
-#define SMALL_T 4   /* T up to this: one row at a time           */
+#define SMALL_T 8   /* T up to this: the small-T rows (tile_float.h) */
 
 #define INLINE static inline __attribute__((always_inline))
 
@@ -113,9 +113,16 @@ INLINE __m256 load_x_any(const float *x, int64_t c, int64_t c1) {
 #define TILE_ADD _mm256_add_ps
 #define TILE_HSUM hsum
 #define LONG_ROWS_MAX_T 2 /* tokens of a long-row pass (3 rows x 2 tokens x 2 chains: 12 of the 16 registers) */
-#define SEG_RT(tt) 1 /* rows side by side from segments (tile_float.h): not on AVX2 (not measured there) */
-#define SEG_RT_MAX 1
-#define SEG_LONG_ROWS 0
+/* rows side by side from segments (tile_float.h, seg_rows): 3 rows for two tokens, 2 for three
+ * (2 x rows x tokens accumulators within 12 of the 16 registers); from 4 tokens on, token groups
+ * (seg_groups): 3 rows, 2 tokens a group, 256-column blocks */
+#define SEG_RT(tt) ((tt) == 2 ? 3 : (tt) == 3 ? 2 : 1)
+#define SEG_RT_MAX 3
+#define SEG_LONG_ROWS 1
+#define SEG_GROUPS(tt) ((tt) >= 4)
+#define SEG_GRP_RT 3
+#define SEG_GRP_T 2
+#define SEG_KC 256
 #include "ops/tile_float.h"
 
 /* Columns [c0, c0 + n) of a 16-bit row as floats at dst (gemm_blocked.h's panel). */
@@ -140,6 +147,15 @@ INLINE void matmul_float(int type, const vwn_mat *W, const float *X, int64_t ldx
     case 2: small_float(type, 2, W, X, ldx, Y, ldy, r0, r1); return;
     case 3: small_float(type, 3, W, X, ldx, Y, ldy, r0, r1); return;
     case 4: small_float(type, 4, W, X, ldx, Y, ldy, r0, r1); return;
+    default: break;
+    }
+    /* 5-8 tokens over a range long enough for token groups from segments (seg_groups); else the
+     * GEMM (one row at a time, 5-8 tokens would not fit the registers) */
+    if (T <= SMALL_T && seg_rows(SEG_GRP_RT, W->row_bytes, r0, r1) > 0) switch (T) {
+    case 5: small_float(type, 5, W, X, ldx, Y, ldy, r0, r1); return;
+    case 6: small_float(type, 6, W, X, ldx, Y, ldy, r0, r1); return;
+    case 7: small_float(type, 7, W, X, ldx, Y, ldy, r0, r1); return;
+    case 8: small_float(type, 8, W, X, ldx, Y, ldy, r0, r1); return;
     default: break;
     }
     gemm_float(type, W, X, ldx, T, Y, ldy, r0, r1);

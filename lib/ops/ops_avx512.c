@@ -108,10 +108,15 @@ INLINE __m512 load_w_any(int type, const void *row, int64_t c, int64_t c1) {
 #define TILE_HSUM _mm512_reduce_add_ps
 #define LONG_ROWS_MAX_T 3 /* tokens of a long-row pass (4 rows x 3 tokens x 2 chains: 24 of the 32 registers) */
 /* rows side by side from segments (tile_float.h, seg_rows) for tt tokens: 2 x rows x tokens
- * accumulators within 24 of the 32 registers; one token keeps its single stream */
-#define SEG_RT(tt) ((tt) == 1 ? 1 : (tt) <= 3 ? 4 : (tt) == 4 ? 3 : (tt) <= 6 ? 2 : 1)
+ * accumulators within 24 of the 32 registers; one token keeps its single stream; from 5 tokens
+ * on, token groups (seg_groups): 4 rows, 3 tokens a group, 1024-column blocks */
+#define SEG_RT(tt) ((tt) == 1 ? 1 : (tt) <= 3 ? 4 : (tt) == 4 ? 3 : 1)
 #define SEG_RT_MAX 4
 #define SEG_LONG_ROWS 1 /* the long-row pass's rows from segments too */
+#define SEG_GROUPS(tt) ((tt) >= 5)
+#define SEG_GRP_RT 4
+#define SEG_GRP_T 3
+#define SEG_KC 1024
 #include "ops/tile_float.h"
 
 #define GEMM_CHAINS 2
@@ -227,12 +232,15 @@ INLINE void matmul_float(int type, const vwn_mat *W, const float *X, int64_t ldx
      * the float kernels are compute-bound (measured: T = 8 was 13% faster in the GEMM). */
     /* F32, 3-6 tokens over a long range: small_float's rows side by side from segments, on 512-bit
      * vectors (the same bits as small_f32; at 2 tokens small_f32 measured faster) */
-    if (type == VWN_TYPE_F32 && T >= 3 && T <= 6 && seg_rows(SEG_RT(T), W->row_bytes, r0, r1) > 0) {
+    if (type == VWN_TYPE_F32 && T >= 3 && T <= SMALL_T &&
+        seg_rows(SEG_GROUPS(T) ? SEG_GRP_RT : SEG_RT(T), W->row_bytes, r0, r1) > 0) {
         switch (T) {
         case 3: small_float(type, 3, W, X, ldx, Y, ldy, r0, r1); return;
         case 4: small_float(type, 4, W, X, ldx, Y, ldy, r0, r1); return;
         case 5: small_float(type, 5, W, X, ldx, Y, ldy, r0, r1); return;
-        default: small_float(type, 6, W, X, ldx, Y, ldy, r0, r1); return;
+        case 6: small_float(type, 6, W, X, ldx, Y, ldy, r0, r1); return;
+        case 7: small_float(type, 7, W, X, ldx, Y, ldy, r0, r1); return;
+        default: small_float(type, 8, W, X, ldx, Y, ldy, r0, r1); return;
         }
     }
     if (type == VWN_TYPE_F32) {

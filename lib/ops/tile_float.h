@@ -129,10 +129,50 @@ INLINE void seg_tiles(int type, int rt, int tt, const vwn_mat *W, const float *X
     }
 }
 
+/* More tokens than one tile holds (SEG_GROUPS(tt)): row i of each of SEG_GRP_RT segments, over
+ * column blocks of SEG_KC, every group of SEG_GRP_T tokens in turn on the block -- the first group
+ * streams the block's weights from memory, the others read them again from L1 -- each group's
+ * chains parked in part between blocks, so every (row, token) dot is the tile's, in the same
+ * order. One row at a time, 5-8 tokens issue more activation loads than weight loads and run
+ * compute-bound at 2.5-5 decode steps; the GEMM's packed panels cost as much (110M models, 2
+ * threads: 5-8 tokens 0.56-0.84 of the time on AVX2, 7-8 tokens 0.66-0.88 on AVX-512;
+ * docs/performance.md, "Twentieth session"). */
+INLINE void seg_groups(int type, int tt, const vwn_mat *W, const float *X, int64_t ldx, float *Y, int64_t ldy,
+                       int64_t r0, int64_t h) {
+    enum { rt = SEG_GRP_RT, g = SEG_GRP_T };
+    TILE_VEC part[2 * RB * TB];
+    float yt[SEG_GRP_RT * SMALL_T];
+    const int64_t cols = W->cols;
+    const size_t stride = (size_t)h * W->row_bytes;
+    for (int64_t i = 0; i < h; i++) {
+        const char *w = (const char *)W->data + (r0 + i) * W->row_bytes;
+        for (int64_t c = 0; c < cols; c += SEG_KC) {
+            const int64_t c1 = cols - c > SEG_KC ? c + SEG_KC : cols;
+            for (int k = 0; k < tt; k += g) { /* the groups: g tokens each, the last tt % g if short */
+                if (tt - k >= g)
+                    tile_float(type, rt, g, w, stride, X + k * ldx, ldx, c, c1, part + k, c == 0, c1 == cols,
+                               yt + k * rt, rt);
+                else
+                    tile_float(type, rt, tt % g, w, stride, X + k * ldx, ldx, c, c1, part + k, c == 0, c1 == cols,
+                               yt + k * rt, rt);
+            }
+        }
+        for (int q = 0; q < rt; q++)
+            for (int j = 0; j < tt; j++) Y[j * ldy + r0 + q * h + i] = yt[j * rt + q];
+    }
+}
+
 INLINE void small_float(int type, int tt, const vwn_mat *W, const float *X, int64_t ldx, float *Y,
                         int64_t ldy, int64_t r0, int64_t r1) {
     const char *base = W->data;
     int64_t r = r0;
+    if (SEG_GROUPS(tt)) { /* more tokens than one tile holds: token groups from segments */
+        const int64_t h = seg_rows(SEG_GRP_RT, W->row_bytes, r0, r1);
+        if (h > 0) {
+            seg_groups(type, tt, W, X, ldx, Y, ldy, r0, h);
+            r = r0 + SEG_GRP_RT * h; /* the few rows left, one at a time */
+        }
+    }
     /* A few tokens over a long range: SEG_RT(tt) rows side by side from far-apart segments (each
      * activation vector loaded once for all of them; the file sets how many its registers hold);
      * one token only over long rows, RT of them. (tt and srt are constants here, so a branch
