@@ -451,9 +451,11 @@ static void test_matmul(const vwn_ops *ops) {
         /* whole octs: Q8_0 also packed; chunks of 6 and 7 tokens: one row at a time, then pairs */
         check_matmul(ops, type, 21, 1024, 13, 3, 20, false);
         /* ranges long enough for rows side by side from segments (tile_float.h, seg_rows: 64 KiB
-         * a segment), with rows left over: every segment width the levels use (2-6 tokens), and
-         * token groups (7-8 tokens; AVX2 from 4) */
-        for (int64_t t = 2; t <= 8; t++) {
+         * a segment), with rows left over: every segment width the levels use (2-4 tokens), and
+         * token groups (AVX2 4-16 tokens, AVX-512 5-32) with short last groups, and past them */
+        static const int64_t seg_T[] = {2, 3, 4, 5, 6, 7, 8, 13, 16, 17, 32, 33};
+        for (int k = 0; k < 12; k++) {
+            const int64_t t = seg_T[k];
             check_matmul(ops, type, 301, 1056, t, 5, 300, false);
             check_matmul(ops, type, 301, 1024, t, 5, 300, false); /* whole octs: Q8_0 packed too */
         }
@@ -518,13 +520,13 @@ static void test_matmul_consistent(const vwn_ops *ops) {
      * long enough for one token to take several rows side by side (small_long_rows), ending in a
      * partial block of even (6147) and odd (5659) index for both block widths; the last two have
      * ranges long enough for rows from segments (tile_float.h, seg_rows: 64 KiB a segment) and, at
-     * 4-8 tokens, token groups over column blocks (seg_groups: 256 and 1024 columns a block) --
-     * 1100 columns end in a partial block of AVX2's and AVX-512's */
+     * 4-32 tokens, token groups over column blocks (seg_groups: 256 and 1024 columns a block) --
+     * 1100 columns end in a partial block of AVX2's and AVX-512's; 33 tokens take the GEMM */
     enum { NSHAPES = 13 };
     static const int64_t shapes[NSHAPES][3] = {{45, 1056, 53}, {13, 4128, 10}, {19, 544, 9}, {11, 1056, 260},
                                                {7, 1000, 53}, {5, 1016, 11}, {6, 1003, 13}, {4, 1013, 21},
                                                {5, 1030, 13}, {11, 6147, 5}, {9, 5659, 3}, {301, 1056, 24},
-                                               {297, 1100, 17}};
+                                               {297, 1100, 33}};
     for (int ci = 0; ci < 5 * NSHAPES; ci++) {
         const int si = ci / 5, ti = ci % 5;
         int64_t rows = shapes[si][0], cols = shapes[si][1], T = shapes[si][2];
@@ -553,8 +555,8 @@ static void test_matmul_consistent(const vwn_ops *ops) {
                   "[%s] %s matmul of T=%lld differs from T=1 calls over all rows", ops->name,
                   vwn_type_name(types[ti]), (long long)T);
         /* small batches (draft verification: T = 2..8 may take its own path) */
-        static const int64_t small_T[] = {2, 3, 4, 5, 6, 7, 8, 9};
-        for (int k = 0; k < 8; k++) {
+        static const int64_t small_T[] = {2, 3, 4, 5, 6, 7, 8, 9, 16, 17, 32};
+        for (int k = 0; k < 11; k++) {
             int64_t ts = small_T[k], n = T / ts * ts;
             for (int64_t t = 0; t < n; t += ts)
                 ops->matmul(&w, X + t * cols, cols, xq + t * cols / 32, ts, Y1 + t * rows, rows, 0, rows);

@@ -34,7 +34,7 @@
 #define RB 6        /* rows per block (x KC floats: the panel)   */
 #define RT 3        /* float GEMM tile: rows                     */
 #define TT 2        /*   tokens (x 2 chains: 12 accumulators)    */
-#define SMALL_T 8   /* T up to this: the small-T rows (tile_float.h) */
+#define SMALL_T 4   /* T up to this: one row at a time           */
 
 #define INLINE static inline __attribute__((always_inline))
 
@@ -114,12 +114,14 @@ INLINE __m256 load_x_any(const float *x, int64_t c, int64_t c1) {
 #define TILE_HSUM hsum
 #define LONG_ROWS_MAX_T 2 /* tokens of a long-row pass (3 rows x 2 tokens x 2 chains: 12 of the 16 registers) */
 /* rows side by side from segments (tile_float.h, seg_rows): 3 rows for two tokens, 2 for three
- * (2 x rows x tokens accumulators within 12 of the 16 registers); from 4 tokens on, token groups
- * (seg_groups): 3 rows, 2 tokens a group, 256-column blocks */
+ * (2 x rows x tokens accumulators within 12 of the 16 registers). 4-16 tokens: token groups
+ * (seg_groups) of 2 over 3 rows (groups of 3 over 2 rows measured 2-6% slower), 256-column
+ * blocks (512 and 1024: 1-5% slower) */
 #define SEG_RT(tt) ((tt) == 2 ? 3 : (tt) == 3 ? 2 : 1)
 #define SEG_RT_MAX 3
 #define SEG_LONG_ROWS 1
-#define SEG_GROUPS(tt) ((tt) >= 4)
+#define SEG_GRP_MIN_T 4
+#define SEG_GRP_MAX_T 16
 #define SEG_GRP_RT 3
 #define SEG_GRP_T 2
 #define SEG_KC 256
@@ -142,20 +144,19 @@ INLINE void widen_cols(int type, const void *row, int64_t c0, int64_t n, float *
 
 INLINE void matmul_float(int type, const vwn_mat *W, const float *X, int64_t ldx, int64_t T,
                          float *Y, int64_t ldy, int64_t r0, int64_t r1) {
+    /* 4-16 tokens over a range long enough for segments: token groups (tile_float.h, seg_groups;
+     * 110M models, 2 threads, in one process against what ran before -- one row at a time at 4
+     * tokens, the GEMM from 5: F32 0.86-0.93 of the time at 4-24 tokens, 1.05 at 32; BF16
+     * 0.71-0.90 at 4-16, 1.00 at 24) */
+    if (T >= SEG_GRP_MIN_T && T <= SEG_GRP_MAX_T && seg_rows(SEG_GRP_RT, W->row_bytes, r0, r1) > 0) {
+        seg_groups(type, (int)T, W, X, ldx, Y, ldy, r0, r1);
+        return;
+    }
     switch (T) {
     case 1: small_float(type, 1, W, X, ldx, Y, ldy, r0, r1); return;
     case 2: small_float(type, 2, W, X, ldx, Y, ldy, r0, r1); return;
     case 3: small_float(type, 3, W, X, ldx, Y, ldy, r0, r1); return;
     case 4: small_float(type, 4, W, X, ldx, Y, ldy, r0, r1); return;
-    default: break;
-    }
-    /* 5-8 tokens over a range long enough for token groups from segments (seg_groups); else the
-     * GEMM (one row at a time, 5-8 tokens would not fit the registers) */
-    if (T <= SMALL_T && seg_rows(SEG_GRP_RT, W->row_bytes, r0, r1) > 0) switch (T) {
-    case 5: small_float(type, 5, W, X, ldx, Y, ldy, r0, r1); return;
-    case 6: small_float(type, 6, W, X, ldx, Y, ldy, r0, r1); return;
-    case 7: small_float(type, 7, W, X, ldx, Y, ldy, r0, r1); return;
-    case 8: small_float(type, 8, W, X, ldx, Y, ldy, r0, r1); return;
     default: break;
     }
     gemm_float(type, W, X, ldx, T, Y, ldy, r0, r1);

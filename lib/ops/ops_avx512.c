@@ -108,12 +108,13 @@ INLINE __m512 load_w_any(int type, const void *row, int64_t c, int64_t c1) {
 #define TILE_HSUM _mm512_reduce_add_ps
 #define LONG_ROWS_MAX_T 3 /* tokens of a long-row pass (4 rows x 3 tokens x 2 chains: 24 of the 32 registers) */
 /* rows side by side from segments (tile_float.h, seg_rows) for tt tokens: 2 x rows x tokens
- * accumulators within 24 of the 32 registers; one token keeps its single stream; from 5 tokens
- * on, token groups (seg_groups): 4 rows, 3 tokens a group, 1024-column blocks */
+ * accumulators within 24 of the 32 registers; one token keeps its single stream. 5-32 tokens:
+ * token groups (seg_groups) of 3 over 4 rows, 1024-column blocks (256 and 512: 2-5% slower) */
 #define SEG_RT(tt) ((tt) == 1 ? 1 : (tt) <= 3 ? 4 : (tt) == 4 ? 3 : 1)
 #define SEG_RT_MAX 4
 #define SEG_LONG_ROWS 1 /* the long-row pass's rows from segments too */
-#define SEG_GROUPS(tt) ((tt) >= 5)
+#define SEG_GRP_MIN_T 5
+#define SEG_GRP_MAX_T 32
 #define SEG_GRP_RT 4
 #define SEG_GRP_T 3
 #define SEG_KC 1024
@@ -228,20 +229,21 @@ INLINE void small_f32(int tt, const vwn_mat *W, const float *X, int64_t ldx, flo
 
 INLINE void matmul_float(int type, const vwn_mat *W, const float *X, int64_t ldx, int64_t T,
                          float *Y, int64_t ldy, int64_t r0, int64_t r1) {
-    /* F32 from T = 5 on: the GEMM's 4-row tiles load fewer x vectors per FMA, and at that T
-     * the float kernels are compute-bound (measured: T = 8 was 13% faster in the GEMM). */
-    /* F32, 3-6 tokens over a long range: small_float's rows side by side from segments, on 512-bit
-     * vectors (the same bits as small_f32; at 2 tokens small_f32 measured faster) */
-    if (type == VWN_TYPE_F32 && T >= 3 && T <= SMALL_T &&
-        seg_rows(SEG_GROUPS(T) ? SEG_GRP_RT : SEG_RT(T), W->row_bytes, r0, r1) > 0) {
-        switch (T) {
-        case 3: small_float(type, 3, W, X, ldx, Y, ldy, r0, r1); return;
-        case 4: small_float(type, 4, W, X, ldx, Y, ldy, r0, r1); return;
-        case 5: small_float(type, 5, W, X, ldx, Y, ldy, r0, r1); return;
-        case 6: small_float(type, 6, W, X, ldx, Y, ldy, r0, r1); return;
-        case 7: small_float(type, 7, W, X, ldx, Y, ldy, r0, r1); return;
-        default: small_float(type, 8, W, X, ldx, Y, ldy, r0, r1); return;
-        }
+    /* 5-32 tokens over a range long enough for segments: token groups (tile_float.h, seg_groups;
+     * 110M models, 2 threads, in one process against what ran before -- for F32 the GEMM, for
+     * BF16 one row at a time up to 8 tokens: F32 0.80-0.95 of the time at 5-32 tokens, 1.04 at
+     * 48; BF16 0.66-0.92, 0.98 at 48) */
+    if (T >= SEG_GRP_MIN_T && T <= SEG_GRP_MAX_T && seg_rows(SEG_GRP_RT, W->row_bytes, r0, r1) > 0) {
+        seg_groups(type, (int)T, W, X, ldx, Y, ldy, r0, r1);
+        return;
+    }
+    /* F32, 3-4 tokens over a long range: small_float's rows side by side from segments, on 512-bit
+     * vectors (the same bits as small_f32; at 2 tokens small_f32 measured faster); else, from 5
+     * tokens on, the GEMM (its 4-row tiles load fewer x vectors per FMA than one row at a time) */
+    if (type == VWN_TYPE_F32 && T >= 3 && T <= 4 && seg_rows(SEG_RT(T), W->row_bytes, r0, r1) > 0) {
+        if (T == 3) small_float(type, 3, W, X, ldx, Y, ldy, r0, r1);
+        else small_float(type, 4, W, X, ldx, Y, ldy, r0, r1);
+        return;
     }
     if (type == VWN_TYPE_F32) {
         switch (T) {

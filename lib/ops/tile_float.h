@@ -129,50 +129,58 @@ INLINE void seg_tiles(int type, int rt, int tt, const vwn_mat *W, const float *X
     }
 }
 
-/* More tokens than one tile holds (SEG_GROUPS(tt)): row i of each of SEG_GRP_RT segments, over
- * column blocks of SEG_KC, every group of SEG_GRP_T tokens in turn on the block -- the first group
- * streams the block's weights from memory, the others read them again from L1 -- each group's
- * chains parked in part between blocks, so every (row, token) dot is the tile's, in the same
- * order. One row at a time, 5-8 tokens issue more activation loads than weight loads and run
- * compute-bound at 2.5-5 decode steps; the GEMM's packed panels cost as much (110M models, 2
- * threads: 5-8 tokens 0.56-0.84 of the time on AVX2, 7-8 tokens 0.66-0.88 on AVX-512;
+/* Token groups: for more tokens than one register tile holds (the file's matmul_float decides
+ * when), tt <= TB. Over column blocks of SEG_KC, row i of each of SEG_GRP_RT far-apart segments
+ * (seg_rows) for every group of SEG_GRP_T tokens in turn -- the first group streams the block's
+ * weights from memory, the others read them again from L1 -- each group's chains parked in part
+ * between blocks; the rows left over, one at a time, group by group. Every (row, token) dot is
+ * the tile's, in the same order, so the results are bit for bit those of any other path. One row
+ * at a time, 4-8 tokens issue more activation loads than weight loads and ran at 2.5-5 decode
+ * steps, the GEMM (its widened panels amortized over few tokens) at 3-5 (110M models, 2 threads:
  * docs/performance.md, "Twentieth session"). */
+#if SEG_GRP_T > 3 || SEG_GRP_MAX_T > TB
+#error "group_tiles handles short groups of 1 and 2 tokens only, seg_groups up to TB tokens"
+#endif
+/* The tiles of rt rows for all tt tokens over columns [c, c1), SEG_GRP_T tokens at a time; group k
+ * writes to y + k ldy, its chains at part + k. */
+INLINE void group_tiles(int type, int rt, int tt, const char *w, size_t wstride, const float *X, int64_t ldx,
+                        int64_t c, int64_t c1, int64_t cols, TILE_VEC *part, float *y, int64_t ldy) {
+    for (int k = 0; k < tt; k += SEG_GRP_T) {
+        const int n = tt - k;
+        const float *x = X + k * ldx;
+        if (n >= SEG_GRP_T)
+            tile_float(type, rt, SEG_GRP_T, w, wstride, x, ldx, c, c1, part + k, c == 0, c1 == cols, y + k * ldy, ldy);
+        else if (SEG_GRP_T > 2 && n == 2)
+            tile_float(type, rt, 2, w, wstride, x, ldx, c, c1, part + k, c == 0, c1 == cols, y + k * ldy, ldy);
+        else
+            tile_float(type, rt, 1, w, wstride, x, ldx, c, c1, part + k, c == 0, c1 == cols, y + k * ldy, ldy);
+    }
+}
+
+/* Rows [r0, r1) for tt (<= TB) tokens in token groups; the range must allow segments
+ * (seg_rows(SEG_GRP_RT, ...) > 0). */
 INLINE void seg_groups(int type, int tt, const vwn_mat *W, const float *X, int64_t ldx, float *Y, int64_t ldy,
-                       int64_t r0, int64_t h) {
-    enum { rt = SEG_GRP_RT, g = SEG_GRP_T };
+                       int64_t r0, int64_t r1) {
+    enum { rt = SEG_GRP_RT };
     TILE_VEC part[2 * RB * TB];
-    float yt[SEG_GRP_RT * SMALL_T];
-    const int64_t cols = W->cols;
+    float yt[SEG_GRP_RT * TB];
+    const int64_t cols = W->cols, h = seg_rows(rt, W->row_bytes, r0, r1);
     const size_t stride = (size_t)h * W->row_bytes;
     for (int64_t i = 0; i < h; i++) {
         const char *w = (const char *)W->data + (r0 + i) * W->row_bytes;
-        for (int64_t c = 0; c < cols; c += SEG_KC) {
-            const int64_t c1 = cols - c > SEG_KC ? c + SEG_KC : cols;
-            for (int k = 0; k < tt; k += g) { /* the groups: g tokens each, the last tt % g if short */
-                if (tt - k >= g)
-                    tile_float(type, rt, g, w, stride, X + k * ldx, ldx, c, c1, part + k, c == 0, c1 == cols,
-                               yt + k * rt, rt);
-                else
-                    tile_float(type, rt, tt % g, w, stride, X + k * ldx, ldx, c, c1, part + k, c == 0, c1 == cols,
-                               yt + k * rt, rt);
-            }
-        }
+        for (int64_t c = 0; c < cols; c += SEG_KC)
+            group_tiles(type, rt, tt, w, stride, X, ldx, c, cols - c > SEG_KC ? c + SEG_KC : cols, cols, part, yt, rt);
         for (int q = 0; q < rt; q++)
             for (int j = 0; j < tt; j++) Y[j * ldy + r0 + q * h + i] = yt[j * rt + q];
     }
+    for (int64_t r = r0 + rt * h; r < r1; r++) /* the few rows left */
+        group_tiles(type, 1, tt, (const char *)W->data + r * W->row_bytes, 0, X, ldx, 0, cols, cols, part, Y + r, ldy);
 }
 
 INLINE void small_float(int type, int tt, const vwn_mat *W, const float *X, int64_t ldx, float *Y,
                         int64_t ldy, int64_t r0, int64_t r1) {
     const char *base = W->data;
     int64_t r = r0;
-    if (SEG_GROUPS(tt)) { /* more tokens than one tile holds: token groups from segments */
-        const int64_t h = seg_rows(SEG_GRP_RT, W->row_bytes, r0, r1);
-        if (h > 0) {
-            seg_groups(type, tt, W, X, ldx, Y, ldy, r0, h);
-            r = r0 + SEG_GRP_RT * h; /* the few rows left, one at a time */
-        }
-    }
     /* A few tokens over a long range: SEG_RT(tt) rows side by side from far-apart segments (each
      * activation vector loaded once for all of them; the file sets how many its registers hold);
      * one token only over long rows, RT of them. (tt and srt are constants here, so a branch
