@@ -1,0 +1,32 @@
+#include "vwn.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+extern int vwn_ab_grp_off;
+static double now(void){struct timespec t;clock_gettime(CLOCK_MONOTONIC,&t);return t.tv_sec+t.tv_nsec*1e-9;}
+static int cmp(const void*a,const void*b){double x=*(double*)a,y=*(double*)b;return x<y?-1:x>y;}
+int main(int argc,char**argv){
+  vwn_model_params mp=vwn_model_default_params(); vwn_model*m=NULL;
+  if(vwn_model_load(argv[1],&mp,&m)){printf("load: %s\n",vwn_last_error());return 1;}
+  vwn_context_params cp=vwn_context_default_params(); cp.n_ctx=512; cp.n_threads=2;
+  vwn_context*c=NULL; if(vwn_context_new(m,&cp,&c)){printf("ctx: %s\n",vwn_last_error());return 1;}
+  int32_t p[16]; for(int i=0;i<16;i++)p[i]=100+i;
+  vwn_decode(c,p,16);
+  int reps=atoi(argv[2]);
+  printf("%s:", argv[1]);
+  for(int T=atoi(argv[3]);T<=atoi(argv[4]);T++){
+    int32_t t[8]={5,6,7,8,9,10,11,12};
+    double a[512],b[512]; int na=0,nb=0;
+    for(int r=0;r<2*reps;r++){
+      int off = (r%4==0||r%4==3);  /* ABBA */
+      vwn_ab_grp_off=off;
+      double t0=now(); vwn_decode(c,t,T); double dt=now()-t0;
+      vwn_context_truncate(c,16);
+      if(off) a[na++]=dt; else b[nb++]=dt;
+    }
+    qsort(a,na,sizeof(double),cmp); qsort(b,nb,sizeof(double),cmp);
+    printf("  T=%d %.2f/%.2f (%.3f)", T, a[na/2]*1e3, b[nb/2]*1e3, b[nb/2]/a[na/2]);
+  }
+  printf("\n");
+  return 0;
+}
