@@ -526,3 +526,49 @@ def test_packed_q8_0_rows(tmp, embedding, tied, monkeypatch):
         b, bmtp = run_all(Ctx(packed, simd=simd, threads=2), toks, 256, 1)
         assert np.array_equal(a, b) and np.array_equal(amtp[0], bmtp[0]), f"simd={simd}: packed rows changed the logits"
         assert_close(b, ref_main, 4e-2, f"packed simd={simd}")
+
+
+@pytest.mark.parametrize("wtype", ["f32", "bf16", "q8_0"])
+def test_batches_over_segments(tmp, wtype):
+    """A model large enough for the few-token kernels' rows from far-apart segments and token groups
+    (lib/ops/tile_float.h: segments of 64 KiB or more of a thread's rows: the FFN's here)
+    -- a 114-token prompt in one call, in batches of every size those kernels take (1-8, 13, 16, 17,
+    32 tokens), and one token at a time give the same logits bit for bit at every level, and match
+    the reference (1e-4 · max|logit| on the weights as stored in the file; 4e-2 for Q8_0)."""
+    import json
+    cfg = {"architecture": "vwn", "vocab_size": 256, "hidden_size": 256, "num_layers": 2, "ghc_m": 2,
+           "ghc_n": 4, "num_heads": 4, "num_kv_heads": 2, "ffn_hidden_size": 1536, "mtp_depth": 1,
+           "ghc_dynamic": True, "embedding": "factorized", "tie_word_embeddings": False,
+           "output_group_norm": True, "tokenizer": "bytes"}
+    d = os.path.join(tmp, "segments")
+    os.makedirs(d, exist_ok=True)
+    ck, path = os.path.join(d, "ck"), os.path.join(d, f"m.{wtype}.gguf")
+    if not os.path.exists(ck):
+        with open(os.path.join(d, "config.json"), "w") as f:
+            json.dump(cfg, f)
+        subprocess.run([PY, os.path.join(ROOT, "tools", "random_checkpoint.py"), os.path.join(d, "config.json"), ck,
+                        "--seed", "11"], check=True, capture_output=True)
+    subprocess.run([PY, os.path.join(ROOT, "tools", "convert.py"), ck, path, "--type", wtype],
+                   check=True, capture_output=True)
+    config, _ = load_checkpoint(ck)
+    sizes = [1, 2, 3, 4, 5, 6, 7, 8, 13, 16, 17, 32]
+    V, n = config["vocab_size"], sum(sizes)
+    toks = np.random.default_rng(12).integers(0, V, n)
+    ref, _ = forward(config, file_tensors(path, config), toks)
+    m = Model(path)
+    for simd in LEVELS:
+        whole = Ctx(m, n_ctx=n, n_batch=n, simd=simd, threads=2, mtp=False)
+        check(whole.decode(toks))
+        want = np.stack([whole.logits(i, V) for i in range(n)])
+        assert_close(want, ref, 4e-2 if wtype == "q8_0" else 1e-4, f"simd={simd}: {wtype} prompt against the reference")
+        batches = Ctx(m, n_ctx=n, n_batch=32, simd=simd, threads=2, mtp=False)
+        got, i = [], 0
+        for size in sizes:
+            check(batches.decode(toks[i:i + size]))
+            got += [batches.logits(j, V) for j in range(i, i + size)]
+            i += size
+        assert np.array_equal(np.stack(got), want), f"simd={simd}: {wtype} batches of 1-32 differ from one call"
+        one = Ctx(m, n_ctx=n, n_batch=1, logits_all=False, simd=simd, threads=2, mtp=False)
+        for i in range(n):
+            check(one.decode(toks[i:i + 1]))
+        assert np.array_equal(one.logits(n - 1, V), want[-1]), f"simd={simd}: {wtype} token at a time differs"
