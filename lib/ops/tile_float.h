@@ -2,11 +2,12 @@
  * rt rows x tt tokens over columns [c0, c1), each (row, token) dot in two accumulator chains --
  * chain 0 sums the even VL-column blocks, chain 1 the odd ones, and the result is the lane sum of
  * their sum (docs/design.md, "Summation order of a float dot product"). The GEMM's RT x TT tiles
- * (gemm_blocked.h) and the small-T path's single rows both run it, so every path of a level sums
- * in the same order.
+ * (gemm_blocked.h) and the small-T paths below -- single rows, rows side by side from segments
+ * (seg_tiles), token groups (seg_groups) -- all run it, so every path of a level sums in the same
+ * order.
  *
- * Included with the file's flags after its constants (VL, RT, SMALL_T, RB, TB) and its loads
- * (load_w, load_w_any, load_x_any), with these defined:
+ * Included with the file's flags after its constants (VL, RT, SMALL_T, RB, TB; the segments'
+ * SEG_*) and its loads (load_w, load_w_any, load_x_any), with these defined:
  *   TILE_VEC        the vector type (__m256, __m512)
  *   TILE_ZERO()     a zero vector          TILE_LOADU(p)   an unaligned load of VL floats
  *   TILE_FMA(a,b,c) a * b + c              TILE_ADD(a,b)   a + b
