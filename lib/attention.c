@@ -105,6 +105,30 @@ typedef struct {
     bool need_max;          /* false: one block and no fold (m is not used) */
 } block_sink;
 
+/* The rows of a chunk with keys in [j0, j1) -- each its own count, the causal limit cutting
+ * the later ones short -- and the count all of them have. The one-row kernels take every row
+ * alone; the rows kernels (ops.h, attn_scores_rows) take the common keys of all rows together,
+ * the one-row kernels each row's rest: a score does not depend on the others, and a value sum
+ * continues exactly (accumulate), so the bits are those of a row at a time. */
+typedef struct {
+    int32_t n, common;
+    int32_t row[VWN_ATT_BLOCK], keys[VWN_ATT_BLOCK];
+    const float *q[VWN_ATT_BLOCK]; /* scores: the queries; values: the weights */
+    float *out[VWN_ATT_BLOCK];
+} rows_run;
+
+static void gather_rows(const chunk *c, int32_t j0, int32_t j1, rows_run *run) {
+    run->n = 0;
+    run->common = j1 - j0;
+    for (int32_t i = 0; i < c->nr; i++) {
+        const int32_t nk = row_keys(c, i), n = (nk < j1 ? nk : j1) - j0;
+        if (n <= 0) continue;
+        run->row[run->n] = i;
+        run->keys[run->n++] = n;
+        if (n < run->common) run->common = n;
+    }
+}
+
 static void attend_blocks(const chunk *c, int32_t bA, int32_t bB, float *sc, int32_t ld, const block_sink *sink) {
     const vwn_ops *ops = c->ops;
     const float inv_sqrt_hd = 1.0f / sqrtf((float)c->hd);
@@ -115,13 +139,25 @@ static void attend_blocks(const chunk *c, int32_t bA, int32_t bB, float *sc, int
     for (int32_t j0 = j_begin; j0 < j_end;) {
         const int32_t be = (j0 / PB + 1) * PB, j1 = j0 + piece < be ? j0 + piece : be;
         const int32_t je = j1 < j_end ? j1 : j_end;
-        for (int32_t i = 0; i < c->nr; i++) {
-            const int32_t nk = row_keys(c, i), n = (nk < je ? nk : je) - j0;
+        rows_run run;
+        gather_rows(c, j0, je, &run);
+        for (int32_t k = 0; k < run.n; k++) {
+            const int32_t i = run.row[k];
+            run.q[k] = c->q + ((size_t)row_token(c, i) * c->n_head + row_head(c, i)) * hd;
+            run.out[k] = sc + (size_t)i * ld + (j0 - j_begin);
+        }
+        int32_t done = 0; /* keys every row of the run has, taken together */
+        if (run.n > 1 && ops->attn_scores_rows) {
+            done = run.common;
+            ops->attn_scores_rows(run.out, run.q, run.n, c->half ? VWN_TYPE_F16 : VWN_TYPE_F32, c->K + j0 * c->row, hd,
+                                  done, hd, inv_sqrt_hd);
+        }
+        for (int32_t k = 0; k < run.n; k++) {
+            const int32_t n = run.keys[k] - done;
             if (n <= 0) continue;
-            const float *qh = c->q + ((size_t)row_token(c, i) * c->n_head + row_head(c, i)) * hd;
-            float *s = sc + (size_t)i * ld + (j0 - j_begin);
-            if (c->half) ops->attn_scores_f16(s, qh, (const uint16_t *)(c->K + j0 * c->row), hd, n, hd, inv_sqrt_hd);
-            else ops->attn_scores(s, qh, (const float *)(c->K + j0 * c->row), hd, n, hd, inv_sqrt_hd);
+            const char *K = c->K + (size_t)(j0 + done) * c->row;
+            if (c->half) ops->attn_scores_f16(run.out[k] + done, run.q[k], (const uint16_t *)K, hd, n, hd, inv_sqrt_hd);
+            else ops->attn_scores(run.out[k] + done, run.q[k], (const float *)K, hd, n, hd, inv_sqrt_hd);
         }
         j0 = je;
     }
@@ -141,13 +177,26 @@ static void attend_blocks(const chunk *c, int32_t bA, int32_t bB, float *sc, int
         }
         for (int32_t j0 = b0; j0 < b1; j0 += piece) {
             const int32_t j1 = b1 - j0 < piece ? b1 : j0 + piece;
-            for (int32_t i = 0; i < c->nr; i++) {
-                const int32_t nk = row_keys(c, i), n = (nk < j1 ? nk : j1) - j0;
+            rows_run run;
+            gather_rows(c, j0, j1, &run);
+            for (int32_t k = 0; k < run.n; k++) {
+                const int32_t i = run.row[k];
+                run.q[k] = sc + (size_t)i * ld + (j0 - j_begin); /* the row's weights */
+                run.out[k] = sink->out_of(sink->user, b, i);
+            }
+            int32_t done = 0;
+            if (run.n > 1 && ops->attn_values_rows) {
+                done = run.common;
+                ops->attn_values_rows(run.out, run.q, run.n, c->half ? VWN_TYPE_F16 : VWN_TYPE_F32, c->V + j0 * c->row,
+                                      hd, done, hd, j0 > b0);
+            }
+            for (int32_t k = 0; k < run.n; k++) { /* the rest of each row's keys continue its sums */
+                const int32_t n = run.keys[k] - done;
                 if (n <= 0) continue;
-                const float *s = sc + (size_t)i * ld + (j0 - j_begin);
-                float *o = sink->out_of(sink->user, b, i);
-                if (c->half) ops->attn_values_f16(o, s, (const uint16_t *)(c->V + j0 * c->row), hd, n, hd, j0 > b0);
-                else ops->attn_values(o, s, (const float *)(c->V + j0 * c->row), hd, n, hd, j0 > b0);
+                const char *V = c->V + (size_t)(j0 + done) * c->row;
+                const bool acc = j0 > b0 || done > 0;
+                if (c->half) ops->attn_values_f16(run.out[k], run.q[k] + done, (const uint16_t *)V, hd, n, hd, acc);
+                else ops->attn_values(run.out[k], run.q[k] + done, (const float *)V, hd, n, hd, acc);
             }
         }
         if (sink->done) sink->done(sink->user, b, m, l);

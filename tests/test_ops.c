@@ -992,6 +992,64 @@ static void test_scores_widths(const vwn_ops *ops) {
     CHECK_MSG(bad == 0, "[%s] %d attention scores at head widths 32-256 differ", ops->name, bad);
 }
 
+/* ---- attention over several query rows (attn_scores_rows, attn_values_rows; optional) ----------
+ * Each row's scores and weighted values must be the bits of the one-row kernels of the same table
+ * on that row alone: prefill takes a block of tokens together where decoding takes one, and
+ * tests/test_forward.py holds the two to the same logits. Head widths below, at and past the
+ * register tiles (1-4, 5-8 and over 8 vectors, with tails), 1-9 rows (tiles of 4, 2, 1), key counts
+ * around the 8- and 16-key trees, both cache types, and the values continuing an accumulated sum.
+ * Each of the two kernels is optional on its own. */
+static void test_attention_rows(const vwn_ops *ops) {
+    if (!ops->attn_scores_rows && !ops->attn_values_rows) return;
+    int bad = 0, calls = 0;
+    const int64_t widths[] = {1, 8, 16, 24, 40, 64, 72, 100, 128, 136, 200};
+    const int64_t keys[] = {1, 15, 16, 17, 33, 70};
+    enum { MAXR = 9, MAXK = 70, MAXW = 200 };
+    for (size_t w = 0; w < sizeof widths / sizeof widths[0]; w++)
+        for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
+            for (int f16 = 0; f16 < 2; f16++) {
+                const int64_t hd = widths[w], n_kv = keys[k], ld = hd + 5;
+                const int32_t kv_type = f16 ? VWN_TYPE_F16 : VWN_TYPE_F32;
+                static float Kf[MAXK * (MAXW + 5)], Vf[MAXK * (MAXW + 5)], q[MAXR][MAXW], p[MAXR][MAXK];
+                static uint16_t Kh[MAXK * (MAXW + 5)], Vh[MAXK * (MAXW + 5)];
+                static float s1[MAXR][MAXK], s2[MAXR][MAXK], y1[MAXR][MAXW], y2[MAXR][MAXW];
+                for (int64_t i = 0; i < n_kv * ld; i++) {
+                    Kh[i] = vwn_fp32_to_fp16(rnd_unit() * 2.0f), Kf[i] = vwn_fp16_to_fp32(Kh[i]);
+                    Vh[i] = vwn_fp32_to_fp16(rnd_unit() * 2.0f), Vf[i] = vwn_fp16_to_fp32(Vh[i]);
+                }
+                const void *K = f16 ? (const void *)Kh : (const void *)Kf, *V = f16 ? (const void *)Vh : (const void *)Vf;
+                for (int32_t nr = 1; nr <= MAXR; nr++) {
+                    float *so[MAXR], *yo[MAXR];
+                    const float *qs[MAXR], *ps[MAXR];
+                    for (int32_t r = 0; r < nr; r++) {
+                        for (int64_t i = 0; i < hd; i++) q[r][i] = rnd_unit();
+                        for (int64_t j = 0; j < n_kv; j++) p[r][j] = fabsf(rnd_unit());
+                        for (int64_t i = 0; i < hd; i++) y1[r][i] = y2[r][i] = rnd_unit();
+                        so[r] = s1[r], yo[r] = y1[r], qs[r] = q[r], ps[r] = p[r];
+                    }
+                    const bool acc = (nr + (int)k) % 2 == 1; /* continue a sum, or start one */
+                    if (ops->attn_scores_rows) ops->attn_scores_rows(so, qs, nr, kv_type, K, ld, n_kv, hd, 0.125f);
+                    if (ops->attn_values_rows) ops->attn_values_rows(yo, ps, nr, kv_type, V, ld, n_kv, hd, acc);
+                    for (int32_t r = 0; r < nr; r++) {
+                        if (f16) {
+                            ops->attn_scores_f16(s2[r], q[r], Kh, ld, n_kv, hd, 0.125f);
+                            ops->attn_values_f16(y2[r], p[r], Vh, ld, n_kv, hd, acc);
+                        } else {
+                            ops->attn_scores(s2[r], q[r], Kf, ld, n_kv, hd, 0.125f);
+                            ops->attn_values(y2[r], p[r], Vf, ld, n_kv, hd, acc);
+                        }
+                        if (ops->attn_scores_rows)
+                            for (int64_t j = 0; j < n_kv; j++) bad += fbits(s1[r][j]) != fbits(s2[r][j]);
+                        if (ops->attn_values_rows)
+                            for (int64_t i = 0; i < hd; i++) bad += fbits(y1[r][i]) != fbits(y2[r][i]);
+                    }
+                    calls++;
+                }
+            }
+    CHECK_MSG(bad == 0, "[%s] %d results of the attention rows kernels differ from a row at a time (%d calls)",
+              ops->name, bad, calls);
+}
+
 /* vwn_attention (lib/attention.c) on one thread and split over 2 and 3 (split = 0 forces it at any
  * size): the same bits, for decoding and prefill, with and without GQA, at odd head counts and
  * widths, over fp32 and fp16 caches; and within tolerance of a double-precision softmax attention. */
@@ -1097,6 +1155,7 @@ static bool test_level(const vwn_ops *ops) {
     test_ghc_coef(ops);
     test_kv_f16(ops);
     test_scores_widths(ops);
+    test_attention_rows(ops);
     test_attention_split(ops);
     return vt_failed == failed_before;
 }

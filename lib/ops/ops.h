@@ -109,6 +109,16 @@ typedef struct vwn_ops {
                             int64_t head_dim, float scale);
     void (*attn_values_f16)(float *out, const float *p, const uint16_t *V, int64_t ldv, int64_t n_kv,
                             int64_t head_dim, bool accumulate);
+    /* The two above for nr query rows that share their keys and values (a prefill's block of
+     * tokens, a GQA group's heads): row r is out[r] and q[r] (scores) or p[r] (values), the cache
+     * rows are fp32 or fp16 bits as kv_type says (VWN_TYPE_F32 or VWN_TYPE_F16), and every row's
+     * results are the bits of attn_scores / attn_values (_f16) of this table on that row alone.
+     * Optional: NULL in a table that has no faster way than a row at a time (lib/attention.c then
+     * calls the one-row kernels). */
+    void (*attn_scores_rows)(float *const *out, const float *const *q, int32_t nr, int32_t kv_type, const void *K,
+                             int64_t ldk, int64_t n_kv, int64_t head_dim, float scale);
+    void (*attn_values_rows)(float *const *out, const float *const *p, int32_t nr, int32_t kv_type, const void *V,
+                             int64_t ldv, int64_t n_kv, int64_t head_dim, bool accumulate);
     /* to_f16: out[i] = fp16(x[i]), rounded to nearest even (= vwn_fp32_to_fp16 for every finite
      * x and infinities; NaN stays NaN): storing keys and values into an fp16 cache. */
     void (*to_f16)(uint16_t *out, const float *x, int64_t n);

@@ -645,17 +645,23 @@ static float softmax_exp_avx2(float *x, int64_t n, float *max_out) {
 }
 
 /* Keys and values are fp32 or fp16 (kv_type F16): `type` is F32 or F16, the loads widen (load_w). */
-INLINE float dot_kv(const float *q, int type, const void *k, int64_t n) {
+
+/* A key's dot with q over n lanes: ceil(n / 8) vectors (the last one zero-padded if n is not a
+ * multiple of 8), in pairs on two chains, an odd last one on the first; then hsum. The chains
+ * depend on the vector count only, so the row tiles below (unrolled per count) repeat them. */
+INLINE __m256 dot_kv_lanes(const float *q, int type, const void *k, int64_t n) {
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 2 * VL <= n; i += 2 * VL) {
+    const int64_t nv = (n + VL - 1) / VL;
+    int64_t v = 0;
+    for (; v + 2 <= nv; v += 2) {
+        const int64_t i = v * VL;
         acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), load_w(type, k, i), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + VL), load_w(type, k, i + VL), acc1);
+        acc1 = _mm256_fmadd_ps(load_x_any(q, i + VL, n), load_w_any(type, k, i + VL, n), acc1);
     }
-    for (; i + VL <= n; i += VL) acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), load_w(type, k, i), acc0);
-    if (i < n) acc1 = _mm256_fmadd_ps(load_x_tail(q + i, n - i), load_w_tail(type, k, i, n - i), acc1);
-    return hsum(_mm256_add_ps(acc0, acc1));
+    if (v < nv) acc0 = _mm256_fmadd_ps(load_x_any(q, v * VL, n), load_w_any(type, k, v * VL, n), acc0);
+    return _mm256_add_ps(acc0, acc1);
 }
+INLINE float dot_kv(const float *q, int type, const void *k, int64_t n) { return hsum(dot_kv_lanes(q, type, k, n)); }
 
 static void attn_scores_avx2(float *out, const float *q, const float *K, int64_t ldk, int64_t n_kv,
                              int64_t head_dim, float scale) {
@@ -718,6 +724,139 @@ static void attn_values_avx2(float *out, const float *p, const float *V, int64_t
 static void attn_values_f16_avx2(float *out, const float *p, const uint16_t *V, int64_t ldv, int64_t n_kv,
                                  int64_t head_dim, bool accumulate) {
     values_kv(VWN_TYPE_F16, out, p, V, ldv, n_kv, head_dim, accumulate);
+}
+
+/* ---- attention over several query rows at once (ops.h: attn_scores_rows, attn_values_rows) ---- */
+
+/* As on AVX-512 (ops_avx512.c): the queries stay in registers, each key's vectors are loaded once
+ * for the rows of a tile, and 8 keys' scores are summed by a transposing tree with hsum's pairs
+ * -- a_i = v_i + v_(i+4), b_i = a_i + a_(i+2), b_0 + b_1 -- so a score has dot_kv's bits. With
+ * 16 registers: 2 rows of queries up to 4 vectors (head_dim 32), 1 row up to 8 (64). The values
+ * stay a row at a time: 2-row tiles over 32-lane column blocks (the registers hold no more) took
+ * 1.16x the time of one row's 64-lane blocks (a 2,048-token prefill, one thread). */
+#define ROWS_MAX_NV 8
+
+/* step a: [A_lo + A_hi | B_lo + B_hi] */
+INLINE __m256 tree_a(__m256 A, __m256 B) {
+    return _mm256_add_ps(_mm256_permute2f128_ps(A, B, 0x20), _mm256_permute2f128_ps(A, B, 0x31));
+}
+/* step b: per 128-bit lane [X b0, X b1, Y b0, Y b1] */
+INLINE __m256 tree_b(__m256 P, __m256 Q) {
+    return _mm256_add_ps(_mm256_shuffle_ps(P, Q, _MM_SHUFFLE(1, 0, 1, 0)), _mm256_shuffle_ps(P, Q, _MM_SHUFFLE(3, 2, 3, 2)));
+}
+/* step c: the 8 sums, keys 0 2 4 6 1 3 5 7 (undone by the permute in scores_tile) */
+INLINE __m256 tree_c(__m256 P, __m256 Q) {
+    return _mm256_add_ps(_mm256_shuffle_ps(P, Q, _MM_SHUFFLE(2, 0, 2, 0)), _mm256_shuffle_ps(P, Q, _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
+/* The dots of rt rows (nv query vectors each, the last one of `last` lanes) with key k, as
+ * dot_kv_lanes. */
+INLINE void key_dots(int rt, int nv, int type, const __m256 q[][ROWS_MAX_NV], const void *k, int64_t last,
+                     __m256 out[]) {
+    __m256 a0[2], a1[2];
+    for (int r = 0; r < rt; r++) a0[r] = a1[r] = _mm256_setzero_ps();
+    int v = 0;
+    for (; v + 2 <= nv; v += 2) {
+        const __m256 k0 = load_w(type, k, v * VL);
+        const __m256 k1 = v + 2 == nv && last < VL ? load_w_tail(type, k, (v + 1) * VL, last) : load_w(type, k, (v + 1) * VL);
+        for (int r = 0; r < rt; r++) {
+            a0[r] = _mm256_fmadd_ps(q[r][v], k0, a0[r]);
+            a1[r] = _mm256_fmadd_ps(q[r][v + 1], k1, a1[r]);
+        }
+    }
+    if (v < nv) {
+        const __m256 k0 = last < VL ? load_w_tail(type, k, v * VL, last) : load_w(type, k, v * VL);
+        for (int r = 0; r < rt; r++) a0[r] = _mm256_fmadd_ps(q[r][v], k0, a0[r]);
+    }
+    for (int r = 0; r < rt; r++) out[r] = _mm256_add_ps(a0[r], a1[r]);
+}
+
+#define KEYS_ARGS int rt, int nv, int type, const __m256 q[][ROWS_MAX_NV], const char *K, size_t krow, int64_t last
+#define KEYS_PASS rt, nv, type, q
+INLINE void keys_2(KEYS_ARGS, __m256 out[]) {
+    __m256 x[2], y[2];
+    key_dots(KEYS_PASS, K, last, x);
+    key_dots(KEYS_PASS, K + krow, last, y);
+    for (int r = 0; r < rt; r++) out[r] = tree_a(x[r], y[r]);
+}
+INLINE void keys_4(KEYS_ARGS, __m256 out[]) {
+    __m256 x[2], y[2];
+    keys_2(KEYS_PASS, K, krow, last, x);
+    keys_2(KEYS_PASS, K + 2 * krow, krow, last, y);
+    for (int r = 0; r < rt; r++) out[r] = tree_b(x[r], y[r]);
+}
+INLINE void keys_8(KEYS_ARGS, __m256 out[]) {
+    __m256 x[2], y[2];
+    keys_4(KEYS_PASS, K, krow, last, x);
+    keys_4(KEYS_PASS, K + 4 * krow, krow, last, y);
+    for (int r = 0; r < rt; r++) out[r] = tree_c(x[r], y[r]);
+}
+#undef KEYS_ARGS
+#undef KEYS_PASS
+
+/* rt rows over n_kv keys: 8 at a time through the tree, the rest one by one. */
+INLINE void scores_tile(int rt, int nv, int type, float *const *out, const float *const *q, const void *K,
+                        int64_t ldk, int64_t n_kv, int64_t hd, float scale) {
+    const size_t krow = (size_t)ldk * (type == VWN_TYPE_F32 ? sizeof(float) : sizeof(uint16_t));
+    const int64_t last = hd - (int64_t)(nv - 1) * VL; /* lanes of the last vector */
+    __m256 qr[2][ROWS_MAX_NV];
+    for (int r = 0; r < rt; r++)
+        for (int v = 0; v < nv; v++) qr[r][v] = load_x_any(q[r], v * VL, hd);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    const __m256 sv = _mm256_set1_ps(scale);
+    int64_t j = 0;
+    for (; j + 8 <= n_kv; j += 8) {
+        __m256 s[2];
+        keys_8(rt, nv, type, qr, (const char *)K + (size_t)j * krow, krow, last, s);
+        for (int r = 0; r < rt; r++) _mm256_storeu_ps(out[r] + j, _mm256_mul_ps(sv, _mm256_permutevar8x32_ps(s[r], order)));
+    }
+    for (; j < n_kv; j++)
+        for (int r = 0; r < rt; r++) out[r][j] = scale * dot_kv(q[r], type, (const char *)K + (size_t)j * krow, hd);
+}
+
+/* One function per tile shape and cache type (see ops_avx512.c: inlined into one, the shapes'
+ * queries were kept on the stack). */
+typedef void (*scores_tile_fn)(float *const *out, const float *const *q, const void *K, int64_t ldk, int64_t n_kv,
+                               int64_t hd, float scale);
+#define SCORES_TILE(rt, nv, type, name)                                                                          \
+    static __attribute__((noinline)) void name(float *const *out, const float *const *q, const void *K, int64_t ldk, \
+                                               int64_t n_kv, int64_t hd, float scale) {                          \
+        scores_tile(rt, nv, type, out, q, K, ldk, n_kv, hd, scale);                                              \
+    }
+#define SCORES_TILES(rt, nv)                                  \
+    SCORES_TILE(rt, nv, VWN_TYPE_F32, scores_f32_##rt##x##nv) \
+    SCORES_TILE(rt, nv, VWN_TYPE_F16, scores_f16_##rt##x##nv)
+SCORES_TILES(2, 1)
+SCORES_TILES(2, 2)
+SCORES_TILES(2, 3)
+SCORES_TILES(2, 4)
+SCORES_TILES(1, 5)
+SCORES_TILES(1, 6)
+SCORES_TILES(1, 7)
+SCORES_TILES(1, 8)
+#undef SCORES_TILES
+#undef SCORES_TILE
+
+/* [type is F16][nv - 1]: 2-row tiles up to 4 vectors, 1-row tiles from 5 to 8 */
+static const scores_tile_fn scores_tiles[2][ROWS_MAX_NV] = {
+    {scores_f32_2x1, scores_f32_2x2, scores_f32_2x3, scores_f32_2x4, scores_f32_1x5, scores_f32_1x6, scores_f32_1x7,
+     scores_f32_1x8},
+    {scores_f16_2x1, scores_f16_2x2, scores_f16_2x3, scores_f16_2x4, scores_f16_1x5, scores_f16_1x6, scores_f16_1x7,
+     scores_f16_1x8}};
+
+static void attn_scores_rows_avx2(float *const *out, const float *const *q, int32_t nr, int32_t kv_type, const void *K,
+                                  int64_t ldk, int64_t n_kv, int64_t head_dim, float scale) {
+    const int f16 = kv_type == VWN_TYPE_F16, type = f16 ? VWN_TYPE_F16 : VWN_TYPE_F32;
+    const int64_t nv = (head_dim + VL - 1) / VL;
+    int32_t r = 0;
+    if (nv <= ROWS_MAX_NV) {
+        const int rt = nv <= 4 ? 2 : 1;
+        const scores_tile_fn t = scores_tiles[f16][nv - 1];
+        for (; r + rt <= nr; r += rt) t(out + r, q + r, K, ldk, n_kv, head_dim, scale);
+    }
+    const size_t krow = (size_t)ldk * (f16 ? sizeof(uint16_t) : sizeof(float));
+    for (; r < nr; r++)
+        for (int64_t j = 0; j < n_kv; j++) out[r][j] = scale * dot_kv(q[r], type, (const char *)K + (size_t)j * krow, head_dim);
 }
 
 static void to_f16_avx2(uint16_t *out, const float *x, int64_t n) {
@@ -815,6 +954,8 @@ const vwn_ops vwn_ops_avx2 = {
     .attn_values = attn_values_avx2,
     .attn_scores_f16 = attn_scores_f16_avx2,
     .attn_values_f16 = attn_values_f16_avx2,
+    .attn_scores_rows = attn_scores_rows_avx2,
+    .attn_values_rows = NULL, /* 2-row tiles of 32 lanes measured 0.86x the one-row 64-lane blocks */
     .to_f16 = to_f16_avx2,
     .mix = mix_avx2,
     .ghc_coef = ghc_coef_avx2,
