@@ -417,16 +417,31 @@ static float softmax_exp_neon(float *x, int64_t n, float *max_out) {
 }
 
 /* Keys and values are fp32 or fp16 (kv_type F16): `type` is F32 or F16, the loads widen (load_w). */
+/* A score's lane sum in one fixed tree, (v0 + v1) + (v2 + v3), written out so that the 4-key
+ * transposing sum of the row tiles below (vpaddq twice) takes the same pairs. */
+INLINE float hsum_tree(float32x4_t v) { return vpadds_f32(vget_low_f32(vpaddq_f32(v, v))); }
+
+INLINE float32x4_t load_x_any(const float *x, int64_t c, int64_t c1) {
+    return c + VL <= c1 ? vld1q_f32(x + c) : load_x_tail(x + c, c1 - c);
+}
+INLINE float32x4_t load_w_any(int type, const void *row, int64_t c, int64_t c1) {
+    return c + VL <= c1 ? load_w(type, row, c) : load_w_tail(type, row, c, c1 - c);
+}
+
+/* A key's dot with q over n lanes: ceil(n / 4) vectors (the last one zero-padded if n is not a
+ * multiple of 4), in pairs on two chains, an odd last one on the first; then the tree. The chains
+ * depend on the vector count only, so the row tiles below repeat them exactly. */
 INLINE float dot_kv(const float *q, int type, const void *k, int64_t n) {
     float32x4_t acc0 = vdupq_n_f32(0.0f), acc1 = vdupq_n_f32(0.0f);
-    int64_t i = 0;
-    for (; i + 2 * VL <= n; i += 2 * VL) {
+    const int64_t nv = (n + VL - 1) / VL;
+    int64_t v = 0;
+    for (; v + 2 <= nv; v += 2) {
+        const int64_t i = v * VL;
         acc0 = vfmaq_f32(acc0, vld1q_f32(q + i), load_w(type, k, i));
-        acc1 = vfmaq_f32(acc1, vld1q_f32(q + i + VL), load_w(type, k, i + VL));
+        acc1 = vfmaq_f32(acc1, load_x_any(q, i + VL, n), load_w_any(type, k, i + VL, n));
     }
-    for (; i + VL <= n; i += VL) acc0 = vfmaq_f32(acc0, vld1q_f32(q + i), load_w(type, k, i));
-    if (i < n) acc1 = vfmaq_f32(acc1, load_x_tail(q + i, n - i), load_w_tail(type, k, i, n - i));
-    return vaddvq_f32(vaddq_f32(acc0, acc1));
+    if (v < nv) acc0 = vfmaq_f32(acc0, load_x_any(q, v * VL, n), load_w_any(type, k, v * VL, n));
+    return hsum_tree(vaddq_f32(acc0, acc1));
 }
 
 static void attn_scores_neon(float *out, const float *q, const float *K, int64_t ldk, int64_t n_kv,
@@ -437,6 +452,115 @@ static void attn_scores_neon(float *out, const float *q, const float *K, int64_t
 static void attn_scores_f16_neon(float *out, const float *q, const uint16_t *K, int64_t ldk, int64_t n_kv,
                                  int64_t head_dim, float scale) {
     for (int64_t j = 0; j < n_kv; j++) out[j] = scale * dot_kv(q, VWN_TYPE_F16, K + j * ldk, head_dim);
+}
+
+/* ---- attention over several query rows at once (ops.h: attn_scores_rows) --------------------------
+ * As on x86 (ops_avx512.c): the queries of a tile stay in registers -- 2 rows of up to 8 vectors
+ * (head_dim 32) or 1 of up to 16 (64) of the 32 -- each key's vectors are loaded once for the
+ * tile, and 4 keys' scores are summed at once by two pairwise adds, the pairs of hsum_tree: the
+ * bits of attn_scores. (Not measured on ARM hardware: the x86 tiles took 0.49x (AVX-512) and
+ * 0.52x (AVX2) the time of a row at a time; docs/performance.md, "Twenty-first session".) The
+ * values stay a row at a time. */
+#define ROWS_MAX_NV 16
+
+/* The dots of rt rows (nv query vectors each, the last one of `last` lanes) with key k, before
+ * their sum. */
+INLINE void key_dots(int rt, int nv, int type, const float32x4_t q[][ROWS_MAX_NV], const void *k, int64_t last,
+                     float32x4_t out[]) {
+    float32x4_t a0[2], a1[2];
+    for (int r = 0; r < rt; r++) a0[r] = a1[r] = vdupq_n_f32(0.0f);
+    int v = 0;
+    for (; v + 2 <= nv; v += 2) {
+        const float32x4_t k0 = load_w(type, k, v * VL);
+        const float32x4_t k1 = v + 2 == nv && last < VL ? load_w_tail(type, k, (v + 1) * VL, last) : load_w(type, k, (v + 1) * VL);
+        for (int r = 0; r < rt; r++) {
+            a0[r] = vfmaq_f32(a0[r], q[r][v], k0);
+            a1[r] = vfmaq_f32(a1[r], q[r][v + 1], k1);
+        }
+    }
+    if (v < nv) {
+        const float32x4_t k0 = last < VL ? load_w_tail(type, k, v * VL, last) : load_w(type, k, v * VL);
+        for (int r = 0; r < rt; r++) a0[r] = vfmaq_f32(a0[r], q[r][v], k0);
+    }
+    for (int r = 0; r < rt; r++) out[r] = vaddq_f32(a0[r], a1[r]);
+}
+
+/* rt rows over n_kv keys: 4 at a time through the tree, the rest one by one. */
+INLINE void scores_tile(int rt, int nv, int type, float *const *out, const float *const *q, const void *K,
+                        int64_t ldk, int64_t n_kv, int64_t hd, float scale) {
+    const size_t krow = (size_t)ldk * (type == VWN_TYPE_F32 ? sizeof(float) : sizeof(uint16_t));
+    const int64_t last = hd - (int64_t)(nv - 1) * VL;
+    float32x4_t qr[2][ROWS_MAX_NV];
+    for (int r = 0; r < rt; r++)
+        for (int v = 0; v < nv; v++) qr[r][v] = load_x_any(q[r], v * VL, hd);
+    int64_t j = 0;
+    for (; j + 4 <= n_kv; j += 4) {
+        const char *k = (const char *)K + (size_t)j * krow;
+        float32x4_t a[2], b[2], c[2], d[2];
+        key_dots(rt, nv, type, qr, k, last, a);
+        key_dots(rt, nv, type, qr, k + krow, last, b);
+        key_dots(rt, nv, type, qr, k + 2 * krow, last, c);
+        key_dots(rt, nv, type, qr, k + 3 * krow, last, d);
+        for (int r = 0; r < rt; r++)
+            vst1q_f32(out[r] + j, vmulq_n_f32(vpaddq_f32(vpaddq_f32(a[r], b[r]), vpaddq_f32(c[r], d[r])), scale));
+    }
+    for (; j < n_kv; j++)
+        for (int r = 0; r < rt; r++) out[r][j] = scale * dot_kv(q[r], type, (const char *)K + (size_t)j * krow, hd);
+}
+
+/* One function per tile shape and cache type (inlined into one, x86's compiler kept the queries
+ * on the stack). */
+typedef void (*scores_tile_fn)(float *const *out, const float *const *q, const void *K, int64_t ldk, int64_t n_kv,
+                               int64_t hd, float scale);
+#define SCORES_TILE(rt, nv, type, name)                                                                          \
+    static __attribute__((noinline)) void name(float *const *out, const float *const *q, const void *K, int64_t ldk, \
+                                               int64_t n_kv, int64_t hd, float scale) {                          \
+        scores_tile(rt, nv, type, out, q, K, ldk, n_kv, hd, scale);                                              \
+    }
+#define SCORES_TILES(rt, nv)                                  \
+    SCORES_TILE(rt, nv, VWN_TYPE_F32, scores_f32_##rt##x##nv) \
+    SCORES_TILE(rt, nv, VWN_TYPE_F16, scores_f16_##rt##x##nv)
+SCORES_TILES(2, 1)
+SCORES_TILES(2, 2)
+SCORES_TILES(2, 3)
+SCORES_TILES(2, 4)
+SCORES_TILES(2, 5)
+SCORES_TILES(2, 6)
+SCORES_TILES(2, 7)
+SCORES_TILES(2, 8)
+SCORES_TILES(1, 9)
+SCORES_TILES(1, 10)
+SCORES_TILES(1, 11)
+SCORES_TILES(1, 12)
+SCORES_TILES(1, 13)
+SCORES_TILES(1, 14)
+SCORES_TILES(1, 15)
+SCORES_TILES(1, 16)
+#undef SCORES_TILES
+#undef SCORES_TILE
+
+/* [type is F16][nv - 1] */
+static const scores_tile_fn scores_tiles[2][ROWS_MAX_NV] = {
+    {scores_f32_2x1, scores_f32_2x2, scores_f32_2x3, scores_f32_2x4, scores_f32_2x5, scores_f32_2x6, scores_f32_2x7,
+     scores_f32_2x8, scores_f32_1x9, scores_f32_1x10, scores_f32_1x11, scores_f32_1x12, scores_f32_1x13,
+     scores_f32_1x14, scores_f32_1x15, scores_f32_1x16},
+    {scores_f16_2x1, scores_f16_2x2, scores_f16_2x3, scores_f16_2x4, scores_f16_2x5, scores_f16_2x6, scores_f16_2x7,
+     scores_f16_2x8, scores_f16_1x9, scores_f16_1x10, scores_f16_1x11, scores_f16_1x12, scores_f16_1x13,
+     scores_f16_1x14, scores_f16_1x15, scores_f16_1x16}};
+
+static void attn_scores_rows_neon(float *const *out, const float *const *q, int32_t nr, int32_t kv_type, const void *K,
+                                  int64_t ldk, int64_t n_kv, int64_t head_dim, float scale) {
+    const int f16 = kv_type == VWN_TYPE_F16, type = f16 ? VWN_TYPE_F16 : VWN_TYPE_F32;
+    const int64_t nv = (head_dim + VL - 1) / VL;
+    int32_t r = 0;
+    if (nv <= ROWS_MAX_NV) {
+        const int rt = nv <= 8 ? 2 : 1;
+        const scores_tile_fn t = scores_tiles[f16][nv - 1];
+        for (; r + rt <= nr; r += rt) t(out + r, q + r, K, ldk, n_kv, head_dim, scale);
+    }
+    const size_t krow = (size_t)ldk * (f16 ? sizeof(uint16_t) : sizeof(float));
+    for (; r < nr; r++)
+        for (int64_t j = 0; j < n_kv; j++) out[r][j] = scale * dot_kv(q[r], type, (const char *)K + (size_t)j * krow, head_dim);
 }
 
 INLINE void values_kv(int type, float *out, const float *p, const void *V, int64_t ldv, int64_t n_kv,
@@ -565,6 +689,7 @@ const vwn_ops vwn_ops_neon = {
     .attn_values = attn_values_neon,
     .attn_scores_f16 = attn_scores_f16_neon,
     .attn_values_f16 = attn_values_f16_neon,
+    .attn_scores_rows = attn_scores_rows_neon,
     .to_f16 = to_f16_neon,
     .mix = mix_neon,
     .ghc_coef = ghc_coef_neon,
