@@ -1002,7 +1002,8 @@ static void test_scores_widths(const vwn_ops *ops) {
 static void test_attention_rows(const vwn_ops *ops) {
     if (!ops->attn_scores_rows && !ops->attn_values_rows) return;
     int bad = 0, calls = 0;
-    const int64_t widths[] = {1, 8, 16, 24, 40, 64, 72, 100, 128, 136, 200};
+    /* partial last vectors at an odd and an even vector count of every width (16, 8 and 4 lanes) */
+    const int64_t widths[] = {1, 6, 8, 16, 24, 30, 40, 60, 64, 72, 100, 128, 136, 200};
     const int64_t keys[] = {1, 15, 16, 17, 33, 70};
     enum { MAXR = 9, MAXK = 70, MAXW = 200 };
     for (size_t w = 0; w < sizeof widths / sizeof widths[0]; w++)
