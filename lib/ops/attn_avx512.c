@@ -14,19 +14,7 @@
 
 #include "ops/avx512_loads.h"
 
-/* The prototypes of ops_avx512.c's table entries defined here (declared there too). */
-void vwn_avx512_attn_scores(float *out, const float *q, const float *K, int64_t ldk, int64_t n_kv, int64_t head_dim,
-                            float scale);
-void vwn_avx512_attn_scores_f16(float *out, const float *q, const uint16_t *K, int64_t ldk, int64_t n_kv,
-                                int64_t head_dim, float scale);
-void vwn_avx512_attn_values(float *out, const float *p, const float *V, int64_t ldv, int64_t n_kv, int64_t head_dim,
-                            bool accumulate);
-void vwn_avx512_attn_values_f16(float *out, const float *p, const uint16_t *V, int64_t ldv, int64_t n_kv,
-                                int64_t head_dim, bool accumulate);
-void vwn_avx512_attn_scores_rows(float *const *out, const float *const *q, int32_t nr, int32_t kv_type, const void *K,
-                                 int64_t ldk, int64_t n_kv, int64_t head_dim, float scale);
-void vwn_avx512_attn_values_rows(float *const *out, const float *const *p, int32_t nr, int32_t kv_type, const void *V,
-                                 int64_t ldv, int64_t n_kv, int64_t head_dim, bool accumulate);
+/* The vwn_avx512_attn_* functions below are declared in ops_avx512.c, whose tables hold them. */
 
 /* Keys and values are fp32 or fp16 (kv_type F16): `type` is F32 or F16, the loads widen (load_w). */
 
