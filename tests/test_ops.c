@@ -1041,13 +1041,21 @@ static void test_attention_rows(const vwn_ops *ops) {
                         }
                         if (ops->attn_scores_rows)
                             for (int64_t j = 0; j < n_kv; j++) bad += fbits(s1[r][j]) != fbits(s2[r][j]);
+                        /* a row's scores (16, 8 or 4 keys summed at once) against each key alone (a
+                         * horizontal sum): the same bits */
+                        for (int64_t j = 0; j < n_kv; j++) {
+                            float one;
+                            if (f16) ops->attn_scores_f16(&one, q[r], Kh + j * ld, ld, 1, hd, 0.125f);
+                            else ops->attn_scores(&one, q[r], Kf + j * ld, ld, 1, hd, 0.125f);
+                            bad += fbits(one) != fbits(s2[r][j]);
+                        }
                         if (ops->attn_values_rows)
                             for (int64_t i = 0; i < hd; i++) bad += fbits(y1[r][i]) != fbits(y2[r][i]);
                     }
                     calls++;
                 }
             }
-    CHECK_MSG(bad == 0, "[%s] %d results of the attention rows kernels differ from a row at a time (%d calls)",
+    CHECK_MSG(bad == 0, "[%s] %d results of the attention rows kernels differ from a row or a key at a time (%d calls)",
               ops->name, bad, calls);
 }
 

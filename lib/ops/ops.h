@@ -91,7 +91,9 @@ typedef struct vwn_ops {
     /* Fused helpers of the forward pass (all fp32; out may alias x / gate).
      * rmsnorm:     out[i] = x[i] / sqrt(mean(x^2) + eps) * gain[i]   (gain NULL means 1)
      * silu_mul:    out[i] = silu(gate[i]) * up[i],  silu(g) = g / (1 + exp(-g))
-     * attn_scores: out[j] = scale * dot(q, K + j*ldk, head_dim)       for j < n_kv
+     * attn_scores: out[j] = scale * dot(q, K + j*ldk, head_dim)       for j < n_kv (each score the
+     *              bits of that key alone, n_kv = 1: attention splits the keys into pieces anywhere,
+     *              so kernels that sum several keys' lanes at once keep the one-key sum's pairs)
      * attn_values: out[i] = sum_j p[j] * V[j*ldv + i]                 for i < head_dim (overwrites,
      *              or with accumulate adds to out: each output is one chain over the keys in order,
      *              so keys [0, a) then [a, n) with accumulate give the bits of [0, n) in one call;

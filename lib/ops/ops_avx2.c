@@ -649,28 +649,47 @@ static float softmax_exp_avx2(float *x, int64_t n, float *max_out) {
 /* A key's dot with q over n lanes: ceil(n / 8) vectors (the last one zero-padded if n is not a
  * multiple of 8), in pairs on two chains, an odd last one on the first; then hsum. The chains
  * depend on the vector count only, so the row tiles below (unrolled per count) repeat them. */
-INLINE __m256 dot_kv_lanes(const float *q, int type, const void *k, int64_t n) {
+INLINE __m256 dot_kv_lanes_as(bool full, const float *q, int type, const void *k, int64_t n) {
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
     const int64_t nv = (n + VL - 1) / VL;
     int64_t v = 0;
-    for (; v + 2 <= nv; v += 2) {
+    for (; v + 2 < nv; v += 2) { /* both vectors whole */
         const int64_t i = v * VL;
         acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), load_w(type, k, i), acc0);
-        acc1 = _mm256_fmadd_ps(load_x_any(q, i + VL, n), load_w_any(type, k, i + VL, n), acc1);
+        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + VL), load_w(type, k, i + VL), acc1);
     }
-    if (v < nv) acc0 = _mm256_fmadd_ps(load_x_any(q, v * VL, n), load_w_any(type, k, v * VL, n), acc0);
+    /* the last one or two vectors: the last whole if full, else of n % 8 lanes */
+    const int64_t i = v * VL, tail = n - (nv - 1) * VL;
+    const __m256 ql = full ? _mm256_loadu_ps(q + (nv - 1) * VL) : load_x_tail(q + (nv - 1) * VL, tail);
+    const __m256 kl = full ? load_w(type, k, (nv - 1) * VL) : load_w_tail(type, k, (nv - 1) * VL, tail);
+    if (v + 2 == nv) {
+        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), load_w(type, k, i), acc0);
+        acc1 = _mm256_fmadd_ps(ql, kl, acc1);
+    } else if (v < nv) {
+        acc0 = _mm256_fmadd_ps(ql, kl, acc0);
+    }
     return _mm256_add_ps(acc0, acc1);
+}
+/* (full: n a multiple of 8, every load whole. Left to decide per load, the compiler merged the
+ * fp16 forms of both into one that took each vector apart word by word: fp16 keys 2.5x slower.) */
+INLINE __m256 dot_kv_lanes(const float *q, int type, const void *k, int64_t n) {
+    return n % VL == 0 ? dot_kv_lanes_as(true, q, type, k, n) : dot_kv_lanes_as(false, q, type, k, n);
 }
 INLINE float dot_kv(const float *q, int type, const void *k, int64_t n) { return hsum(dot_kv_lanes(q, type, k, n)); }
 
+static void attn_scores_rows_avx2(float *const *out, const float *const *q, int32_t nr, int32_t kv_type, const void *K,
+                                  int64_t ldk, int64_t n_kv, int64_t head_dim, float scale);
+
+/* One row's scores are the rows kernel's (below) with a tile of one row: 8 keys summed at once by
+ * the tree, the same bits as a horizontal sum per key. */
 static void attn_scores_avx2(float *out, const float *q, const float *K, int64_t ldk, int64_t n_kv,
                              int64_t head_dim, float scale) {
-    for (int64_t j = 0; j < n_kv; j++) out[j] = scale * dot_kv(q, VWN_TYPE_F32, K + j * ldk, head_dim);
+    attn_scores_rows_avx2(&out, &q, 1, VWN_TYPE_F32, K, ldk, n_kv, head_dim, scale);
 }
 
 static void attn_scores_f16_avx2(float *out, const float *q, const uint16_t *K, int64_t ldk, int64_t n_kv,
                                  int64_t head_dim, float scale) {
-    for (int64_t j = 0; j < n_kv; j++) out[j] = scale * dot_kv(q, VWN_TYPE_F16, K + j * ldk, head_dim);
+    attn_scores_rows_avx2(&out, &q, 1, VWN_TYPE_F16, K, ldk, n_kv, head_dim, scale);
 }
 
 /* Up to 64 output lanes in registers over all keys (each value row read once, in key order); a
@@ -731,7 +750,8 @@ static void attn_values_f16_avx2(float *out, const float *p, const uint16_t *V, 
 /* As on AVX-512 (ops_avx512.c): the queries stay in registers, each key's vectors are loaded once
  * for the rows of a tile, and 8 keys' scores are summed by a transposing tree with hsum's pairs
  * -- a_i = v_i + v_(i+4), b_i = a_i + a_(i+2), b_0 + b_1 -- so a score has dot_kv's bits. With
- * 16 registers: 2 rows of queries up to 4 vectors (head_dim 32), 1 row up to 8 (64). The values
+ * 16 registers: 2 rows of queries up to 4 vectors (head_dim 32), 1 row up to 8 (64); a single
+ * row (attn_scores) is a tile of one, a row of a wider head scores_wide. The values
  * stay a row at a time: 2-row tiles over 32-lane column blocks (the registers hold no more) took
  * 1.16x the time of one row's 64-lane blocks (a 2,048-token prefill, one thread). */
 #define ROWS_MAX_NV 8
@@ -805,6 +825,14 @@ INLINE void scores_tile(int rt, int nv, int type, float *const *out, const float
     const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
     const __m256 sv = _mm256_set1_ps(scale);
     int64_t j = 0;
+    /* a full last vector as a constant: with `last` unknown the compiler merged the fp16 loads of
+     * both forms into one and took every vector apart word by word (fp16 cache 2.5x slower) */
+    if (last == VL)
+        for (; j + 8 <= n_kv; j += 8) {
+            __m256 s[2];
+            keys_8(rt, nv, type, qr, (const char *)K + (size_t)j * krow, krow, VL, s);
+            for (int r = 0; r < rt; r++) _mm256_storeu_ps(out[r] + j, _mm256_mul_ps(sv, _mm256_permutevar8x32_ps(s[r], order)));
+        }
     for (; j + 8 <= n_kv; j += 8) {
         __m256 s[2];
         keys_8(rt, nv, type, qr, (const char *)K + (size_t)j * krow, krow, last, s);
@@ -812,6 +840,29 @@ INLINE void scores_tile(int rt, int nv, int type, float *const *out, const float
     }
     for (; j < n_kv; j++)
         for (int r = 0; r < rt; r++) out[r][j] = scale * dot_kv(q[r], type, (const char *)K + (size_t)j * krow, hd);
+}
+
+/* A row of a head wider than the tiles' registers hold (more than 8 vectors): its query read from
+ * L1 for every key (dot_kv_lanes), 8 keys summed by the same tree. */
+INLINE void scores_wide_as(bool full, int type, float *out, const float *q, const void *K, int64_t ldk, int64_t n_kv,
+                           int64_t hd, float scale) {
+    const size_t krow = (size_t)ldk * (type == VWN_TYPE_F32 ? sizeof(float) : sizeof(uint16_t));
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    int64_t j = 0;
+    for (; j + 8 <= n_kv; j += 8) {
+        const char *k = (const char *)K + (size_t)j * krow;
+        __m256 d[8];
+        for (int i = 0; i < 8; i++) d[i] = dot_kv_lanes_as(full, q, type, k + (size_t)i * krow, hd);
+        for (int i = 0; i < 4; i++) d[i] = tree_a(d[2 * i], d[2 * i + 1]);
+        for (int i = 0; i < 2; i++) d[i] = tree_b(d[2 * i], d[2 * i + 1]);
+        _mm256_storeu_ps(out + j, _mm256_mul_ps(_mm256_set1_ps(scale), _mm256_permutevar8x32_ps(tree_c(d[0], d[1]), order)));
+    }
+    for (; j < n_kv; j++) out[j] = scale * dot_kv(q, type, (const char *)K + (size_t)j * krow, hd);
+}
+static void scores_wide(int type, float *out, const float *q, const void *K, int64_t ldk, int64_t n_kv, int64_t hd,
+                        float scale) {
+    if (hd % VL == 0) scores_wide_as(true, type, out, q, K, ldk, n_kv, hd, scale);
+    else scores_wide_as(false, type, out, q, K, ldk, n_kv, hd, scale);
 }
 
 /* One function per tile shape and cache type (see ops_avx512.c: inlined into one, the shapes'
@@ -830,6 +881,10 @@ SCORES_TILES(2, 1)
 SCORES_TILES(2, 2)
 SCORES_TILES(2, 3)
 SCORES_TILES(2, 4)
+SCORES_TILES(1, 1)
+SCORES_TILES(1, 2)
+SCORES_TILES(1, 3)
+SCORES_TILES(1, 4)
 SCORES_TILES(1, 5)
 SCORES_TILES(1, 6)
 SCORES_TILES(1, 7)
@@ -837,11 +892,14 @@ SCORES_TILES(1, 8)
 #undef SCORES_TILES
 #undef SCORES_TILE
 
-/* [type is F16][nv - 1]: 2-row tiles up to 4 vectors, 1-row tiles from 5 to 8 */
-static const scores_tile_fn scores_tiles[2][ROWS_MAX_NV] = {
-    {scores_f32_2x1, scores_f32_2x2, scores_f32_2x3, scores_f32_2x4, scores_f32_1x5, scores_f32_1x6, scores_f32_1x7,
+/* [type is F16][nv - 1]: 2-row tiles up to 4 vectors (NULL past them), 1-row tiles up to 8 */
+static const scores_tile_fn scores_2rows[2][ROWS_MAX_NV] = {
+    {scores_f32_2x1, scores_f32_2x2, scores_f32_2x3, scores_f32_2x4, NULL, NULL, NULL, NULL},
+    {scores_f16_2x1, scores_f16_2x2, scores_f16_2x3, scores_f16_2x4, NULL, NULL, NULL, NULL}};
+static const scores_tile_fn scores_1row[2][ROWS_MAX_NV] = {
+    {scores_f32_1x1, scores_f32_1x2, scores_f32_1x3, scores_f32_1x4, scores_f32_1x5, scores_f32_1x6, scores_f32_1x7,
      scores_f32_1x8},
-    {scores_f16_2x1, scores_f16_2x2, scores_f16_2x3, scores_f16_2x4, scores_f16_1x5, scores_f16_1x6, scores_f16_1x7,
+    {scores_f16_1x1, scores_f16_1x2, scores_f16_1x3, scores_f16_1x4, scores_f16_1x5, scores_f16_1x6, scores_f16_1x7,
      scores_f16_1x8}};
 
 static void attn_scores_rows_avx2(float *const *out, const float *const *q, int32_t nr, int32_t kv_type, const void *K,
@@ -850,13 +908,12 @@ static void attn_scores_rows_avx2(float *const *out, const float *const *q, int3
     const int64_t nv = (head_dim + VL - 1) / VL;
     int32_t r = 0;
     if (nv <= ROWS_MAX_NV) {
-        const int rt = nv <= 4 ? 2 : 1;
-        const scores_tile_fn t = scores_tiles[f16][nv - 1];
-        for (; r + rt <= nr; r += rt) t(out + r, q + r, K, ldk, n_kv, head_dim, scale);
+        const scores_tile_fn t2 = scores_2rows[f16][nv - 1], t1 = scores_1row[f16][nv - 1];
+        if (t2)
+            for (; r + 2 <= nr; r += 2) t2(out + r, q + r, K, ldk, n_kv, head_dim, scale);
+        for (; r < nr; r++) t1(out + r, q + r, K, ldk, n_kv, head_dim, scale);
     }
-    const size_t krow = (size_t)ldk * (f16 ? sizeof(uint16_t) : sizeof(float));
-    for (; r < nr; r++)
-        for (int64_t j = 0; j < n_kv; j++) out[r][j] = scale * dot_kv(q[r], type, (const char *)K + (size_t)j * krow, head_dim);
+    for (; r < nr; r++) scores_wide(type, out[r], q[r], K, ldk, n_kv, head_dim, scale);
 }
 
 static void to_f16_avx2(uint16_t *out, const float *x, int64_t n) {

@@ -431,7 +431,7 @@ INLINE float32x4_t load_w_any(int type, const void *row, int64_t c, int64_t c1) 
 /* A key's dot with q over n lanes: ceil(n / 4) vectors (the last one zero-padded if n is not a
  * multiple of 4), in pairs on two chains, an odd last one on the first; then the tree. The chains
  * depend on the vector count only, so the row tiles below repeat them exactly. */
-INLINE float dot_kv(const float *q, int type, const void *k, int64_t n) {
+INLINE float32x4_t dot_kv_lanes(const float *q, int type, const void *k, int64_t n) {
     float32x4_t acc0 = vdupq_n_f32(0.0f), acc1 = vdupq_n_f32(0.0f);
     const int64_t nv = (n + VL - 1) / VL;
     int64_t v = 0;
@@ -441,17 +441,23 @@ INLINE float dot_kv(const float *q, int type, const void *k, int64_t n) {
         acc1 = vfmaq_f32(acc1, load_x_any(q, i + VL, n), load_w_any(type, k, i + VL, n));
     }
     if (v < nv) acc0 = vfmaq_f32(acc0, load_x_any(q, v * VL, n), load_w_any(type, k, v * VL, n));
-    return hsum_tree(vaddq_f32(acc0, acc1));
+    return vaddq_f32(acc0, acc1);
 }
+INLINE float dot_kv(const float *q, int type, const void *k, int64_t n) { return hsum_tree(dot_kv_lanes(q, type, k, n)); }
 
+static void attn_scores_rows_neon(float *const *out, const float *const *q, int32_t nr, int32_t kv_type, const void *K,
+                                  int64_t ldk, int64_t n_kv, int64_t head_dim, float scale);
+
+/* One row's scores are the rows kernel's (below) with a tile of one row: 4 keys summed at once by
+ * the pairwise adds, the same bits as hsum_tree per key. */
 static void attn_scores_neon(float *out, const float *q, const float *K, int64_t ldk, int64_t n_kv,
                              int64_t head_dim, float scale) {
-    for (int64_t j = 0; j < n_kv; j++) out[j] = scale * dot_kv(q, VWN_TYPE_F32, K + j * ldk, head_dim);
+    attn_scores_rows_neon(&out, &q, 1, VWN_TYPE_F32, K, ldk, n_kv, head_dim, scale);
 }
 
 static void attn_scores_f16_neon(float *out, const float *q, const uint16_t *K, int64_t ldk, int64_t n_kv,
                                  int64_t head_dim, float scale) {
-    for (int64_t j = 0; j < n_kv; j++) out[j] = scale * dot_kv(q, VWN_TYPE_F16, K + j * ldk, head_dim);
+    attn_scores_rows_neon(&out, &q, 1, VWN_TYPE_F16, K, ldk, n_kv, head_dim, scale);
 }
 
 /* ---- attention over several query rows at once (ops.h: attn_scores_rows) --------------------------
@@ -459,8 +465,9 @@ static void attn_scores_f16_neon(float *out, const float *q, const uint16_t *K, 
  * (head_dim 32) or 1 of up to 16 (64) of the 32 -- each key's vectors are loaded once for the
  * tile, and 4 keys' scores are summed at once by two pairwise adds, the pairs of hsum_tree: the
  * bits of attn_scores. (Not measured on ARM hardware: the x86 tiles took 0.49x (AVX-512) and
- * 0.52x (AVX2) the time of a row at a time; docs/performance.md, "Twenty-first session".) The
- * values stay a row at a time. */
+ * 0.52x (AVX2) the time of a row at a time; docs/performance.md, "Twenty-first session".) A
+ * single row (attn_scores) is a tile of one, a row of a head wider than 16 vectors scores_wide.
+ * The values stay a row at a time. */
 #define ROWS_MAX_NV 16
 
 /* The dots of rt rows (nv query vectors each, the last one of `last` lanes) with key k, before
@@ -528,6 +535,14 @@ SCORES_TILES(2, 5)
 SCORES_TILES(2, 6)
 SCORES_TILES(2, 7)
 SCORES_TILES(2, 8)
+SCORES_TILES(1, 1)
+SCORES_TILES(1, 2)
+SCORES_TILES(1, 3)
+SCORES_TILES(1, 4)
+SCORES_TILES(1, 5)
+SCORES_TILES(1, 6)
+SCORES_TILES(1, 7)
+SCORES_TILES(1, 8)
 SCORES_TILES(1, 9)
 SCORES_TILES(1, 10)
 SCORES_TILES(1, 11)
@@ -539,13 +554,33 @@ SCORES_TILES(1, 16)
 #undef SCORES_TILES
 #undef SCORES_TILE
 
-/* [type is F16][nv - 1] */
-static const scores_tile_fn scores_tiles[2][ROWS_MAX_NV] = {
+/* A row of a head wider than the tiles' registers hold (more than 16 vectors): its query read
+ * from L1 for every key (dot_kv_lanes), 4 keys summed by the same pairwise adds. */
+static void scores_wide(int type, float *out, const float *q, const void *K, int64_t ldk, int64_t n_kv, int64_t hd,
+                        float scale) {
+    const size_t krow = (size_t)ldk * (type == VWN_TYPE_F32 ? sizeof(float) : sizeof(uint16_t));
+    int64_t j = 0;
+    for (; j + 4 <= n_kv; j += 4) {
+        const char *k = (const char *)K + (size_t)j * krow;
+        const float32x4_t a = dot_kv_lanes(q, type, k, hd), b = dot_kv_lanes(q, type, k + krow, hd);
+        const float32x4_t c = dot_kv_lanes(q, type, k + 2 * krow, hd), d = dot_kv_lanes(q, type, k + 3 * krow, hd);
+        vst1q_f32(out + j, vmulq_n_f32(vpaddq_f32(vpaddq_f32(a, b), vpaddq_f32(c, d)), scale));
+    }
+    for (; j < n_kv; j++) out[j] = scale * dot_kv(q, type, (const char *)K + (size_t)j * krow, hd);
+}
+
+/* [type is F16][nv - 1]: 2-row tiles up to 8 vectors (NULL past them), 1-row tiles up to 16 */
+static const scores_tile_fn scores_2rows[2][ROWS_MAX_NV] = {
     {scores_f32_2x1, scores_f32_2x2, scores_f32_2x3, scores_f32_2x4, scores_f32_2x5, scores_f32_2x6, scores_f32_2x7,
-     scores_f32_2x8, scores_f32_1x9, scores_f32_1x10, scores_f32_1x11, scores_f32_1x12, scores_f32_1x13,
-     scores_f32_1x14, scores_f32_1x15, scores_f32_1x16},
+     scores_f32_2x8},
     {scores_f16_2x1, scores_f16_2x2, scores_f16_2x3, scores_f16_2x4, scores_f16_2x5, scores_f16_2x6, scores_f16_2x7,
-     scores_f16_2x8, scores_f16_1x9, scores_f16_1x10, scores_f16_1x11, scores_f16_1x12, scores_f16_1x13,
+     scores_f16_2x8}};
+static const scores_tile_fn scores_1row[2][ROWS_MAX_NV] = {
+    {scores_f32_1x1, scores_f32_1x2, scores_f32_1x3, scores_f32_1x4, scores_f32_1x5, scores_f32_1x6, scores_f32_1x7,
+     scores_f32_1x8, scores_f32_1x9, scores_f32_1x10, scores_f32_1x11, scores_f32_1x12, scores_f32_1x13,
+     scores_f32_1x14, scores_f32_1x15, scores_f32_1x16},
+    {scores_f16_1x1, scores_f16_1x2, scores_f16_1x3, scores_f16_1x4, scores_f16_1x5, scores_f16_1x6, scores_f16_1x7,
+     scores_f16_1x8, scores_f16_1x9, scores_f16_1x10, scores_f16_1x11, scores_f16_1x12, scores_f16_1x13,
      scores_f16_1x14, scores_f16_1x15, scores_f16_1x16}};
 
 static void attn_scores_rows_neon(float *const *out, const float *const *q, int32_t nr, int32_t kv_type, const void *K,
@@ -554,13 +589,12 @@ static void attn_scores_rows_neon(float *const *out, const float *const *q, int3
     const int64_t nv = (head_dim + VL - 1) / VL;
     int32_t r = 0;
     if (nv <= ROWS_MAX_NV) {
-        const int rt = nv <= 8 ? 2 : 1;
-        const scores_tile_fn t = scores_tiles[f16][nv - 1];
-        for (; r + rt <= nr; r += rt) t(out + r, q + r, K, ldk, n_kv, head_dim, scale);
+        const scores_tile_fn t2 = scores_2rows[f16][nv - 1], t1 = scores_1row[f16][nv - 1];
+        if (t2)
+            for (; r + 2 <= nr; r += 2) t2(out + r, q + r, K, ldk, n_kv, head_dim, scale);
+        for (; r < nr; r++) t1(out + r, q + r, K, ldk, n_kv, head_dim, scale);
     }
-    const size_t krow = (size_t)ldk * (f16 ? sizeof(uint16_t) : sizeof(float));
-    for (; r < nr; r++)
-        for (int64_t j = 0; j < n_kv; j++) out[r][j] = scale * dot_kv(q[r], type, (const char *)K + (size_t)j * krow, head_dim);
+    for (; r < nr; r++) scores_wide(type, out[r], q[r], K, ldk, n_kv, head_dim, scale);
 }
 
 INLINE void values_kv(int type, float *out, const float *p, const void *V, int64_t ldv, int64_t n_kv,
