@@ -119,7 +119,7 @@ INLINE __m256 load_x_any(const float *x, int64_t c, int64_t c1) {
  * blocks (512 and 1024: 1-5% slower) */
 #define SEG_RT(tt) ((tt) == 2 ? 3 : (tt) == 3 ? 2 : 1)
 #define SEG_RT_MAX 3
-#define SEG_LONG_ROWS 1
+#define SEG_ONE_TOKEN 1 /* one token: RT rows side by side from segments (F32, F16, BF16) */
 #define SEG_GRP_MIN_T 4
 #define SEG_GRP_MAX_T 16
 #define SEG_GRP_RT 3

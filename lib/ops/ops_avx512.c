@@ -103,7 +103,7 @@ void vwn_avx512_attn_values_rows(float *const *out, const float *const *p, int32
  * token groups (seg_groups) of 3 over 4 rows, 1024-column blocks (256 and 512: 2-5% slower) */
 #define SEG_RT(tt) ((tt) == 1 ? 1 : (tt) <= 3 ? 4 : (tt) == 4 ? 3 : 1)
 #define SEG_RT_MAX 4
-#define SEG_LONG_ROWS 1 /* the long-row pass's rows from segments too */
+#define SEG_ONE_TOKEN 1 /* one token: RT rows side by side from segments (F16, BF16) */
 #define SEG_GRP_MIN_T 5
 #define SEG_GRP_MAX_T 32
 #define SEG_GRP_RT 4
@@ -171,14 +171,21 @@ INLINE void small_f32_rows(int nr, int tt, const vwn_mat *W, const float *X, int
 INLINE void small_f32(int tt, const vwn_mat *W, const float *X, int64_t ldx, float *Y, int64_t ldy,
                       int64_t r0, int64_t r1) {
     const int64_t cols = W->cols;
-    if (small_long_rows(tt, W)) { /* tt <= 3 (LONG_ROWS_MAX_T): 4 rows for one token, 2 for more */
+    /* several rows side by side: one token, 4 rows from far-apart segments where the range allows
+     * (tile_float.h, seg_rows; a one-token dot alone waits on its FMA chains: 0.90-0.91 of the
+     * time, 110M F32 model, 2 threads, docs/performance.md "Twenty-second session"); long rows
+     * (tt <= 3, LONG_ROWS_MAX_T), 4 rows for one token and 2 for more, from segments or else
+     * adjacent. Step i takes rows r0 + i * step + q * rs, q < nr. */
+    const bool long_rows = small_long_rows(tt, W);
+    if (tt == 1 || long_rows) {
         const int nr = tt == 1 ? 4 : 2;
-        /* rows side by side from far-apart segments where the range allows (tile_float.h,
-         * seg_rows), else adjacent: step i takes rows r0 + i * step + q * rs, q < nr */
         const int64_t h = seg_rows(nr, W->row_bytes, r0, r1);
-        const int64_t n = h > 0 ? h : (r1 - r0) / nr, step = h > 0 ? 1 : nr, rs = h > 0 ? h : 1;
-        for (int64_t i = 0; i < n; i++) small_f32_rows(nr, tt <= 3 ? tt : 1, W, X, ldx, Y, ldy, r0 + i * step, rs);
-        r0 += nr * n;
+        if (h > 0 || long_rows) {
+            const int64_t n = h > 0 ? h : (r1 - r0) / nr, step = h > 0 ? 1 : nr, rs = h > 0 ? h : 1;
+            for (int64_t i = 0; i < n; i++)
+                small_f32_rows(nr, tt <= 3 ? tt : 1, W, X, ldx, Y, ldy, r0 + i * step, rs);
+            r0 += nr * n;
+        }
     }
     for (int64_t r = r0; r < r1; r++) {
         const float *w = (const float *)((const char *)W->data + r * W->row_bytes);

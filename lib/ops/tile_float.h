@@ -96,9 +96,12 @@ INLINE void tile_float(int type, int rt, int tt, const char *w, size_t wstride, 
  * SEG_RT(tt) rows side by side from far-apart segments (seg_rows), each activation vector loaded
  * once for all of them -- with one row at a time, a token's activation loads outnumber the
  * weight loads, and a core keeps fewer lines in flight (110M models, 2 threads, 2-6 tokens in
- * one process: F32 0.76-0.99, BF16 0.77-0.94 of the time); and over long rows (small_long_rows), RT rows side by
- * side, from segments where the range allows. Every (row, token) dot is the tile's, so the
- * results do not change. */
+ * one process: F32 0.76-0.99, BF16 0.77-0.94 of the time); and for one token, RT rows side by
+ * side from segments where the range allows (SEG_ONE_TOKEN: a one-token dot is two FMA chains
+ * long, so one row at a time waits on the FMA latency -- BF16 and F16 rows 0.87-0.89 of the time
+ * on AVX-512 with RT rows, AVX2 BF16 0.83, F32 0.92, 110M models, 2 threads, in one process;
+ * docs/performance.md, "Twenty-second session"), or adjacent over long rows (small_long_rows).
+ * Every (row, token) dot is the tile's, so the results do not change. */
 #ifndef VWN_SEG_ROWS
 #define VWN_SEG_ROWS
 /* Rows side by side from far-apart segments. A kernel that reads several rows at once (each
@@ -184,10 +187,10 @@ INLINE void small_float(int type, int tt, const vwn_mat *W, const float *X, int6
     int64_t r = r0;
     /* A few tokens over a long range: SEG_RT(tt) rows side by side from far-apart segments (each
      * activation vector loaded once for all of them; the file sets how many its registers hold);
-     * one token only over long rows, RT of them. (tt and srt are constants here, so a branch
+     * one token, RT of them (SEG_ONE_TOKEN). (tt and srt are constants here, so a branch
      * whose condition folds to false is not compiled: each inlined tile adds to the build.) */
-    const int srt = SEG_RT(tt) > 1 ? SEG_RT(tt) : SEG_LONG_ROWS && tt == 1 ? RT : 1;
-    if (srt > 1 && (SEG_RT(tt) > 1 || small_long_rows(tt, W))) { /* one token: long rows only */
+    const int srt = SEG_RT(tt) > 1 ? SEG_RT(tt) : SEG_ONE_TOKEN && tt == 1 ? RT : 1;
+    if (srt > 1) {
         const int64_t h = seg_rows(srt, W->row_bytes, r0, r1);
         if (h > 0) {
             seg_tiles(type, srt, tt, W, X, ldx, Y, ldy, r0, h);
