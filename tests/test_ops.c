@@ -459,6 +459,12 @@ static void test_matmul(const vwn_ops *ops) {
             check_matmul(ops, type, 141, 1056, t, 3, 140, false);
             check_matmul(ops, type, 141, 1024, t, 3, 140, false); /* whole octs: Q8_0 packed too */
         }
+        /* one and two tokens over packed Q8_0 rows four at a time from segments (ops_avx512.c
+         * rows_seg_packed: 64 KiB a quarter, 1088-byte rows), with rows left over; three tokens
+         * take the pairs from halves (the packed rows' results are held to the file layout's bit
+         * for bit, which test_matmul_consistent holds to every T) */
+        if (type == VWN_TYPE_Q8_0)
+            for (int t = 1; t <= 3; t++) check_matmul(ops, type, 263, 1024, t, 3, 262, false);
         /* long rows (the activations and a row overflow L1), from segments */
         check_matmul(ops, type, 43, 8800, 1, 1, 42, false);
         check_matmul(ops, type, 43, 8800, 2, 0, 43, false);

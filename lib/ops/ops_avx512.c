@@ -537,7 +537,8 @@ INLINE void row_quant(int type, int tt, bool prepared, bool packed, const void *
  * read one row at a time, and a prefill's chunks of 7-8 read rows in pairs. Rows from far-apart
  * segments keep both streams going: in the 110M Q8_0 model, 2 threads, 3-8 tokens 4-21% and a
  * 16-256-token prefill 3-14% faster than adjacent pairs or single rows (docs/performance.md,
- * "Nineteenth session"). */
+ * "Nineteenth session"). One and two tokens read four rows from segments where the range allows
+ * (rows_seg_packed, below). */
 #define PAIR_MIN_T 7
 INLINE void row_pair_packed(int tt, const char *w0, const char *w1, const q8_prep *xp, int64_t nb, float *y,
                             int64_t ldy, int64_t ystep) {
@@ -569,6 +570,36 @@ INLINE void row_pair_packed(int tt, const char *w0, const char *w1, const q8_pre
     }
 }
 
+/* One or two tokens over SEG_Q_ROWS packed Q8_0 rows side by side, row i of as many far-apart
+ * segments (tile_float.h, seg_rows): w0 + k ws, results at y + k ystep. One row at a time, a
+ * core keeps too few of its lines in flight on the Intel host of the twenty-third session (a
+ * Cascade Lake, ~9 GB/s per core from DRAM, bound by its outstanding misses): a 32000 x 768
+ * matrix from DRAM, 2 threads, in one process, 4 rows took 0.84-0.89 of the time of one row at
+ * one token and 0.95-0.96 at two, 2 rows (row_pair_packed) 0.88-0.92 at one token; at 3 tokens 4
+ * rows were no faster than 2, at 4 slower (docs/performance.md, "Twenty-third session"). Each
+ * (row, token) takes row_quant's operations in its order: the same bits. */
+#define SEG_Q_ROWS 4
+#define SEG_Q_MAX_T 2
+INLINE void rows_seg_packed(int tt, const char *w0, int64_t ws, const q8_prep *xp, int64_t nb, float *y, int64_t ldy,
+                            int64_t ystep) {
+    const int64_t octs = nb / 8;
+    __m512 acc[SEG_Q_ROWS][SEG_Q_MAX_T];
+    for (int k = 0; k < SEG_Q_ROWS; k++)
+        for (int j = 0; j < tt; j++) acc[k][j] = _mm512_setzero_ps();
+    for (int64_t p = 0; p < octs; p++)
+        for (int k = 0; k < SEG_Q_ROWS; k++) {
+            __m512i u[4];
+            __m512 d;
+            load_oct_packed(w0 + k * ws + p * (int64_t)(8 * sizeof(vwn_block_q8_0)), u, &d);
+            for (int j = 0; j < tt; j++) {
+                const q8_prep *e = &xp[j * octs + p];
+                acc[k][j] = oct_acc(acc[k][j], oct_dot(e->ncorr, u, e->q), d, e->d);
+            }
+        }
+    for (int k = 0; k < SEG_Q_ROWS; k++)
+        for (int j = 0; j < tt; j++) y[j * ldy + k * ystep] = _mm512_reduce_add_ps(acc[k][j]);
+}
+
 /* Rows [r0, r1) for tt <= SMALL_T tokens, the activations prepared once if they fit. */
 INLINE void small_quant(int type, int tt, const vwn_mat *W, const vwn_block_q8_0 *xq, float *Y,
                         int64_t ldy, int64_t r0, int64_t r1) {
@@ -588,8 +619,14 @@ INLINE void small_quant(int type, int tt, const vwn_mat *W, const vwn_block_q8_0
         for (int64_t p = 0; p < octs; p++)
             prep_oct(type, xq + j * nb + 8 * p, nb - 8 * p, &xp[j * octs + p]);
     int64_t r = r0;
-    const int64_t h = packed && tt >= 2 ? seg_rows(2, W->row_bytes, r0, r1) : 0;
-    if (h > 0) { /* a long range: rows in pairs from its two halves (tile_float.h, seg_rows) */
+    const int64_t hq = packed && tt <= SEG_Q_MAX_T ? seg_rows(SEG_Q_ROWS, W->row_bytes, r0, r1) : 0;
+    const int64_t h = packed && tt >= 2 && hq == 0 ? seg_rows(2, W->row_bytes, r0, r1) : 0;
+    if (hq > 0) { /* one or two tokens over a long range: 4 rows from its quarters (rows_seg_packed) */
+        for (int64_t i = 0; i < hq; i++)
+            rows_seg_packed(tt <= SEG_Q_MAX_T ? tt : 1, base + (r0 + i) * W->row_bytes, hq * (int64_t)W->row_bytes, xp,
+                            nb, Y + r0 + i, ldy, hq);
+        r = r0 + SEG_Q_ROWS * hq;
+    } else if (h > 0) { /* a long range: rows in pairs from its two halves (tile_float.h, seg_rows) */
         for (int64_t i = 0; i < h; i++)
             row_pair_packed(tt, base + (r0 + i) * W->row_bytes, base + (r0 + h + i) * W->row_bytes, xp, nb, Y + r0 + i,
                             ldy, h);
