@@ -527,12 +527,14 @@ static void test_matmul_consistent(const vwn_ops *ops) {
      * partial block of even (6147) and odd (5659) index for both block widths; the last two have
      * ranges long enough for rows from segments (tile_float.h, seg_rows: 64 KiB a segment) and, at
      * 4-32 tokens, token groups over column blocks (seg_groups: 256 and 1024 columns a block) --
-     * 1100 columns end in a partial block of AVX2's and AVX-512's; 33 tokens take the GEMM */
-    enum { NSHAPES = 13 };
+     * 1100 columns end in a partial block of AVX2's and AVX-512's; 33 tokens take the GEMM; the
+     * last has Q8_0 rows of whole quads over a range long enough for one and two tokens to take
+     * rows from four and two segments (ops_avx2.c rows_seg_q8) */
+    enum { NSHAPES = 14 };
     static const int64_t shapes[NSHAPES][3] = {{45, 1056, 53}, {13, 4128, 10}, {19, 544, 9}, {11, 1056, 260},
                                                {7, 1000, 53}, {5, 1016, 11}, {6, 1003, 13}, {4, 1013, 21},
                                                {5, 1030, 13}, {11, 6147, 5}, {9, 5659, 3}, {141, 1056, 24},
-                                               {139, 1100, 33}};
+                                               {139, 1100, 33}, {263, 1024, 5}};
     for (int ci = 0; ci < 5 * NSHAPES; ci++) {
         const int si = ci / 5, ti = ci % 5;
         int64_t rows = shapes[si][0], cols = shapes[si][1], T = shapes[si][2];

@@ -283,6 +283,36 @@ INLINE void row_q8(int tt, bool prepared, const vwn_block_q8_0 *w, const q8_prep
     for (int j = 0; j < tt; j++) y[j * ldy] = hsum(acc[j]);
 }
 
+/* One or two tokens over rows side by side, row i of nr far-apart segments (tile_float.h,
+ * seg_rows): w0 + k ws, results at y + k ystep; nr = SEG_Q8_RT(tt). One row at a time keeps too
+ * few lines in flight, and its dot waits on its own chain: on this session's Intel host (Cascade
+ * Lake, no VNNI used at this level), a 32000 x 768 matrix from DRAM, 2 threads, in one process, 4
+ * rows took 0.74-0.78 of the time of one row at one token (2 rows 0.83-0.85), 2 rows 0.82-0.92 at
+ * two tokens (4 rows 0.94-0.99: the registers); docs/performance.md, "Twenty-third session".
+ * Each (row, token) takes row_q8's operations in its order: the same bits. */
+#define SEG_Q8_RT(tt) ((tt) == 1 ? 4 : (tt) == 2 ? 2 : 1)
+INLINE void rows_seg_q8(int nr, int tt, const char *w0, int64_t ws, const q8_prep *xp, int64_t nb, float *y,
+                        int64_t ldy, int64_t ystep) {
+    const int64_t quads = nb / 4;
+    __m256 acc[4][2];
+    for (int k = 0; k < nr; k++)
+        for (int j = 0; j < tt; j++) acc[k][j] = _mm256_setzero_ps();
+    for (int64_t p = 0; p < quads; p++)
+        for (int k = 0; k < nr; k++) {
+            __m256i wq[4], aw[4];
+            __m256 dw;
+            load_quad((const vwn_block_q8_0 *)(w0 + k * ws) + 4 * p, 4, wq, &dw);
+            for (int c = 0; c < 4; c++) aw[c] = _mm256_sign_epi8(wq[c], wq[c]);
+            for (int j = 0; j < tt; j++) {
+                const q8_prep *e = &xp[j * quads + p];
+                const __m256 s = _mm256_cvtepi32_ps(quad_dot(aw, wq, e->q));
+                acc[k][j] = _mm256_fmadd_ps(s, _mm256_mul_ps(dw, e->d), acc[k][j]);
+            }
+        }
+    for (int k = 0; k < nr; k++)
+        for (int j = 0; j < tt; j++) y[j * ldy + k * ystep] = hsum(acc[k][j]);
+}
+
 INLINE void rows_q8(int tt, const vwn_mat *W, const vwn_block_q8_0 *xq, float *Y, int64_t ldy,
                     int64_t r0, int64_t r1) {
     const int64_t nb = W->cols / VWN_QK8_0, quads = (nb + 3) / 4;
@@ -297,7 +327,16 @@ INLINE void rows_q8(int tt, const vwn_mat *W, const vwn_block_q8_0 *xq, float *Y
     for (int j = 0; j < tt; j++)
         for (int64_t p = 0; p < quads; p++)
             load_quad(xq + j * nb + 4 * p, nb - 4 * p, xp[j * quads + p].q, &xp[j * quads + p].d);
-    for (int64_t r = r0; r < r1; r++)
+    int64_t r = r0;
+    const int nr = SEG_Q8_RT(tt);
+    if (nr > 1 && nb % 4 == 0) { /* one or two tokens over a long range (rows_seg_q8) */
+        const int64_t h = seg_rows(nr, W->row_bytes, r0, r1);
+        for (int64_t i = 0; i < h; i++)
+            rows_seg_q8(nr, tt <= 2 ? tt : 1, base + (r0 + i) * W->row_bytes, h * (int64_t)W->row_bytes, xp, nb,
+                        Y + r0 + i, ldy, h);
+        r = r0 + nr * h;
+    }
+    for (; r < r1; r++)
         row_q8(tt, true, (const vwn_block_q8_0 *)(base + r * W->row_bytes), xp, xq, nb, Y + r, ldy);
 }
 
