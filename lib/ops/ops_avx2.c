@@ -287,7 +287,7 @@ INLINE void row_q8(int tt, bool prepared, const vwn_block_q8_0 *w, const q8_prep
  * seg_rows): w0 + k ws, results at y + k ystep; nr = SEG_Q8_RT(tt). One row at a time keeps too
  * few lines in flight, and its dot waits on its own chain: on this session's Intel host (Cascade
  * Lake, no VNNI used at this level), a 32000 x 768 matrix from DRAM, 2 threads, in one process, 4
- * rows took 0.74-0.78 of the time of one row at one token (2 rows 0.83-0.85), 2 rows 0.82-0.92 at
+ * rows took 0.74-0.79 of the time of one row at one token (2 rows 0.83-0.86), 2 rows 0.82-0.92 at
  * two tokens (4 rows 0.94-0.99: the registers); docs/performance.md, "Twenty-third session".
  * Each (row, token) takes row_q8's operations in its order: the same bits. */
 #define SEG_Q8_RT(tt) ((tt) == 1 ? 4 : (tt) == 2 ? 2 : 1)
