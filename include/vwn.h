@@ -192,10 +192,11 @@ typedef struct vwn_model_info {
 /* Fills *info. Errors: INVALID_ARG, BAD_HANDLE. Thread-safe. */
 VWN_API vwn_status vwn_model_get_info(const vwn_model *model, vwn_model_info *info);
 
-/* Bytes of weights the model holds repacked for the kernels this CPU runs: on AVX-512 VNNI CPUs,
- * the Q8_0 matrices whose rows are a multiple of 256 values (the mapped pages they replace are
- * released, so resident memory stays about the file's size; docs/design.md, "Packed Q8_0
- * rows"). 0 when nothing is packed: another CPU or weight type, a model read into memory
+/* Bytes of weights the model holds repacked for the kernels this CPU runs: on AVX-512 CPUs the
+ * F32, F16 and BF16 matrices (in 16-row panels), on AVX-512 VNNI CPUs also the Q8_0 matrices whose
+ * rows are a multiple of 256 values (the mapped pages they replace are released, so resident
+ * memory stays about the file's size; docs/design.md, "Packed Q8_0 rows" and "Float products on
+ * AVX-512"). 0 when nothing is packed: another CPU or weight type, a model read into memory
  * (use_mmap false), or VWN_REPACK=0 in the environment at load. 0 for an invalid model.
  * Thread-safe. */
 VWN_API uint64_t vwn_model_packed_bytes(const vwn_model *model);

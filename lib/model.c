@@ -420,20 +420,31 @@ static int model_mats(vwn_model *m, vwn_mat **out) {
     return n;
 }
 
+/* Whether the kernels this CPU runs (the best table, honouring VWN_SIMD) read a matrix of type and
+ * cols packed. */
+static bool packs(int32_t type, int64_t cols) {
+    return type >= 0 && type < 32 && (vwn_ops_best()->packs >> type & 1u) && vwn_packable(type, cols);
+}
+
 /* Whether the loader packs (decided before the file is prefaulted: a file to be packed is not):
- * the file is mapped, this CPU's kernels read packed rows, VWN_REPACK is not 0, and the file holds
- * a matrix pack_weights would pack -- one of model_mats (the embedding table only as the tied
- * output head) in Q8_0 with whole octs. A file without one (F32, F16, BF16, Q4_0 weights) is
- * prefaulted as on any other CPU. */
+ * the file is mapped, VWN_REPACK is not 0, and the file holds a matrix pack_weights would pack --
+ * one of model_mats (the embedding table only as the tied output head) that packs() takes: Q8_0
+ * with whole octs on AVX-512 VNNI, F32, F16 and BF16 on AVX-512. A file without one is prefaulted
+ * as on any other CPU. */
 static bool pack_wanted(const vwn_model *m, const catalogue *c, const gguf_tensor **found) {
     const char *env = getenv("VWN_REPACK");
-    if (!m->gguf->mapped || !vwn_ops_best()->reads_packed || (env && strcmp(env, "0") == 0)) return false;
+    if (!m->gguf->mapped || (env && strcmp(env, "0") == 0)) return false;
     for (size_t i = 0; i < c->n; i++) {
         const expect *x = &c->e[i];
         if (!x->mat || (x->mat == &m->embed && !m->hp.tied_head)) continue;
-        if (vwn_packable((int32_t)found[i]->type, found[i]->ne[0])) return true;
+        if (packs((int32_t)found[i]->type, found[i]->ne[0])) return true;
     }
     return false;
+}
+
+/* A matrix's packed copy's bytes, rounded up to 64 (each copy starts on a cache line). */
+static size_t packed_size(const vwn_mat *w) {
+    return (vwn_packed_bytes(w->type, w->rows, w->cols) + 63) / 64 * 64;
 }
 
 /* The rows of one matrix into dst, in pieces of rows shared out over n_threads (the same bytes
@@ -452,8 +463,8 @@ static void pack_matrix(const vwn_mat *w, char *dst, int n_threads) {
     }
 }
 
-/* The Q8_0 matrices in the packed layout, when the kernels this CPU runs read it (the
- * best table, honouring VWN_SIMD) and the file is mapped: one copy in 2 MiB pages, and the mapped
+/* The matrices in the packed layouts the kernels this CPU runs read (packs(); the best table,
+ * honouring VWN_SIMD), when the file is mapped: one copy in 2 MiB pages, and the mapped
  * pages it replaces are dropped, so resident memory stays about the file's size. Contexts of
  * other levels read the file's bytes, faulted back in. VWN_REPACK=0 in the environment keeps the
  * file's layout (for measuring). No memory for the copy is not an error: the kernels then read the
@@ -466,8 +477,8 @@ static void pack_weights(vwn_model *m) {
     model_mats(m, all);
     size_t total = 0;
     for (int i = 0; i < n; i++)
-        if (all[i]->data && vwn_packable(all[i]->type, all[i]->cols))
-            total += (size_t)all[i]->rows * all[i]->row_bytes; /* each a tensor of the mapped file */
+        if (all[i]->data && packs(all[i]->type, all[i]->cols))
+            total += packed_size(all[i]); /* each about a tensor of the mapped file */
     char *dst = total ? vwn_big_alloc(total) : NULL;
     if (dst) {
         m->packed = dst;
@@ -483,10 +494,10 @@ static void pack_weights(vwn_model *m) {
         for (size_t off = 0; off < total; off += 4096) dst[off] = 0;
         for (int i = 0; i < n; i++) {
             vwn_mat *w = all[i];
-            if (!w->data || !vwn_packable(w->type, w->cols)) continue;
+            if (!w->data || !packs(w->type, w->cols)) continue;
             pack_matrix(w, dst, nt);
             w->packed = dst;
-            dst += (size_t)w->rows * w->row_bytes;
+            dst += packed_size(w);
             if (w->data != m->embed.data) /* a tied table's rows are still read */
                 gguf_release(m->gguf, w->data, (size_t)w->rows * w->row_bytes);
         }

@@ -331,7 +331,7 @@ static void check_matmul(const vwn_ops *ops, int32_t type, int64_t rows, int64_t
     /* the packed layout (ops.h): the same bits from every level, whether it reads it or not */
     int bad_packed = 0;
     if (vwn_packable(type, cols)) {
-        char *packed = malloc(m.row_bytes * (size_t)rows + 64);
+        char *packed = malloc(vwn_packed_bytes(type, rows, cols) + 64);
         float *Yp = malloc(sizeof(float) * (size_t)(T * ldy));
         for (int64_t i = 0; i < T * ldy; i++) Yp[i] = -12345.0f;
         vwn_pack_rows(type, m.data, packed + 3, rows, cols); /* unaligned on purpose */
@@ -448,6 +448,10 @@ static void test_matmul(const vwn_ops *ops) {
         check_matmul(ops, type, 37, 96, 1, 17, 18, false);
         check_matmul(ops, type, 37, 96, 13, 9, 37, false);
         check_matmul(ops, type, 37, 96, 2, 5, 5, false);
+        /* AVX-512 float panels (gemm_avx512.c): more rows than a 512-row block, a range that
+         * starts and ends inside panels, columns past a 256-column block, token tiles of 12 with
+         * a short last one */
+        if (!takes_q8(type)) check_matmul(ops, type, 1100, 300, 27, 5, 1093, false);
         /* whole octs: Q8_0 also packed; chunks of 6 and 7 tokens: one row at a time, then pairs */
         check_matmul(ops, type, 21, 1024, 13, 3, 20, false);
         /* ranges long enough for rows side by side from segments (tile_float.h, seg_rows: 64 KiB

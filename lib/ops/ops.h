@@ -18,7 +18,7 @@ typedef struct vwn_mat {
     int64_t rows, cols;
     size_t row_bytes;
     const void *packed;  /* the same matrix in the packed layout (below), for the kernels that
-                          * read it (vwn_ops.reads_packed); or NULL: every kernel reads data */
+                          * read it (vwn_ops.packs); or NULL: every kernel reads data */
 } vwn_mat;
 
 /* Q8_0 block, ggml layout: 32 values = d * qs[i]. */
@@ -36,19 +36,31 @@ typedef struct {
     uint8_t qs[VWN_QK4_0 / 2];
 } vwn_block_q4_0;
 
-/* The packed layout of Q8_0 matrices: what the AVX-512 VNNI kernel loads straight into its
- * registers, so that streaming a row costs no shuffles and no scalar work (docs/design.md,
- * "Packed Q8_0 rows"). Rows of cols values (cols % 256 == 0) are cols / 256 octs of 8 blocks; a
- * packed oct takes the 272 bytes the 8 blocks take in the file, so packed row r is at packed +
- * r * row_bytes, as in the file. An oct is its 8 fp16 scales (16 bytes), then its quants in 4
- * vectors of 64 bytes: one stream, read strictly forward. Blocks b0..b7 of the oct, blocks g and
- * 4+g sharing 128-bit lane g of every vector:
+/* Packed layouts: a copy of a matrix in the order a level's kernels read it (vwn_ops.packs says
+ * which types a table reads packed), made once at load (lib/model.c).
+ *
+ * Q8_0 (the AVX-512 VNNI kernels; docs/design.md, "Packed Q8_0 rows"): what the kernel loads
+ * straight into its registers, so that streaming a row costs no shuffles and no scalar work. Rows
+ * of cols values (cols % 256 == 0) are cols / 256 octs of 8 blocks; a packed oct takes the 272
+ * bytes the 8 blocks take in the file, so packed row r is at packed + r * row_bytes, as in the
+ * file. An oct is its 8 fp16 scales (16 bytes), then its quants in 4 vectors of 64 bytes: one
+ * stream, read strictly forward. Blocks b0..b7 of the oct, blocks g and 4+g sharing 128-bit lane
+ * g of every vector:
  *   scales: in the order b0 b4 b1 b5 b2 b6 b3 b7;
  *   quants: vector c lane g = quants 8c..8c+7 of b_g, then of b_{4+g}, each byte XOR 0x80 (the
  *           quant plus 128: the unsigned side of vpdpbusd).
- * vwn_packable: whether a matrix of type and cols can be packed (Q8_0 with cols % 256 == 0).
- * vwn_pack_rows writes it (plain C, portable) from the file's rows, the values exactly. */
+ * F32, F16, BF16 (the AVX-512 kernels, lib/ops/gemm_avx512.c; docs/design.md, "Float products on
+ * AVX-512"): panels of 16 rows, column-major -- panel p (rows 16p..16p+15) at packed + p * 16 *
+ * row_bytes, its element (row 16p + i, column k) at index k * 16 + i, in the file's type. The last
+ * panel is padded with zero rows to 16.
+ * vwn_packable: whether a matrix of type and cols can be packed (Q8_0 with cols % 256 == 0; F32,
+ * F16, BF16). vwn_packed_bytes: the size of the packed copy of rows x cols (0 if not packable).
+ * vwn_pack_rows writes rows [r, r + rows) of the packed copy from the file's rows at src (plain C,
+ * portable, the values exactly) to dst, the copy's bytes for row r -- for the float layouts r
+ * must be a multiple of 16, and a last piece that ends inside a panel writes that panel whole,
+ * zero rows included. */
 bool vwn_packable(int32_t type, int64_t cols);
+size_t vwn_packed_bytes(int32_t type, int64_t rows, int64_t cols);
 void vwn_pack_rows(int32_t type, const void *src, void *dst, int64_t rows, int64_t cols);
 
 /* fp16 / bf16 <-> fp32, exact (round to nearest even when narrowing). */
@@ -65,9 +77,10 @@ void vwn_dequant_row(int32_t type, const void *src, float *dst, int64_t cols);
 typedef struct vwn_ops {
     const char *name;    /* "scalar", "avx2", ... */
     int level;           /* vwn_simd */
-    bool reads_packed;   /* matmul reads W->packed where it is set (the result is the same bits
-                          * as from W->data); the others ignore it. A model packs its rows at
-                          * load when the best table reads them (lib/model.c) */
+    uint32_t packs;      /* bit 1 << type set: matmul reads W->packed of weights of that type
+                          * where it is set (the results are the same bits as from W->data); other
+                          * tables ignore it. A model packs at load the matrices whose types the
+                          * best table reads packed (lib/model.c) */
 
     /* Y[t][r] = sum_c W[r][c] * X[t][c] for t < T and rows r0 <= r < r1.
      * X: T rows of W->cols fp32 (ldx floats apart); Y: ldy floats apart. For Q8_0 and Q4_0

@@ -38,13 +38,7 @@
 #include <math.h>
 
 #define VL 16       /* floats per vector */
-#define KC 1024     /* columns per cache block (multiple of 64)  */
-#define TB 48       /* tokens per block                          */
-#define RB 8        /* rows per block                            */
-#define RT 4        /* float GEMM tile: rows                     */
-#define TT 3        /*   tokens (x 2 chains: 24 accumulators)    */
-#define SMALL_T 8   /* T up to this: one row at a time           */
-#define SMALL_T_F32 4 /*            (F32 weights: up to this)     */
+#define SMALL_T 8   /* Q8_0 / Q4_0: T up to this: one row at a time */
 
 #define INLINE static inline __attribute__((always_inline))
 
@@ -72,213 +66,14 @@ void vwn_avx512_attn_scores_rows(float *const *out, const float *const *q, int32
 void vwn_avx512_attn_values_rows(float *const *out, const float *const *p, int32_t nr, int32_t kv_type, const void *V,
                                  int64_t ldv, int64_t n_kv, int64_t head_dim, bool accumulate);
 
-/* ---- float weights (F32, F16, BF16) ------------------------------------------------------------ */
+/* ---- float weights (F32, F16, BF16): gemm_avx512.c --------------------------------------------- */
 
-/* Every float (row, token) dot runs as two accumulator chains: chain 0 sums the 16-column blocks
- * 0, 2, 4, ... and chain 1 the blocks 1, 3, 5, ... (each by FMA in block order, from zero; a
- * partial last block is zero-padded), and the result is the lane sum of chain 0 + chain 1. With
- * one chain a single token's dot waits on the FMA latency at every block; two halve the wait.
- * Measured, one thread, one token, 2048 x 768 in cache: BF16 38-42 -> 55-57 GB/s, F32 74-85 ->
- * 83-91 GB/s; decoding the 110M BF16 model on one thread 70-77 -> 103-109 tok/s (de-interleaving
- * the activations so that a 64-byte BF16 load splits into even and odd weights by a shift and a
- * mask reached 62-65 GB/s, but needs a copy of the activations for every call). The GEMM tile holds
- * both chains, so it is 4 rows x 3 tokens instead of 4 x 6; with KC = 1024 (was 512: half the
- * spills of partial sums) it runs as fast as the one-chain 4 x 6 tile did (2048 x 768 F32 at
- * T = 256: 91-95 -> 100-101 GFLOP/s; BF16 within 2%; running the two chains one after the
- * other, each reading every other block, measured 71-79). Both paths below compute exactly this, so
- * decode, prefill and any split agree bit for bit. */
+/* Rows [r0, r1) of W (F32, F16 or BF16; its packed panels where W->packed is set) for T tokens. */
+void vwn_avx512_matmul_float(const vwn_mat *W, const float *X, int64_t ldx, int64_t T, float *Y, int64_t ldy,
+                             int64_t r0, int64_t r1);
 
-
-/* The float tile (rt rows x tt tokens in two accumulator chains) and the small-T rows that use it
- * (lib/ops/tile_float.h). */
-#define TILE_VEC __m512
-#define TILE_ZERO _mm512_setzero_ps
-#define TILE_LOADU _mm512_loadu_ps
-#define TILE_FMA _mm512_fmadd_ps
-#define TILE_ADD _mm512_add_ps
-#define TILE_HSUM _mm512_reduce_add_ps
-#define LONG_ROWS_MAX_T 3 /* tokens of a long-row pass (4 rows x 3 tokens x 2 chains: 24 of the 32 registers) */
-/* rows side by side from segments (tile_float.h, seg_rows) for tt tokens: 2 x rows x tokens
- * accumulators within 24 of the 32 registers; one token keeps its single stream. 5-32 tokens:
- * token groups (seg_groups) of 3 over 4 rows, 1024-column blocks (256 and 512: 2-5% slower) */
-#define SEG_RT(tt) ((tt) == 1 ? 1 : (tt) <= 3 ? 4 : (tt) == 4 ? 3 : 1)
-#define SEG_RT_MAX 4
-#define SEG_ONE_TOKEN 1 /* one token: RT rows side by side from segments (F16, BF16) */
-#define SEG_GRP_MIN_T 5
-#define SEG_GRP_MAX_T 32
-#define SEG_GRP_RT 4
-#define SEG_GRP_T 3
-#define SEG_KC 1024
-#include "ops/tile_float.h"
-
-#define GEMM_CHAINS 2
-#define GEMM_VEC __m512
-#include "ops/gemm_blocked.h"
-#undef GEMM_VEC
-#undef GEMM_CHAINS
-
-/* F32 rows for T <= SMALL_T_F32 (decoding) on 256-bit vectors: tile_float's two 16-lane chains
- * as their 8-lane halves (four chains: lanes 0-7 and 8-15 of the even blocks, then of the odd ones),
- * joined before the same lane sum. Every lane sees the same FMAs in the same order, so the results
- * are bit for bit tile_float's (and the GEMM's); only the width of the loads and FMAs differs.
- * Measured on Zen 4 (docs/performance.md, "256-bit F32 rows"): decoding the 110M F32 model from
- * memory 3-10% faster per token than with 512-bit loads (1 and 2 threads, tokens alternating
- * between the two in one process), the same speed with the weights in cache. BF16 and F16 rows
- * already load 256 bits at a time (widened to 512); on 256-bit vectors they measured no faster. */
-INLINE __m256 load8_any(const float *p, int64_t c, int64_t c1) {
-    if (c + 8 <= c1) return _mm256_loadu_ps(p + c);
-    if (c >= c1) return _mm256_setzero_ps();
-    return _mm256_maskz_loadu_ps((__mmask8)((1u << (c1 - c)) - 1u), p + c);
-}
-INLINE __m512 join8(__m256 lo, __m256 hi) {
-    return _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1);
-}
-/* nr rows side by side for tt tokens over long rows (small_long_rows in tile_float.h: 4 rows for
- * one token, 2 for two or three), each activation vector loaded once for all of them, every
- * (row, token) dot in small_f32's chains. F32 from DRAM, 768 x 6144: one token, one thread
- * 19 -> 24 GB/s; two tokens, two threads 24.0 -> 28.7, three 20.3 -> 22.9. */
-INLINE void small_f32_rows(int nr, int tt, const vwn_mat *W, const float *X, int64_t ldx, float *Y, int64_t ldy,
-                           int64_t r, int64_t rs) {
-    const int64_t cols = W->cols;
-    const float *w[4];
-    __m256 a[4][3][4]; /* nr <= 4, tt <= 3, nr * tt <= 6 */
-    for (int i = 0; i < nr; i++) {
-        w[i] = (const float *)((const char *)W->data + (r + i * rs) * W->row_bytes);
-        for (int j = 0; j < tt; j++)
-            for (int q = 0; q < 4; q++) a[i][j][q] = _mm256_setzero_ps();
-    }
-    int64_t c = 0;
-    for (; c + 2 * VL <= cols; c += 2 * VL)
-        for (int q = 0; q < 4; q++)
-            for (int j = 0; j < tt; j++) {
-                const __m256 xv = _mm256_loadu_ps(X + j * ldx + c + 8 * q);
-                for (int i = 0; i < nr; i++)
-                    a[i][j][q] = _mm256_fmadd_ps(_mm256_loadu_ps(w[i] + c + 8 * q), xv, a[i][j][q]);
-            }
-    if (c < cols) /* as small_f32: the zero-padded last blocks, chain 1's only if columns remain */
-        for (int q = 0; q < (c + VL < cols ? 4 : 2); q++)
-            for (int j = 0; j < tt; j++) {
-                const __m256 xv = load8_any(X + j * ldx, c + 8 * q, cols);
-                for (int i = 0; i < nr; i++)
-                    a[i][j][q] = _mm256_fmadd_ps(load8_any(w[i], c + 8 * q, cols), xv, a[i][j][q]);
-            }
-    for (int i = 0; i < nr; i++)
-        for (int j = 0; j < tt; j++)
-            Y[j * ldy + r + i * rs] = _mm512_reduce_add_ps(
-                _mm512_add_ps(join8(a[i][j][0], a[i][j][1]), join8(a[i][j][2], a[i][j][3])));
-}
-
-INLINE void small_f32(int tt, const vwn_mat *W, const float *X, int64_t ldx, float *Y, int64_t ldy,
-                      int64_t r0, int64_t r1) {
-    const int64_t cols = W->cols;
-    /* several rows side by side: one token, 4 rows from far-apart segments where the range allows
-     * (tile_float.h, seg_rows; a one-token dot alone waits on its FMA chains: 0.90-0.91 of the
-     * time, 110M F32 model, 2 threads, docs/performance.md "Twenty-second session"); long rows
-     * (tt <= 3, LONG_ROWS_MAX_T), 4 rows for one token and 2 for more, from segments or else
-     * adjacent. Step i takes rows r0 + i * step + q * rs, q < nr. */
-    const bool long_rows = small_long_rows(tt, W);
-    if (tt == 1 || long_rows) {
-        const int nr = tt == 1 ? 4 : 2;
-        const int64_t h = seg_rows(nr, W->row_bytes, r0, r1);
-        if (h > 0 || long_rows) {
-            const int64_t n = h > 0 ? h : (r1 - r0) / nr, step = h > 0 ? 1 : nr, rs = h > 0 ? h : 1;
-            for (int64_t i = 0; i < n; i++)
-                small_f32_rows(nr, tt <= 3 ? tt : 1, W, X, ldx, Y, ldy, r0 + i * step, rs);
-            r0 += nr * n;
-        }
-    }
-    for (int64_t r = r0; r < r1; r++) {
-        const float *w = (const float *)((const char *)W->data + r * W->row_bytes);
-        __m256 a[SMALL_T_F32][4];
-        for (int j = 0; j < tt; j++)
-            for (int q = 0; q < 4; q++) a[j][q] = _mm256_setzero_ps();
-        int64_t c = 0;
-        for (; c + 2 * VL <= cols; c += 2 * VL) {
-            const __m256 w0 = _mm256_loadu_ps(w + c), w1 = _mm256_loadu_ps(w + c + 8);
-            const __m256 w2 = _mm256_loadu_ps(w + c + 16), w3 = _mm256_loadu_ps(w + c + 24);
-            for (int j = 0; j < tt; j++) {
-                const float *x = X + j * ldx + c;
-                a[j][0] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x), a[j][0]);
-                a[j][1] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + 8), a[j][1]);
-                a[j][2] = _mm256_fmadd_ps(w2, _mm256_loadu_ps(x + 16), a[j][2]);
-                a[j][3] = _mm256_fmadd_ps(w3, _mm256_loadu_ps(x + 24), a[j][3]);
-            }
-        }
-        if (c < cols) { /* as tile_float: chain 0's block (zero-padded), chain 1's if columns remain */
-            const __m256 w0 = load8_any(w, c, cols), w1 = load8_any(w, c + 8, cols);
-            for (int j = 0; j < tt; j++) {
-                const float *x = X + j * ldx;
-                a[j][0] = _mm256_fmadd_ps(w0, load8_any(x, c, cols), a[j][0]);
-                a[j][1] = _mm256_fmadd_ps(w1, load8_any(x, c + 8, cols), a[j][1]);
-            }
-            if (c + VL < cols) {
-                const __m256 w2 = load8_any(w, c + 16, cols), w3 = load8_any(w, c + 24, cols);
-                for (int j = 0; j < tt; j++) {
-                    const float *x = X + j * ldx;
-                    a[j][2] = _mm256_fmadd_ps(w2, load8_any(x, c + 16, cols), a[j][2]);
-                    a[j][3] = _mm256_fmadd_ps(w3, load8_any(x, c + 24, cols), a[j][3]);
-                }
-            }
-        }
-        for (int j = 0; j < tt; j++)
-            Y[j * ldy + r] = _mm512_reduce_add_ps(_mm512_add_ps(join8(a[j][0], a[j][1]), join8(a[j][2], a[j][3])));
-    }
-}
-
-INLINE void matmul_float(int type, const vwn_mat *W, const float *X, int64_t ldx, int64_t T,
-                         float *Y, int64_t ldy, int64_t r0, int64_t r1) {
-    /* 5-32 tokens over a range long enough for segments: token groups (tile_float.h, seg_groups;
-     * 110M models, 2 threads, in one process against what ran before -- for F32 the GEMM, for
-     * BF16 one row at a time up to 8 tokens: F32 0.80-0.95 of the time at 5-32 tokens, 1.04 at
-     * 48; BF16 0.66-0.92, 0.98 at 48) */
-    if (T >= SEG_GRP_MIN_T && T <= SEG_GRP_MAX_T && seg_rows(SEG_GRP_RT, W->row_bytes, r0, r1) > 0) {
-        seg_groups(type, (int)T, W, X, ldx, Y, ldy, r0, r1);
-        return;
-    }
-    /* F32, 3-4 tokens over a long range: small_float's rows side by side from segments, on 512-bit
-     * vectors (the same bits as small_f32; at 2 tokens small_f32 measured faster); else, from 5
-     * tokens on, the GEMM (its 4-row tiles load fewer x vectors per FMA than one row at a time) */
-    if (type == VWN_TYPE_F32 && T >= 3 && T <= 4 && seg_rows(SEG_RT(T), W->row_bytes, r0, r1) > 0) {
-        if (T == 3) small_float(type, 3, W, X, ldx, Y, ldy, r0, r1);
-        else small_float(type, 4, W, X, ldx, Y, ldy, r0, r1);
-        return;
-    }
-    if (type == VWN_TYPE_F32) {
-        switch (T) {
-        case 1: small_f32(1, W, X, ldx, Y, ldy, r0, r1); return;
-        case 2: small_f32(2, W, X, ldx, Y, ldy, r0, r1); return;
-        case 3: small_f32(3, W, X, ldx, Y, ldy, r0, r1); return;
-        case 4: small_f32(4, W, X, ldx, Y, ldy, r0, r1); return;
-        default: break;
-        }
-    } else {
-        switch (T) {
-        case 1: small_float(type, 1, W, X, ldx, Y, ldy, r0, r1); return;
-        case 2: small_float(type, 2, W, X, ldx, Y, ldy, r0, r1); return;
-        case 3: small_float(type, 3, W, X, ldx, Y, ldy, r0, r1); return;
-        case 4: small_float(type, 4, W, X, ldx, Y, ldy, r0, r1); return;
-        case 5: small_float(type, 5, W, X, ldx, Y, ldy, r0, r1); return;
-        case 6: small_float(type, 6, W, X, ldx, Y, ldy, r0, r1); return;
-        case 7: small_float(type, 7, W, X, ldx, Y, ldy, r0, r1); return;
-        case 8: small_float(type, 8, W, X, ldx, Y, ldy, r0, r1); return;
-        default: break;
-        }
-    }
-    gemm_float(type, W, X, ldx, T, Y, ldy, r0, r1);
-}
-
-static void matmul_f32(const vwn_mat *W, const float *X, int64_t ldx, int64_t T, float *Y,
-                       int64_t ldy, int64_t r0, int64_t r1) {
-    matmul_float(VWN_TYPE_F32, W, X, ldx, T, Y, ldy, r0, r1);
-}
-static void matmul_f16(const vwn_mat *W, const float *X, int64_t ldx, int64_t T, float *Y,
-                       int64_t ldy, int64_t r0, int64_t r1) {
-    matmul_float(VWN_TYPE_F16, W, X, ldx, T, Y, ldy, r0, r1);
-}
-static void matmul_bf16(const vwn_mat *W, const float *X, int64_t ldx, int64_t T, float *Y,
-                        int64_t ldy, int64_t r0, int64_t r1) {
-    matmul_float(VWN_TYPE_BF16, W, X, ldx, T, Y, ldy, r0, r1);
-}
+/* Rows side by side from far-apart segments (the Q8_0 kernels below) */
+#include "ops/seg_rows.h"
 
 /* ---- Q8_0 weights with VNNI ------------------------------------------------------------------- */
 
@@ -680,9 +475,9 @@ static void matmul_avx512(const vwn_mat *W, const float *X, int64_t ldx, const v
                           float *Y, int64_t ldy, int64_t r0, int64_t r1) {
     if (T <= 0 || r0 >= r1) return;
     switch (W->type) {
-    case VWN_TYPE_F32: matmul_f32(W, X, ldx, T, Y, ldy, r0, r1); break;
-    case VWN_TYPE_F16: matmul_f16(W, X, ldx, T, Y, ldy, r0, r1); break;
-    case VWN_TYPE_BF16: matmul_bf16(W, X, ldx, T, Y, ldy, r0, r1); break;
+    case VWN_TYPE_F32:
+    case VWN_TYPE_F16:
+    case VWN_TYPE_BF16: vwn_avx512_matmul_float(W, X, ldx, T, Y, ldy, r0, r1); break;
     case VWN_TYPE_Q8_0: vwn_avx2_matmul_q8_0(W, xq, T, Y, ldy, r0, r1); break;
     case VWN_TYPE_Q4_0: vwn_avx2_matmul_q4_0(W, xq, T, Y, ldy, r0, r1); break;
     default: break;
@@ -910,11 +705,11 @@ static void mix_avx512(float *out, int64_t ldo, const float *A, int64_t ao, int6
 }
 #undef MIX_NV
 
-#define AVX512_TABLE(ident, matmul_fn, packs)          \
+#define AVX512_TABLE(ident, matmul_fn, ptypes)         \
     const vwn_ops ident = {                            \
         .name = "avx512",                              \
         .level = VWN_SIMD_AVX512,                      \
-        .reads_packed = packs,                         \
+        .packs = ptypes,                               \
         .matmul = matmul_fn,                           \
         .quantize_q8_0 = vwn_avx2_quantize_q8_0,       \
         .dot = dot_avx512,                             \
@@ -935,5 +730,6 @@ static void mix_avx512(float *out, int64_t ldo, const float *A, int64_t ao, int6
         .softmax_exp = softmax_exp_avx512,             \
     }
 
-AVX512_TABLE(vwn_ops_avx512, matmul_avx512, false);
-AVX512_TABLE(vwn_ops_avx512_vnni, matmul_avx512_vnni, true);
+#define FLOATS (1u << VWN_TYPE_F32 | 1u << VWN_TYPE_F16 | 1u << VWN_TYPE_BF16)
+AVX512_TABLE(vwn_ops_avx512, matmul_avx512, FLOATS);
+AVX512_TABLE(vwn_ops_avx512_vnni, matmul_avx512_vnni, FLOATS | 1u << VWN_TYPE_Q8_0);

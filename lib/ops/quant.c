@@ -117,8 +117,43 @@ size_t vwn_row_bytes(int32_t type, int64_t cols) {
 
 /* ---- the packed layout (ops.h) ------------------------------------------------------------- */
 
+static bool is_float(int32_t type) {
+    return type == VWN_TYPE_F32 || type == VWN_TYPE_F16 || type == VWN_TYPE_BF16;
+}
+
 bool vwn_packable(int32_t type, int64_t cols) {
-    return type == VWN_TYPE_Q8_0 && cols > 0 && cols % 256 == 0;
+    if (type == VWN_TYPE_Q8_0) return cols > 0 && cols % 256 == 0;
+    return is_float(type) && cols > 0;
+}
+
+size_t vwn_packed_bytes(int32_t type, int64_t rows, int64_t cols) {
+    if (!vwn_packable(type, cols) || rows <= 0) return 0;
+    const size_t rb = vwn_row_bytes(type, cols);
+    const uint64_t r = is_float(type) ? ((uint64_t)rows + 15) / 16 * 16 : (uint64_t)rows;
+    if (rb == 0 || r > SIZE_MAX / rb) return 0;
+    return (size_t)(r * rb);
+}
+
+/* Float rows into 16-row column-major panels (ops.h); rows past the end of the matrix are zero. */
+static void pack_panels(int32_t type, const void *src, void *dst, int64_t rows, int64_t cols) {
+    const size_t n = (size_t)cols;
+    for (int64_t p0 = 0; p0 < rows; p0 += 16)
+        for (int64_t i = 0; i < 16; i++) {
+            const int64_t r = p0 + i;
+            if (type == VWN_TYPE_F32) {
+                uint32_t *d = (uint32_t *)dst + (size_t)p0 * n + (size_t)i;
+                if (r >= rows)
+                    for (size_t k = 0; k < n; k++) d[k * 16] = 0;
+                else
+                    for (size_t k = 0; k < n; k++) d[k * 16] = ((const uint32_t *)src)[(size_t)r * n + k];
+            } else {
+                uint16_t *d = (uint16_t *)dst + (size_t)p0 * n + (size_t)i;
+                if (r >= rows)
+                    for (size_t k = 0; k < n; k++) d[k * 16] = 0;
+                else
+                    for (size_t k = 0; k < n; k++) d[k * 16] = ((const uint16_t *)src)[(size_t)r * n + k];
+            }
+        }
 }
 
 /* One oct: the 8 blocks at src to its scales d (16 bytes) and quants q (256). Block g and 4 + g
@@ -137,7 +172,11 @@ static void pack_oct(const vwn_block_q8_0 *b, uint8_t *d, uint8_t *q) {
 }
 
 void vwn_pack_rows(int32_t type, const void *src, void *dst, int64_t rows, int64_t cols) {
-    (void)type; /* Q8_0 (vwn_packable) */
+    if (is_float(type)) {
+        pack_panels(type, src, dst, rows, cols);
+        return;
+    }
+    /* Q8_0 (vwn_packable) */
     const size_t n = (size_t)rows * (size_t)(cols / 256); /* octs */
     for (size_t i = 0; i < n; i++) {
         uint8_t *o = (uint8_t *)dst + i * 8 * sizeof(vwn_block_q8_0);
