@@ -600,7 +600,7 @@ static void print_summary(const options *o, const summary *s, double machine_gbs
     printf("  RSS              %10.1f MB      after load + context (peak %.1f MB)\n", s->rss_mb, s->peak_rss_mb);
     printf("  2 MiB pages      %10.1f MB      of the mapped file, %.1f MB anonymous\n", s->file_huge_mb, s->anon_huge_mb);
     if (s->packed_mb > 0)
-        printf("  packed Q8_0      %10.1f MB      of the matrices, read in place of the file's pages (docs/design.md)\n",
+        printf("  packed           %10.1f MB      of the matrices, read in place of the file's pages (docs/design.md)\n",
                s->packed_mb);
     /* the bytes a token reads set the scale, not the file (a wide embedding is read one row a token);
      * a model that fits the caches does not stream its pages at all */

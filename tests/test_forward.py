@@ -528,6 +528,62 @@ def test_packed_q8_0_rows(tmp, embedding, tied, monkeypatch):
         assert_close(b, ref_main, 4e-2, f"packed simd={simd}")
 
 
+@pytest.mark.parametrize("wtype,tied", [("f32", False), ("bf16", True), ("f16", False)])
+def test_packed_float_panels(tmp, wtype, tied, monkeypatch):
+    """On AVX-512 CPUs F32, F16 and BF16 matrices are repacked at load into 16-row column-major
+    panels for the outer-product kernels (lib/ops/gemm_avx512.c; docs/design.md, "Float products on
+    AVX-512"): exactly the matrices a matmul reads (a tied embedding table as the output head),
+    each padded to whole panels, and at every level the logits are bit for bit those of the same
+    model loaded with VWN_REPACK=0 (whose AVX-512 kernels pack on the fly) and close to the
+    reference. Rows that are not a multiple of 16 (the FFN's 344, the 2-KV-head projections)
+    end in a padded panel; a prompt of 19 tokens takes a 12-token tile and a short one."""
+    import json
+    import gguf
+    cfg = {"architecture": "vwn", "vocab_size": 256, "hidden_size": 192, "num_layers": 2, "ghc_m": 2,
+           "ghc_n": 4, "num_heads": 4, "num_kv_heads": 2, "ffn_hidden_size": 344, "mtp_depth": 1,
+           "ghc_dynamic": True, "embedding": "factorized" if tied else "wide", "tie_word_embeddings": tied,
+           "output_group_norm": True, "tokenizer": "bytes"}
+    d = os.path.join(tmp, f"panels_{wtype}")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump(cfg, f)
+    ck, path, qpath = os.path.join(d, "ck"), os.path.join(d, f"m.{wtype}.gguf"), os.path.join(d, "m.q8_0.gguf")
+    subprocess.run([PY, os.path.join(ROOT, "tools", "random_checkpoint.py"), os.path.join(d, "config.json"), ck,
+                    "--seed", "11"], check=True, capture_output=True)
+    for out, ty in ((path, wtype), (qpath, "q8_0")):  # (the Q8_0 file only names the matrices)
+        subprocess.run([PY, os.path.join(ROOT, "tools", "convert.py"), ck, out, "--type", ty],
+                       check=True, capture_output=True)
+    # the matrices a matmul reads: the ones the Q8_0 conversion quantizes (and the FFN's down
+    # projections, whose 344 columns it keeps in F16), but the embedding table (read a row at a
+    # time) unless it is the output head
+    mats = {t.name for t in gguf.GGUFReader(qpath).tensors
+            if (t.tensor_type == gguf.GGMLQuantizationType.Q8_0 or t.name.endswith("down_proj.weight"))
+            and (t.name != "embed.weight" or tied)}
+    es = {"f32": 4, "bf16": 2, "f16": 2}[wtype]
+    expect = 0
+    for t in gguf.GGUFReader(path).tensors:
+        if t.name in mats:
+            cols, rows = int(t.shape[0]), int(t.shape[1])
+            expect += ((rows + 15) // 16 * 16 * cols * es + 63) // 64 * 64
+    assert expect > 0 and len(mats) > 10
+    lib.vwn_model_packed_bytes.restype = C.c_uint64
+    lib.vwn_model_packed_bytes.argtypes = [C.c_void_p]
+    monkeypatch.setenv("VWN_REPACK", "0")
+    plain = Model(path)
+    monkeypatch.delenv("VWN_REPACK")
+    packed = Model(path)
+    assert lib.vwn_model_packed_bytes(plain.h) == 0
+    assert lib.vwn_model_packed_bytes(packed.h) == (expect if "VWN_SIMD" not in os.environ and 2 in LEVELS else 0)
+    config, _ = load_checkpoint(ck)
+    toks = np.random.default_rng(3).integers(0, 256, 19)
+    ref_main, _ = forward(config, file_tensors(path, config), toks)
+    for simd in LEVELS:
+        a, amtp = run_all(Ctx(plain, simd=simd, threads=2), toks, 256, 1)
+        b, bmtp = run_all(Ctx(packed, simd=simd, threads=2), toks, 256, 1)
+        assert np.array_equal(a, b) and np.array_equal(amtp[0], bmtp[0]), f"simd={simd}: packed panels changed the logits"
+        assert_close(b, ref_main, 1e-4 if wtype == "f32" else 2e-3, f"packed {wtype} simd={simd}")
+
+
 @pytest.mark.parametrize("wtype", ["f32", "bf16", "q8_0"])
 def test_batches_over_segments(tmp, wtype):
     """A model large enough for the few-token kernels' rows from far-apart segments and token groups

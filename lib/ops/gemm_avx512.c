@@ -42,6 +42,7 @@
 #define KC 256       /* columns per block                                                      */
 #define XS (KC + 16) /* floats between tokens in the activations' copy (pack_tokens)           */
 #define MC 512       /* rows per block of packed F32 weights (512 KiB a block, in L2)          */
+#define PREFETCH_K 16 /* the GEMM tile prefetches its weights this many columns ahead (1 KiB) */
 #define SMALL_T 4    /* up to this many tokens: no blocking, activations read in place         */
 #define STACK_T 24   /* tokens per pass when the activation copy cannot be allocated          */
 
@@ -159,6 +160,8 @@ INLINE void panels_tile(int np, int tt, const float *P, int64_t pstride, const f
         for (int j = 0; j < tt; j++)
             a[p][j] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m[p], y + j * ldy + p * PANEL);
     for (int64_t k = 0; k < n; k++) {
+        _mm_prefetch((const char *)(P + (k + PREFETCH_K) * PANEL), _MM_HINT_T0);
+        if (np > 1) _mm_prefetch((const char *)(P + pstride + (k + PREFETCH_K) * PANEL), _MM_HINT_T0);
         const __m512 w0 = _mm512_loadu_ps(P + k * PANEL);
         const __m512 w1 = np > 1 ? _mm512_loadu_ps(P + pstride + k * PANEL) : w0;
         for (int j = 0; j < tt; j++) {

@@ -6,23 +6,16 @@
  *   vwn_ops_avx512_vnni  adds the VNNI Q8_0 and Q4_0 kernels (vpdpbusd).
  * The tables' attention kernels live in attn_avx512.c (same flags, reached the same way), the row
  * loads both files use in avx512_loads.h.
- * BF16 weights are widened to fp32 by a shift and use FMA, like F16 (vcvtph2ps): AVX512-BF16's
- * vdpbf16ps would round the activations to bf16 (8 bits of mantissa), a relative error ~2^-9 per
- * product, far outside the accuracy the other levels keep, so it is not used.
+ * Float weights (F32, F16, BF16) take gemm_avx512.c: outer products over 16-row panels, each
+ * (row, token) one FMA chain over the columns in order, no lane sums (docs/design.md, "Float
+ * products on AVX-512"). BF16 weights are widened to fp32 by a shift and use FMA, like F16
+ * (vcvtph2ps): AVX512-BF16's vdpbf16ps would round the activations to bf16 (8 bits of mantissa),
+ * a relative error ~2^-9 per product, far outside the accuracy the other levels keep, so it is not
+ * used.
  *
- * Matmul structure as in ops_avx2.c: a float (row, token) dot runs as two 16-lane fp32 accumulator
- * chains (even and odd 16-column blocks, lib/ops/tile_float.h, the same tile as ops_avx2.c's);
- * Q8_0 and Q4_0 step over 8 blocks at a time. Each dot is summed across lanes at the end in a fixed
- * order, so results do not depend on T, the row range or the thread split.
- *  - T <= 8 (F32: T <= 4; decode, draft verification): one weight row at a time for all T tokens,
- *    so the weights are read once, as one linear stream. On Zen 4 this reaches the single-thread
- *    read bandwidth, while tiles of several interleaved rows (as in ops_avx2.c) measured 1.5-2.5x
- *    slower: short interleaved row streams defeat the hardware prefetcher (software prefetch did
- *    not recover it). F32 rows run this on 256-bit halves of the same chains (small_f32, same
- *    bits): streamed from memory they measured 3-10% faster than with 512-bit loads.
- *  - larger T: a GEMM blocked over tokens (TB), rows (RB) and columns (KC) with RT x TT register
- *    tiles of both chains (partial sums between column blocks are the accumulators themselves).
- * Column tails use masked loads (they never touch memory past the row).
+ * Q8_0 and Q4_0 step over 8 blocks at a time, each dot summed across lanes at the end in a fixed
+ * order, so results do not depend on T, the row range or the thread split. Column tails use
+ * masked loads (they never touch memory past the row).
  *
  * Q8_0 with VNNI: one accumulator per (row, token) steps over 8 blocks at a time (an "oct", with
  * each int32 lane holding one block's partial sum), and every T runs the one-row-at-a-time kernel,
@@ -322,7 +315,7 @@ INLINE void row_quant(int type, int tt, bool prepared, bool packed, const void *
  * a 256-token prefill of the 110M models 6-11% faster (docs/performance.md, "Packed Q8_0 rows"). */
 #define PAIR_G 4 /* tokens per group */
 /* ... adjacent rows only from PAIR_MIN_T tokens on; over a range long enough for two far-apart
- * segments (tile_float.h, seg_rows), rows from its two halves from 2 tokens on. Adjacent rows,
+ * segments (seg_rows.h), rows from its two halves from 2 tokens on. Adjacent rows,
  * streamed from memory (one thread, a 130 MB matrix,
  * 768 columns; docs/performance.md, "Nineteenth session"), the pairs read at a third to half the
  * rate of one row at a time at T = 2-4 (6.5-8 against 16-20 GB/s), which made a speculative
@@ -366,7 +359,7 @@ INLINE void row_pair_packed(int tt, const char *w0, const char *w1, const q8_pre
 }
 
 /* One or two tokens over SEG_Q_ROWS packed Q8_0 rows side by side, row i of as many far-apart
- * segments (tile_float.h, seg_rows): w0 + k ws, results at y + k ystep. One row at a time, a
+ * segments (seg_rows.h): w0 + k ws, results at y + k ystep. One row at a time, a
  * core keeps too few of its lines in flight on the Intel host of the twenty-third session (a
  * Cascade Lake, ~9 GB/s per core from DRAM, bound by its outstanding misses): a 32000 x 768
  * matrix from DRAM, 2 threads, in one process, 4 rows took 0.84-0.89 of the time of one row at
@@ -421,7 +414,7 @@ INLINE void small_quant(int type, int tt, const vwn_mat *W, const vwn_block_q8_0
             rows_seg_packed(tt <= SEG_Q_MAX_T ? tt : 1, base + (r0 + i) * W->row_bytes, hq * (int64_t)W->row_bytes, xp,
                             nb, Y + r0 + i, ldy, hq);
         r = r0 + SEG_Q_ROWS * hq;
-    } else if (h > 0) { /* a long range: rows in pairs from its two halves (tile_float.h, seg_rows) */
+    } else if (h > 0) { /* a long range: rows in pairs from its two halves (seg_rows.h) */
         for (int64_t i = 0; i < h; i++)
             row_pair_packed(tt, base + (r0 + i) * W->row_bytes, base + (r0 + h + i) * W->row_bytes, xp, nb, Y + r0 + i,
                             ldy, h);
