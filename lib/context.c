@@ -105,17 +105,19 @@ static vwn_status make_plan(const vwn_model *m, const vwn_context_params *p, pla
     pl->head = nb * D;
     pl->prow = nb; /* pointers */
 
-    /* Q8_0 activations: the largest input of any matmul (rows of T tokens) */
+    /* Q8_0 activations, or the float ones prepared for the level's kernels (ops.h): the largest
+     * input of any matmul (rows of T tokens) */
+    const vwn_ops *ops = p->simd == VWN_SIMD_AUTO ? vwn_ops_best() : vwn_ops_get(p->simd);
     size_t xq = 0;
     const vwn_mat *mats[] = {&m->embed_expand, &m->reduce, &m->lm_head};
     for (size_t i = 0; i < 3; i++)
-        if (mats[i]->data) xq = max_sz(xq, vwn_matmul_scratch_size(mats[i], (int64_t)nb));
+        if (mats[i]->data) xq = max_sz(xq, vwn_matmul_scratch_size(ops, mats[i], (int64_t)nb));
     for (int32_t l = 0; l < hp->n_layer + pl->n_mtp; l++) {
         const vwn_layer_weights *lw = l < hp->n_layer ? &m->layers[l] : &m->mtp[l - hp->n_layer].layer;
         const vwn_mat *lm[] = {&lw->wq, &lw->wk, &lw->wv, &lw->wo, &lw->w_gate, &lw->w_up, &lw->w_down};
-        for (size_t i = 0; i < 7; i++) xq = max_sz(xq, vwn_matmul_scratch_size(lm[i], (int64_t)nb));
+        for (size_t i = 0; i < 7; i++) xq = max_sz(xq, vwn_matmul_scratch_size(ops, lm[i], (int64_t)nb));
         if (l >= hp->n_layer)
-            xq = max_sz(xq, vwn_matmul_scratch_size(&m->mtp[l - hp->n_layer].proj, (int64_t)nb * hp->ghc_n));
+            xq = max_sz(xq, vwn_matmul_scratch_size(ops, &m->mtp[l - hp->n_layer].proj, (int64_t)nb * hp->ghc_n));
     }
     /* the drafts' head (vwn_model_draft_head: Q8_0, one token) */
     if (pl->n_mtp && m->lm_head.cols % VWN_QK8_0 == 0)

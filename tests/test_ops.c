@@ -212,6 +212,12 @@ static bool takes_q8(int32_t type) {
     return type == VWN_TYPE_Q8_0 || type == VWN_TYPE_Q4_0;
 }
 
+/* The xq a table's matmul takes without a prepared buffer: the Q8_0 blocks for Q8_0 and Q4_0
+ * weights, NULL for float ones (ops.h: their xq is NULL or prepare_x's output). */
+static const void *xq_for(int32_t type, const vwn_block_q8_0 *xq) {
+    return takes_q8(type) ? (const void *)xq : NULL;
+}
+
 /* Random weights of a type; small_q8 (Q8_0, Q4_0): power-of-two scales and quants in [-8, 8]
  * (exact sums). */
 static void make_mat(test_mat *m, int32_t type, int64_t rows, int64_t cols, bool small_q8) {
@@ -325,8 +331,8 @@ static void check_matmul(const vwn_ops *ops, int32_t type, int64_t rows, int64_t
     for (int64_t i = 0; i < T * ldy; i++) Y[i] = Yref[i] = -12345.0f;
 
     const vwn_ops *ref = vwn_ops_get(VWN_SIMD_SCALAR);
-    ops->matmul(&w, X, ldx, xq, T, Y, ldy, r0, r1);
-    ref->matmul(&w, X, ldx, xq, T, Yref, ldy, r0, r1);
+    ops->matmul(&w, X, ldx, xq_for(type, xq), T, Y, ldy, r0, r1);
+    ref->matmul(&w, X, ldx, xq_for(type, xq), T, Yref, ldy, r0, r1);
 
     /* the packed layout (ops.h): the same bits from every level, whether it reads it or not */
     int bad_packed = 0;
@@ -337,10 +343,27 @@ static void check_matmul(const vwn_ops *ops, int32_t type, int64_t rows, int64_t
         vwn_pack_rows(type, m.data, packed + 3, rows, cols); /* unaligned on purpose */
         vwn_mat wp = w;
         wp.packed = packed + 3;
-        ops->matmul(&wp, X, ldx, xq, T, Yp, ldy, r0, r1);
+        ops->matmul(&wp, X, ldx, xq_for(type, xq), T, Yp, ldy, r0, r1);
         for (int64_t i = 0; i < T * ldy; i++) bad_packed += fbits(Yp[i]) != fbits(Y[i]);
         free(packed), free(Yp);
     }
+    /* float weights with the activations prepared by the table (ops.h prepare_x, in two pieces as
+     * two threads would): the same bits as without */
+    int bad_prep = 0;
+    const size_t prep = !takes_q8(type) && ops->prep_bytes ? ops->prep_bytes(T, cols) : 0;
+    if (prep) {
+        void *xp = malloc(prep);
+        float *Yp = malloc(sizeof(float) * (size_t)(T * ldy));
+        for (int64_t i = 0; i < T * ldy; i++) Yp[i] = -12345.0f;
+        ops->prepare_x(X, ldx, T, cols, T / 3, T, xp);
+        ops->prepare_x(X, ldx, T, cols, 0, T / 3, xp);
+        ops->matmul(&w, X, ldx, xp, T, Yp, ldy, r0, r1);
+        for (int64_t i = 0; i < T * ldy; i++) bad_prep += fbits(Yp[i]) != fbits(Y[i]);
+        free(xp), free(Yp);
+    }
+    CHECK_MSG(bad_prep == 0, "[%s] matmul %s rows %lld cols %lld T %lld [%lld, %lld): %d results with prepared activations differ",
+              ops->name, vwn_type_name(type), (long long)rows, (long long)cols, (long long)T, (long long)r0,
+              (long long)r1, bad_prep);
     CHECK_MSG(bad_packed == 0, "[%s] matmul %s rows %lld cols %lld T %lld [%lld, %lld): %d results from packed rows differ",
               ops->name, vwn_type_name(type), (long long)rows, (long long)cols, (long long)T, (long long)r0,
               (long long)r1, bad_packed);
@@ -551,18 +574,18 @@ static void test_matmul_consistent(const vwn_ops *ops) {
         float *Y = malloc(sizeof(float) * (size_t)(T * rows));
         float *Y1 = malloc(sizeof(float) * (size_t)(T * rows));
         make_x(X, cols, xq, T, cols, false);
-        ops->matmul(&w, X, cols, xq, T, Y, rows, 0, rows);
+        ops->matmul(&w, X, cols, xq_for(types[ti], xq), T, Y, rows, 0, rows);
         for (int64_t t = 0; t < T; t++)
             for (int64_t r = 0; r < rows; r += 3) {
                 int64_t r1 = r + 3 < rows ? r + 3 : rows;
-                ops->matmul(&w, X + t * cols, cols, xq + t * cols / 32, 1, Y1 + t * rows, rows, r, r1);
+                ops->matmul(&w, X + t * cols, cols, xq_for(types[ti], xq + t * cols / 32), 1, Y1 + t * rows, rows, r, r1);
             }
         CHECK_MSG(memcmp(Y, Y1, sizeof(float) * (size_t)(T * rows)) == 0,
                   "[%s] %s matmul of T=%lld differs from T=1 calls", ops->name,
                   vwn_type_name(types[ti]), (long long)T);
         /* one token over all the rows at once (the long-row passes take them several at a time) */
         for (int64_t t = 0; t < T; t++)
-            ops->matmul(&w, X + t * cols, cols, xq + t * cols / 32, 1, Y1 + t * rows, rows, 0, rows);
+            ops->matmul(&w, X + t * cols, cols, xq_for(types[ti], xq + t * cols / 32), 1, Y1 + t * rows, rows, 0, rows);
         CHECK_MSG(memcmp(Y, Y1, sizeof(float) * (size_t)(T * rows)) == 0,
                   "[%s] %s matmul of T=%lld differs from T=1 calls over all rows", ops->name,
                   vwn_type_name(types[ti]), (long long)T);
@@ -571,7 +594,7 @@ static void test_matmul_consistent(const vwn_ops *ops) {
         for (int k = 0; k < 11; k++) {
             int64_t ts = small_T[k], n = T / ts * ts;
             for (int64_t t = 0; t < n; t += ts)
-                ops->matmul(&w, X + t * cols, cols, xq + t * cols / 32, ts, Y1 + t * rows, rows, 0, rows);
+                ops->matmul(&w, X + t * cols, cols, xq_for(types[ti], xq + t * cols / 32), ts, Y1 + t * rows, rows, 0, rows);
             CHECK_MSG(memcmp(Y, Y1, sizeof(float) * (size_t)(n * rows)) == 0,
                       "[%s] %s matmul of T=%lld differs from T=%lld calls", ops->name,
                       vwn_type_name(types[ti]), (long long)T, (long long)ts);
@@ -586,28 +609,29 @@ static void test_matmul_consistent(const vwn_ops *ops) {
 static void test_matmul_mt(const vwn_ops *ops) {
     static const int32_t types[] = {VWN_TYPE_F32, VWN_TYPE_F16, VWN_TYPE_BF16, VWN_TYPE_Q8_0,
                                     VWN_TYPE_Q4_0};
-    static const int64_t Ts[] = {1, 2, 4, 7};
+    static const int64_t Ts[] = {1, 2, 4, 7, 27};
     for (int ti = 0; ti < 5; ti++) {
         /* 300 x 512: 154K multiply-adds a token, above the threading cutoff; 300 rows end in a
-         * partial chunk */
-        const int64_t rows = 300, cols = 512, T_max = 7;
+         * partial chunk; 27 tokens: AVX-512 float activations prepared by both threads */
+        const int64_t rows = 300, cols = 512, T_max = 27;
         test_mat m;
         make_mat(&m, types[ti], rows, cols, false);
         vwn_mat w = as_vwn(&m);
         float *X = malloc(sizeof(float) * (size_t)(T_max * cols));
         vwn_block_q8_0 *xq = malloc(sizeof(vwn_block_q8_0) * (size_t)(T_max * cols / 32));
         make_x(X, cols, xq, T_max, cols, false);
-        size_t scratch_size = vwn_matmul_scratch_size(&w, T_max);
-        CHECK(scratch_size == (takes_q8(types[ti]) ? (size_t)(T_max * cols / 32) * 34 : 0));
+        size_t scratch_size = vwn_matmul_scratch_size(ops, &w, T_max);
+        CHECK(scratch_size == (takes_q8(types[ti]) ? (size_t)(T_max * cols / 32) * 34
+                               : ops->prep_bytes ? ops->prep_bytes(T_max, cols) : 0));
         void *scratch = malloc(scratch_size + 1);
         float *Ys = malloc(sizeof(float) * (size_t)(T_max * rows));
         float *Y = malloc(sizeof(float) * (size_t)(T_max * rows));
-        for (int k = 0; k < 4; k++) {
+        for (int k = 0; k < 5; k++) {
             const int64_t T = Ts[k];
             /* serial reference: quantize with this level, one matmul call over all rows */
             if (takes_q8(types[ti]))
                 for (int64_t t = 0; t < T; t++) ops->quantize_q8_0(X + t * cols, xq + t * cols / 32, cols);
-            ops->matmul(&w, X, cols, xq, T, Ys, rows, 0, rows);
+            ops->matmul(&w, X, cols, xq_for(types[ti], xq), T, Ys, rows, 0, rows);
             for (int n = 1; n <= 4; n++) {
                 for (int64_t i = 0; i < T * rows; i++) Y[i] = NAN;
                 vwn_matmul_mt(ops, &w, X, T, Y, scratch, n);
@@ -638,11 +662,11 @@ static void test_matmul_mt(const vwn_ops *ops) {
             Y[i] = malloc(sizeof(float) * (size_t)(T_max * rows[i]));
             Ys[i] = malloc(sizeof(float) * (size_t)(T_max * rows[i]));
         }
-        void *scratch = malloc(vwn_matmul_scratch_size(&w[0], T_max) + 1);
+        void *scratch = malloc(vwn_matmul_scratch_size(ops, &w[0], T_max) + 1);
         for (int64_t T = 1; T <= T_max; T += 2)
             for (int n = 2; n <= 3; n++) {
                 for (int i = 0; i < COUNT; i++) {
-                    ops->matmul(&w[i], X, cols, xq, T, Ys[i], rows[i], 0, rows[i]);
+                    ops->matmul(&w[i], X, cols, xq_for(types[ti], xq), T, Ys[i], rows[i], 0, rows[i]);
                     for (int64_t j = 0; j < T * rows[i]; j++) Y[i][j] = NAN;
                 }
                 vwn_matmul_mt_many(ops, wp, Y, COUNT, X, T, scratch, n);

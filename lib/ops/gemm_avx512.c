@@ -26,11 +26,11 @@
  *  - T <= SMALL_T (decoding, draft verification): two panels at a time over all columns, the
  *    activations broadcast from X itself; each weight is read once.
  *  - larger T: blocked: columns in blocks of KC, and for each block all tokens' activations
- *    copied (pack_tokens) and read in token tiles of NR;
+ *    copied 1,088 bytes apart (prep_block; once per call for all threads, vwn_ops.prepare_x) and
+ *    read in token tiles of NR;
  *    rows in blocks of MC (MC x KC F32 weights stay in the 1 MiB L2), inside which every token
  *    tile runs over every panel pair. F16 and BF16 panels (and any unpacked matrix) are widened
  *    to fp32 per panel pair and column block, once for all tokens. */
-#include "common.h"
 #include "ops/ops.h"
 #include "vwn.h"
 
@@ -40,11 +40,11 @@
 #define PANEL 16     /* rows per panel: one vector                                             */
 #define NR 12        /* tokens per GEMM tile (2 panels x 12 tokens: 24 of the 32 registers)    */
 #define KC 256       /* columns per block                                                      */
-#define XS (KC + 16) /* floats between tokens in the activations' copy (pack_tokens)           */
+#define XS (KC + 16) /* floats between tokens in the activations prepared for a column block    */
 #define MC 512       /* rows per block of packed F32 weights (512 KiB a block, in L2)          */
 #define PREFETCH_K 16 /* the GEMM tile prefetches its weights this many columns ahead (1 KiB) */
 #define SMALL_T 4    /* up to this many tokens: no blocking, activations read in place         */
-#define STACK_T 24   /* tokens per pass when the activation copy cannot be allocated          */
+#define STACK_T 24   /* tokens per pass when the call brings no prepared activations          */
 
 #define INLINE static inline __attribute__((always_inline))
 
@@ -190,16 +190,36 @@ static void tile_any(int np, int tt, const float *P, int64_t pstride, const floa
 #undef TILE_CASE
 }
 
-/* Tokens [0, T) of X, columns [k0, k0 + n), copied to xp, token t at xp + t * XS: rows of a
- * column block 1088 bytes apart, so the 12 rows a tile broadcasts from fall in different L1 sets
- * (X's own rows, 2048 floats apart in the FFN's down projection, share one set). */
-static void pack_tokens(const float *X, int64_t ldx, int64_t T, int64_t k0, int64_t n, float *xp) {
-    for (int64_t t = 0; t < T; t++) memcpy(xp + t * XS, X + t * ldx + k0, (size_t)n * sizeof(float));
+/* The activations as the tiles read them: for each column block kb (n columns from kb KC), the
+ * T tokens' n columns, token t at (kb T + t) XS floats -- rows 1,088 bytes apart, so the 12 rows a
+ * tile broadcasts from fall in different L1 sets (X's own rows, 2048 floats apart in the FFN's
+ * down projection, share one set). matmul.c prepares them once per call for all its threads and
+ * matrices (vwn_ops.prepare_x); without that buffer a call prepares STACK_T tokens at a time,
+ * one column block at a time, on the stack. */
+size_t vwn_avx512_prep_bytes(int64_t T, int64_t cols);
+void vwn_avx512_prepare_x(const float *X, int64_t ldx, int64_t T, int64_t cols, int64_t t0, int64_t t1, void *out);
+
+size_t vwn_avx512_prep_bytes(int64_t T, int64_t cols) {
+    if (T <= SMALL_T || cols <= 0) return 0;
+    const uint64_t blocks = ((uint64_t)cols + KC - 1) / KC, per_token = blocks * XS * sizeof(float);
+    if ((uint64_t)T > SIZE_MAX / per_token) return 0;
+    return (size_t)((uint64_t)T * per_token);
 }
 
-/* Panels [q0, q1) (rows masked to [r0, r1)) x T tokens (a pass of at most the tokens xp holds). */
+/* Tokens [t0, t1), columns [k0, k0 + n), to dst (token t at t XS). */
+static void prep_block(const float *X, int64_t ldx, int64_t t0, int64_t t1, int64_t k0, int64_t n, float *dst) {
+    for (int64_t t = t0; t < t1; t++) memcpy(dst + t * XS, X + t * ldx + k0, (size_t)n * sizeof(float));
+}
+
+void vwn_avx512_prepare_x(const float *X, int64_t ldx, int64_t T, int64_t cols, int64_t t0, int64_t t1, void *out) {
+    for (int64_t k0 = 0; k0 < cols; k0 += KC)
+        prep_block(X, ldx, t0, t1, k0, cols - k0 < KC ? cols - k0 : KC, (float *)out + (k0 / KC) * T * XS);
+}
+
+/* Panels [q0, q1) (rows masked to [r0, r1)) x T tokens: their activations prepared in prep, or
+ * (prep NULL, T <= STACK_T) prepared here a column block at a time into xs. */
 static void gemm_pass(const vwn_mat *W, const float *X, int64_t ldx, int64_t T, float *Y, int64_t ldy,
-                      int64_t r0, int64_t r1, int64_t q0, int64_t q1, float *xp) {
+                      int64_t r0, int64_t r1, int64_t q0, int64_t q1, const float *prep, float *xs) {
     const int type = W->type;
     const int64_t cols = W->cols;
     const char *packed = W->packed;
@@ -208,7 +228,8 @@ static void gemm_pass(const vwn_mat *W, const float *X, int64_t ldx, int64_t T, 
     for (int64_t k0 = 0; k0 < cols; k0 += KC) {
         const int64_t n = cols - k0 < KC ? cols - k0 : KC;
         const bool first = k0 == 0;
-        pack_tokens(X, ldx, T, k0, n, xp);
+        const float *xp = prep ? prep + (k0 / KC) * T * XS : xs;
+        if (!prep) prep_block(X, ldx, 0, T, k0, n, xs);
         if (packed && type == VWN_TYPE_F32) {
             /* F32 panels in place: a row block's column block stays in L2 while every token tile
              * runs over it (the token tile in L1) */
@@ -245,10 +266,10 @@ static void gemm_pass(const vwn_mat *W, const float *X, int64_t ldx, int64_t T, 
 
 /* ---- the product ----------------------------------------------------------------------------- */
 
-void vwn_avx512_matmul_float(const vwn_mat *W, const float *X, int64_t ldx, int64_t T, float *Y, int64_t ldy,
-                             int64_t r0, int64_t r1);
-void vwn_avx512_matmul_float(const vwn_mat *W, const float *X, int64_t ldx, int64_t T, float *Y, int64_t ldy,
-                             int64_t r0, int64_t r1) {
+void vwn_avx512_matmul_float(const vwn_mat *W, const float *X, int64_t ldx, const float *xq, int64_t T, float *Y,
+                             int64_t ldy, int64_t r0, int64_t r1);
+void vwn_avx512_matmul_float(const vwn_mat *W, const float *X, int64_t ldx, const float *xq, int64_t T, float *Y,
+                             int64_t ldy, int64_t r0, int64_t r1) {
     if (T <= 0 || r0 >= r1) return;
     const int type = W->type;
     const int64_t cols = W->cols;
@@ -274,14 +295,12 @@ void vwn_avx512_matmul_float(const vwn_mat *W, const float *X, int64_t ldx, int6
         }
         return;
     }
-    /* the activations' token tiles for one column block: all T tokens, or STACK_T at a time */
-    float *xp = vwn_malloc((size_t)T * XS * sizeof(float));
-    if (xp) {
-        gemm_pass(W, X, ldx, T, Y, ldy, r0, r1, q0, q1, xp);
-        vwn_free(xp);
+    float xs[STACK_T * XS]; /* the activations of a pass without a prepared buffer */
+    if (xq) {
+        gemm_pass(W, X, ldx, T, Y, ldy, r0, r1, q0, q1, xq, xs);
         return;
     }
-    float xs[STACK_T * XS];
     for (int64_t t0 = 0; t0 < T; t0 += STACK_T)
-        gemm_pass(W, X + t0 * ldx, ldx, T - t0 < STACK_T ? T - t0 : STACK_T, Y + t0 * ldy, ldy, r0, r1, q0, q1, xs);
+        gemm_pass(W, X + t0 * ldx, ldx, T - t0 < STACK_T ? T - t0 : STACK_T, Y + t0 * ldy, ldy, r0, r1, q0, q1, NULL,
+                  xs);
 }

@@ -23,8 +23,10 @@ static bool takes_q8(int32_t type) {
     return type == VWN_TYPE_Q8_0 || type == VWN_TYPE_Q4_0;
 }
 
-size_t vwn_matmul_scratch_size(const vwn_mat *W, int64_t T) {
-    if (!takes_q8(W->type) || T <= 0 || W->cols < VWN_QK8_0) return 0;
+size_t vwn_matmul_scratch_size(const vwn_ops *ops, const vwn_mat *W, int64_t T) {
+    if (T <= 0) return 0;
+    if (!takes_q8(W->type)) return ops && ops->prep_bytes ? ops->prep_bytes(T, W->cols) : 0;
+    if (W->cols < VWN_QK8_0) return 0;
     uint64_t blocks = (uint64_t)(W->cols / VWN_QK8_0);
     if ((uint64_t)T > UINT64_MAX / blocks / sizeof(vwn_block_q8_0)) return 0;
     uint64_t bytes = (uint64_t)T * blocks * sizeof(vwn_block_q8_0);
@@ -139,7 +141,9 @@ void vwn_matmul_mt_many(const vwn_ops *ops, const vwn_mat *const *W, float *cons
     const int64_t cols = W[0]->cols;
     const bool q8 = takes_q8(W[0]->type);
     const int64_t n_blocks = q8 ? T * (cols / VWN_QK8_0) : 0; /* X is one run of T * cols floats */
-    vwn_block_q8_0 *xq = q8 ? xq_scratch : NULL;
+    /* float weights: the activations prepared for the table's kernels (where it wants them) */
+    const bool prep = !q8 && xq_scratch && ops->prep_bytes && ops->prepare_x && ops->prep_bytes(T, cols) > 0;
+    void *xq = q8 || prep ? xq_scratch : NULL;
 
     int64_t chunks = 0;
     double macs = 0;
@@ -172,7 +176,13 @@ void vwn_matmul_mt_many(const vwn_ops *ops, const vwn_mat *const *W, float *cons
             const int i = omp_get_thread_num(), nt = omp_get_num_threads();
             if (q8 && !quantize_first) {
                 int64_t b0 = n_blocks * i / nt, b1 = n_blocks * (i + 1) / nt;
-                if (b0 < b1) ops->quantize_q8_0(X + b0 * VWN_QK8_0, xq + b0, (b1 - b0) * VWN_QK8_0);
+                vwn_block_q8_0 *xb = xq;
+                if (b0 < b1) ops->quantize_q8_0(X + b0 * VWN_QK8_0, xb + b0, (b1 - b0) * VWN_QK8_0);
+#pragma omp barrier
+            }
+            if (prep) {
+                const int64_t t0 = T * i / nt, t1 = T * (i + 1) / nt;
+                if (t0 < t1) ops->prepare_x(X, cols, T, cols, t0, t1, xq);
 #pragma omp barrier
             }
             if (balanced) {
@@ -189,6 +199,7 @@ void vwn_matmul_mt_many(const vwn_ops *ops, const vwn_mat *const *W, float *cons
     }
 #endif
     if (q8) ops->quantize_q8_0(X, xq, n_blocks * VWN_QK8_0);
+    if (prep) ops->prepare_x(X, cols, T, cols, 0, T, xq);
     for (int w = 0; w < count; w++) ops->matmul(W[w], X, cols, xq, T, Y[w], W[w]->rows, 0, W[w]->rows);
 }
 

@@ -85,7 +85,9 @@ typedef struct vwn_ops {
     /* Y[t][r] = sum_c W[r][c] * X[t][c] for t < T and rows r0 <= r < r1.
      * X: T rows of W->cols fp32 (ldx floats apart); Y: ldy floats apart. For Q8_0 and Q4_0
      * weights, xq holds X quantized to Q8_0 blocks by quantize_q8_0 (T rows of cols/32 blocks) and
-     * X is unused (it may then be NULL); else xq is unused. Within one table every Y[t][r] is
+     * X is unused (it may then be NULL). For F32, F16 and BF16 weights xq is NULL or holds X
+     * prepared by the table's prepare_x (below) for this T and cols (X must then still be
+     * given). Within one table every Y[t][r] is
      * bit-identical whatever T, r0, r1 and the other rows and tokens of the call: decode (T = 1)
      * and prefill agree exactly, and so do all thread splits. Y must not overlap X or the
      * weights. */
@@ -94,6 +96,14 @@ typedef struct vwn_ops {
     /* Quantizes n floats (n % 32 == 0) to Q8_0 blocks (the activation side of Q8_0 and Q4_0
      * dots). */
     void (*quantize_q8_0)(const float *x, vwn_block_q8_0 *out, int64_t n);
+    /* Optional (NULL in a table without them): the activations of a product of float weights,
+     * prepared once per call and shared by every thread and matrix of it, as quantize_q8_0's
+     * blocks are for Q8_0. prep_bytes: the bytes prepare_x writes for T tokens of cols floats, or
+     * 0 where the table's kernels read X itself at this T. prepare_x: the preparation of tokens
+     * [t0, t1) of the T (X: rows of cols floats, ldx apart; out: prep_bytes(T, cols) bytes), so
+     * that threads can share the work; any split writes the same bytes. */
+    size_t (*prep_bytes)(int64_t T, int64_t cols);
+    void (*prepare_x)(const float *X, int64_t ldx, int64_t T, int64_t cols, int64_t t0, int64_t t1, void *out);
 
     /* Vector helpers. */
     float (*dot)(const float *a, const float *b, int64_t n);
@@ -160,12 +170,14 @@ const vwn_ops *vwn_ops_best(void);
 
 /* ---- the threaded matmul driver (matmul.c) ----
  * Y = X W^T for T tokens: X is T x W->cols floats, contiguous; Y is T x W->rows floats, contiguous.
- * For Q8_0 and Q4_0 weights X is first quantized to Q8_0 into xq_scratch, which must hold
- * vwn_matmul_scratch_size(W, T) bytes (0 for other types: scratch may then be NULL). Rows are split
+ * For Q8_0 and Q4_0 weights X is first quantized to Q8_0 into xq_scratch, and for float weights
+ * prepared there by the table's prepare_x where it has one; xq_scratch must hold
+ * vwn_matmul_scratch_size(ops, W, T) bytes (it may be NULL where that is 0; for float weights NULL
+ * also works, the kernels then prepare their own pieces). Rows are split
  * over n_threads OpenMP threads in chunks of 16 rows (serial without OpenMP, if n_threads <= 1 or
  * for matmuls under 2^17 multiply-adds, where a thread team costs more than it saves). The output
  * is bit-identical for every n_threads. */
-size_t vwn_matmul_scratch_size(const vwn_mat *W, int64_t T);
+size_t vwn_matmul_scratch_size(const vwn_ops *ops, const vwn_mat *W, int64_t T);
 void vwn_matmul_mt(const vwn_ops *ops, const vwn_mat *W, const float *X, int64_t T, float *Y,
                    void *xq_scratch, int n_threads);
 /* Several products of the same input, Y[i] = X W[i]^T for i < count, in one thread team (the

@@ -61,9 +61,12 @@ void vwn_avx512_attn_values_rows(float *const *out, const float *const *p, int32
 
 /* ---- float weights (F32, F16, BF16): gemm_avx512.c --------------------------------------------- */
 
-/* Rows [r0, r1) of W (F32, F16 or BF16; its packed panels where W->packed is set) for T tokens. */
-void vwn_avx512_matmul_float(const vwn_mat *W, const float *X, int64_t ldx, int64_t T, float *Y, int64_t ldy,
-                             int64_t r0, int64_t r1);
+/* Rows [r0, r1) of W (F32, F16 or BF16; its packed panels where W->packed is set) for T tokens;
+ * xq: X prepared by vwn_avx512_prepare_x, or NULL. */
+void vwn_avx512_matmul_float(const vwn_mat *W, const float *X, int64_t ldx, const float *xq, int64_t T, float *Y,
+                             int64_t ldy, int64_t r0, int64_t r1);
+size_t vwn_avx512_prep_bytes(int64_t T, int64_t cols);
+void vwn_avx512_prepare_x(const float *X, int64_t ldx, int64_t T, int64_t cols, int64_t t0, int64_t t1, void *out);
 
 /* Rows side by side from far-apart segments (the Q8_0 kernels below) */
 #include "ops/seg_rows.h"
@@ -470,7 +473,7 @@ static void matmul_avx512(const vwn_mat *W, const float *X, int64_t ldx, const v
     switch (W->type) {
     case VWN_TYPE_F32:
     case VWN_TYPE_F16:
-    case VWN_TYPE_BF16: vwn_avx512_matmul_float(W, X, ldx, T, Y, ldy, r0, r1); break;
+    case VWN_TYPE_BF16: vwn_avx512_matmul_float(W, X, ldx, xq, T, Y, ldy, r0, r1); break;
     case VWN_TYPE_Q8_0: vwn_avx2_matmul_q8_0(W, xq, T, Y, ldy, r0, r1); break;
     case VWN_TYPE_Q4_0: vwn_avx2_matmul_q4_0(W, xq, T, Y, ldy, r0, r1); break;
     default: break;
@@ -705,6 +708,8 @@ static void mix_avx512(float *out, int64_t ldo, const float *A, int64_t ao, int6
         .packs = ptypes,                               \
         .matmul = matmul_fn,                           \
         .quantize_q8_0 = vwn_avx2_quantize_q8_0,       \
+        .prep_bytes = vwn_avx512_prep_bytes,           \
+        .prepare_x = vwn_avx512_prepare_x,             \
         .dot = dot_avx512,                             \
         .axpy = axpy_avx512,                           \
         .scale = scale_avx512,                         \

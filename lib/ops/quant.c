@@ -134,24 +134,22 @@ size_t vwn_packed_bytes(int32_t type, int64_t rows, int64_t cols) {
     return (size_t)(r * rb);
 }
 
-/* Float rows into 16-row column-major panels (ops.h); rows past the end of the matrix are zero. */
+/* Float rows into 16-row column-major panels (ops.h); rows past the end of the matrix are zero.
+ * Element by element through memcpy: src and dst need no alignment. */
 static void pack_panels(int32_t type, const void *src, void *dst, int64_t rows, int64_t cols) {
-    const size_t n = (size_t)cols;
+    const size_t n = (size_t)cols, es = type == VWN_TYPE_F32 ? 4 : 2;
     for (int64_t p0 = 0; p0 < rows; p0 += 16)
         for (int64_t i = 0; i < 16; i++) {
             const int64_t r = p0 + i;
-            if (type == VWN_TYPE_F32) {
-                uint32_t *d = (uint32_t *)dst + (size_t)p0 * n + (size_t)i;
-                if (r >= rows)
-                    for (size_t k = 0; k < n; k++) d[k * 16] = 0;
-                else
-                    for (size_t k = 0; k < n; k++) d[k * 16] = ((const uint32_t *)src)[(size_t)r * n + k];
+            char *d = (char *)dst + ((size_t)p0 * n + (size_t)i) * es;
+            if (r >= rows) {
+                for (size_t k = 0; k < n; k++) memset(d + k * 16 * es, 0, es);
+            } else if (es == 4) {
+                const char *s = (const char *)src + (size_t)r * n * 4;
+                for (size_t k = 0; k < n; k++) memcpy(d + k * 64, s + k * 4, 4);
             } else {
-                uint16_t *d = (uint16_t *)dst + (size_t)p0 * n + (size_t)i;
-                if (r >= rows)
-                    for (size_t k = 0; k < n; k++) d[k * 16] = 0;
-                else
-                    for (size_t k = 0; k < n; k++) d[k * 16] = ((const uint16_t *)src)[(size_t)r * n + k];
+                const char *s = (const char *)src + (size_t)r * n * 2;
+                for (size_t k = 0; k < n; k++) memcpy(d + k * 32, s + k * 2, 2);
             }
         }
 }
