@@ -23,7 +23,8 @@ typedef struct vwn_scratch {
     float *emb;       /* [nb][max(D', D)] embedding rows / MTP inputs / GHC routing rows */
     float *mtp_in;    /* [nb][n][2s] MTP projection inputs                             */
     float *head;      /* [nb][D] output head vectors                                   */
-    void *xq;         /* Q8_0-quantized activations for the largest matmul             */
+    void *xq;         /* the largest matmul input as its kernels take it: Q8_0 blocks, or (AVX-512, float
+                       * weights, 5+ tokens) activations prepared by vwn_ops.prepare_x */
     const float **prow; /* [nb] row pointers to the MTP input states                   */
 } vwn_scratch;
 
