@@ -379,7 +379,8 @@ class Model:
 
     @property
     def packed_bytes(self) -> int:
-        """Bytes of weights held repacked for this CPU's kernels (Q8_0 on AVX-512 VNNI; 0 if none)."""
+        """Bytes of weights held repacked for this CPU's kernels (F32/F16/BF16 on AVX-512, Q8_0 on
+        AVX-512 VNNI; 0 if none)."""
         return int(L.vwn_model_packed_bytes(self._ptr))
 
     def meta(self, key: str) -> Optional[str]:
