@@ -1,8 +1,9 @@
-/* gemm_blocked.h -- the blocked float GEMM driver shared by ops_avx2.c, ops_avx512.c and
- * ops_neon.c (T above their small-T paths): rows in blocks of RB, tokens in blocks of TB, columns in
- * blocks of KC, and inside tiles of RT rows x TT tokens computed by the including file's
- * tile_float. Included after tile_float with GEMM_VEC defined as that file's accumulator vector
- * type (__m256, __m512 or float32x4_t), so it is compiled with the file's flags and constants.
+/* gemm_blocked.h -- the blocked float GEMM driver shared by ops_avx2.c and ops_neon.c (T above
+ * their small-T paths; ops_avx512.c's float products have their own, gemm_avx512.c): rows in
+ * blocks of RB, tokens in blocks of TB, columns in blocks of KC, and inside tiles of RT rows x TT
+ * tokens computed by the including file's tile_float. Included after tile_float with GEMM_VEC
+ * defined as that file's accumulator vector type (__m256 or float32x4_t), so it is compiled with
+ * the file's flags and constants.
  * Every (row, token) result is the same chain of tile_float steps over the column blocks in
  * order, whatever the loop order below. (The loop order was measured on x86 only; NEON takes the
  * same loops, tested under qemu, its speed not measured: there is no ARM machine here.) */
@@ -10,7 +11,7 @@
 #error "define GEMM_VEC before including gemm_blocked.h"
 #endif
 /* Accumulator chains per (row, token) dot: tile_float keeps chain p of its tile at part + p * RB *
- * TB (ops_avx512.c and ops_avx2.c use two, see there; ops_neon.c one). */
+ * TB (ops_avx2.c uses two, see there; ops_neon.c one). */
 #ifndef GEMM_CHAINS
 #define GEMM_CHAINS 1
 #endif

@@ -2,7 +2,7 @@
  * called when ops.c found those features.
  *
  * Matmul. Every float (row, token) dot keeps two 8-lane fp32 accumulator chains that step over the
- * columns 8 at a time, alternately (lib/ops/tile_float.h, shared with ops_avx512.c; Q8_0: one accumulator, four 32-value
+ * columns 8 at a time, alternately (lib/ops/tile_float.h; Q8_0: one accumulator, four 32-value
  * blocks at a time), summed across lanes at the end in a fixed order, whatever tile it is computed
  * in: so results do not depend on T, on the row range or on the thread split (decode and prefill
  * agree bit for bit).

@@ -1,4 +1,5 @@
-/* tile_float.h -- the float (F32, F16, BF16) register tile shared by ops_avx2.c and ops_avx512.c:
+/* tile_float.h -- the float (F32, F16, BF16) register tile of ops_avx2.c (ops_avx512.c had it too
+ * until its float products became outer products, gemm_avx512.c):
  * rt rows x tt tokens over columns [c0, c1), each (row, token) dot in two accumulator chains --
  * chain 0 sums the even VL-column blocks, chain 1 the odd ones, and the result is the lane sum of
  * their sum (docs/design.md, "Summation order of a float dot product"). The GEMM's RT x TT tiles
