@@ -481,6 +481,20 @@ def vnni_best():
         return "avx512_vnni" in f.read()
 
 
+def load_plain_and_packed(path, monkeypatch, packed_bytes):
+    """The model at path loaded twice: with VWN_REPACK=0 (nothing packed) and as it loads by
+    default, which must pack packed_bytes bytes."""
+    lib.vwn_model_packed_bytes.restype = C.c_uint64
+    lib.vwn_model_packed_bytes.argtypes = [C.c_void_p]
+    monkeypatch.setenv("VWN_REPACK", "0")
+    plain = Model(path)
+    monkeypatch.delenv("VWN_REPACK")
+    packed = Model(path)
+    assert lib.vwn_model_packed_bytes(plain.h) == 0
+    assert lib.vwn_model_packed_bytes(packed.h) == packed_bytes
+    return plain, packed
+
+
 @pytest.mark.parametrize("embedding,tied", [("wide", False), ("factorized", True)])
 def test_packed_q8_0_rows(tmp, embedding, tied, monkeypatch):
     """Q8_0 matrices whose rows are a multiple of 256 values are repacked at load for the AVX-512
@@ -510,14 +524,7 @@ def test_packed_q8_0_rows(tmp, embedding, tied, monkeypatch):
                  if t.tensor_type == gguf.GGMLQuantizationType.Q8_0 and int(t.shape[0]) % 256 == 0
                  and (t.name != "embed.weight" or tied))
     assert expect > 0
-    lib.vwn_model_packed_bytes.restype = C.c_uint64
-    lib.vwn_model_packed_bytes.argtypes = [C.c_void_p]
-    monkeypatch.setenv("VWN_REPACK", "0")
-    plain = Model(path)
-    monkeypatch.delenv("VWN_REPACK")
-    packed = Model(path)
-    assert lib.vwn_model_packed_bytes(plain.h) == 0
-    assert lib.vwn_model_packed_bytes(packed.h) == (expect if vnni_best() else 0)
+    plain, packed = load_plain_and_packed(path, monkeypatch, expect if vnni_best() else 0)
     config, _ = load_checkpoint(ck)
     ref_main, _ = forward(config, file_tensors(path, config), np.random.default_rng(5).integers(0, 256, 12))
     toks = np.random.default_rng(5).integers(0, 256, 12)
@@ -566,14 +573,8 @@ def test_packed_float_panels(tmp, wtype, tied, monkeypatch):
             cols, rows = int(t.shape[0]), int(t.shape[1])
             expect += ((rows + 15) // 16 * 16 * cols * es + 63) // 64 * 64
     assert expect > 0 and len(mats) > 10
-    lib.vwn_model_packed_bytes.restype = C.c_uint64
-    lib.vwn_model_packed_bytes.argtypes = [C.c_void_p]
-    monkeypatch.setenv("VWN_REPACK", "0")
-    plain = Model(path)
-    monkeypatch.delenv("VWN_REPACK")
-    packed = Model(path)
-    assert lib.vwn_model_packed_bytes(plain.h) == 0
-    assert lib.vwn_model_packed_bytes(packed.h) == (expect if "VWN_SIMD" not in os.environ and 2 in LEVELS else 0)
+    plain, packed = load_plain_and_packed(path, monkeypatch,
+                                          expect if "VWN_SIMD" not in os.environ and 2 in LEVELS else 0)
     config, _ = load_checkpoint(ck)
     toks = np.random.default_rng(3).integers(0, 256, 19)
     ref_main, _ = forward(config, file_tensors(path, config), toks)
