@@ -13,6 +13,9 @@
 
 #include <math.h>
 #include <string.h>
+#ifdef VWN_OPENMP
+#include <omp.h>
+#endif
 
 /* ---- small helpers -------------------------------------------------------------------------- */
 
@@ -37,6 +40,29 @@ static void groupnorm(float *out, const float *x, const vwn_hparams *hp, const f
             og[c] = (float)((xg[c] - mean) * inv) * w[ch] + b[ch];
         }
     }
+}
+
+/* The per-token work between the products (norms, RoPE and the cache stores, SiLU) is shared out
+ * over the context's threads when a call has at least PAR_TOKENS tokens: on one thread it left the
+ * other waiting for 5-7% of a 256-token prefill (docs/performance.md, "A balanced split for
+ * prefill"). Fewer tokens run on the calling thread with no OpenMP construct at all (a serialized
+ * region costs about a microsecond, several times each layer in decoding). Each token's result is
+ * the same either way. */
+#define PAR_TOKENS 16
+
+static bool par_tokens(const vwn_context *ctx, int32_t T) { return ctx->n_run > 1 && T >= PAR_TOKENS; }
+
+/* out[t] = rmsnorm(x[t]) ⊙ w for T rows of width D (out may be x). */
+static void rmsnorm_rows(vwn_context *ctx, float *out, const float *x, const float *w, int32_t T, int32_t D) {
+    const float eps = ctx->model->hp.rms_eps;
+    if (par_tokens(ctx, T)) {
+#ifdef VWN_OPENMP
+#pragma omp parallel for num_threads(ctx->n_run) schedule(static)
+#endif
+        for (int32_t t = 0; t < T; t++) ctx->ops->rmsnorm(out + (size_t)t * D, x + (size_t)t * D, w, D, eps);
+        return;
+    }
+    for (int32_t t = 0; t < T; t++) ctx->ops->rmsnorm(out + (size_t)t * D, x + (size_t)t * D, w, D, eps);
 }
 
 static inline void linear(vwn_context *ctx, const vwn_mat *W, const float *X, int64_t T, float *Y) {
@@ -73,30 +99,41 @@ static void embed(vwn_context *ctx, const int32_t *tokens, int32_t T, float *out
 
 /* ---- the two sublayers (spec §3) ------------------------------------------------------------ */
 
+/* Token t of the call (at position pos): RoPE on its query and key, its key and value into the caches. */
+static void rope_store(vwn_context *ctx, int32_t t, int32_t pos, void *k_cache, void *v_cache) {
+    const vwn_hparams *hp = &ctx->model->hp;
+    vwn_scratch *s = &ctx->s;
+    const int32_t hd = hp->head_dim, kv_dim = hp->n_head_kv * hd, half = hd / 2;
+    const int32_t kv_type = ctx->params.kv_type, n_ctx = ctx->params.n_ctx;
+    const float *c = ctx->rope_cos + (size_t)pos * half, *sn = ctx->rope_sin + (size_t)pos * half;
+    vwn_rope_apply(s->q + (size_t)t * hp->n_head * hd, hp->n_head, hd, c, sn);
+    vwn_rope_apply(s->k + (size_t)t * kv_dim, hp->n_head_kv, hd, c, sn);
+    for (int32_t h = 0; h < hp->n_head_kv; h++) { /* layout: attention.h */
+        vwn_kv_store(ctx->ops, kv_type, vwn_kv_row(k_cache, ctx->kv_esize, n_ctx, hd, h, pos),
+                     s->k + (size_t)t * kv_dim + (size_t)h * hd, hd);
+        vwn_kv_store(ctx->ops, kv_type, vwn_kv_row(v_cache, ctx->kv_esize, n_ctx, hd, h, pos),
+                     s->v + (size_t)t * kv_dim + (size_t)h * hd, hd);
+    }
+}
+
 /* y = Wo · attention(RoPE(Wq a), RoPE(Wk a), Wv a), a = rmsnorm(x) ⊙ attn_norm; T tokens from p0. */
 static void attention_sublayer(vwn_context *ctx, const vwn_layer_weights *lw, const float *x,
                                int32_t T, int32_t p0, void *k_cache, void *v_cache, float *y) {
     const vwn_hparams *hp = &ctx->model->hp;
     vwn_scratch *s = &ctx->s;
-    const int32_t D = hp->n_embd, hd = hp->head_dim, kv_dim = hp->n_head_kv * hd;
+    const int32_t D = hp->n_embd, hd = hp->head_dim;
     const int32_t kv_type = ctx->params.kv_type, n_ctx = ctx->params.n_ctx;
-    for (int32_t t = 0; t < T; t++)
-        ctx->ops->rmsnorm(s->xn + (size_t)t * D, x + (size_t)t * D, lw->attn_norm, D, hp->rms_eps);
+    rmsnorm_rows(ctx, s->xn, x, lw->attn_norm, T, D);
     const vwn_mat *qkv[3] = {&lw->wq, &lw->wk, &lw->wv};
     float *const qkv_out[3] = {s->q, s->k, s->v};
     linear_many(ctx, qkv, qkv_out, 3, s->xn, T);
-    const int32_t half = hd / 2;
-    for (int32_t t = 0; t < T; t++) {
-        const int32_t pos = p0 + t;
-        const float *c = ctx->rope_cos + (size_t)pos * half, *sn = ctx->rope_sin + (size_t)pos * half;
-        vwn_rope_apply(s->q + (size_t)t * hp->n_head * hd, hp->n_head, hd, c, sn);
-        vwn_rope_apply(s->k + (size_t)t * kv_dim, hp->n_head_kv, hd, c, sn);
-        for (int32_t h = 0; h < hp->n_head_kv; h++) { /* layout: attention.h */
-            vwn_kv_store(ctx->ops, kv_type, vwn_kv_row(k_cache, ctx->kv_esize, n_ctx, hd, h, pos),
-                         s->k + (size_t)t * kv_dim + (size_t)h * hd, hd);
-            vwn_kv_store(ctx->ops, kv_type, vwn_kv_row(v_cache, ctx->kv_esize, n_ctx, hd, h, pos),
-                         s->v + (size_t)t * kv_dim + (size_t)h * hd, hd);
-        }
+    if (par_tokens(ctx, T)) {
+#ifdef VWN_OPENMP
+#pragma omp parallel for num_threads(ctx->n_run) schedule(static)
+#endif
+        for (int32_t t = 0; t < T; t++) rope_store(ctx, t, p0 + t, k_cache, v_cache);
+    } else {
+        for (int32_t t = 0; t < T; t++) rope_store(ctx, t, p0 + t, k_cache, v_cache);
     }
     vwn_attention(ctx->ops, s->q, kv_type, k_cache, v_cache, p0, T, hp->n_head, hp->n_head_kv, hd, s->xn,
                   s->att, n_ctx, ctx->n_run, ctx->att_split);
@@ -109,12 +146,20 @@ static void ffn_sublayer(vwn_context *ctx, const vwn_layer_weights *lw, const fl
     const vwn_hparams *hp = &ctx->model->hp;
     vwn_scratch *s = &ctx->s;
     const int32_t D = hp->n_embd, F = hp->n_ff;
-    for (int32_t t = 0; t < T; t++)
-        ctx->ops->rmsnorm(s->xn + (size_t)t * D, x + (size_t)t * D, lw->ffn_norm, D, hp->rms_eps);
+    rmsnorm_rows(ctx, s->xn, x, lw->ffn_norm, T, D);
     const vwn_mat *gate_up[2] = {&lw->w_gate, &lw->w_up};
     float *const gate_up_out[2] = {s->ff1, s->ff2};
     linear_many(ctx, gate_up, gate_up_out, 2, s->xn, T);
-    ctx->ops->silu_mul(s->ff1, s->ff1, s->ff2, (int64_t)T * F);
+    if (par_tokens(ctx, T)) {
+#ifdef VWN_OPENMP
+#pragma omp parallel for num_threads(ctx->n_run) schedule(static)
+#endif
+        for (int32_t t = 0; t < T; t++)
+            ctx->ops->silu_mul(s->ff1 + (size_t)t * F, s->ff1 + (size_t)t * F, s->ff2 + (size_t)t * F, F);
+    } else { /* a token at a time here too: the AVX2 and NEON tails (F % 8) are scalar */
+        for (int32_t t = 0; t < T; t++)
+            ctx->ops->silu_mul(s->ff1 + (size_t)t * F, s->ff1 + (size_t)t * F, s->ff2 + (size_t)t * F, F);
+    }
     linear(ctx, &lw->w_down, s->ff1, T, y);
 }
 
@@ -182,8 +227,7 @@ static void output_head(vwn_context *ctx, const float *H, int32_t T, const float
     }
     if (m->reduce.data) linear(ctx, &m->reduce, z, T, s->head);
     else memcpy(s->head, z, (size_t)T * D * sizeof(float)); /* n == m: D' == D */
-    for (int32_t t = 0; t < T; t++)
-        ctx->ops->rmsnorm(s->head + (size_t)t * D, s->head + (size_t)t * D, final_norm, D, hp->rms_eps);
+    rmsnorm_rows(ctx, s->head, s->head, final_norm, T, D);
     linear(ctx, head, s->head, T, logits);
 }
 

@@ -31,6 +31,9 @@
  * evenly over two threads at (m,n) = (8,64); each piece is a whole 4-row tile of the mix kernel. */
 #define COEF_ROWS 16
 #define OUT_ROWS 4
+/* Tokens a thread takes at a time in a prefill (token_pass prefetches the next token's lines: the
+ * first of the next chunk is likely another thread's, a miss once per chunk). */
+#define GHC_CHUNK 4
 /* Below this many multiply-adds a pass runs on the calling thread (as in lib/ops/matmul.c). */
 #define MIN_PARALLEL_MACS (1 << 17)
 
@@ -175,9 +178,10 @@ float *vwn_ghc_before(const vwn_hparams *hp, const vwn_ghc_weights *g, const vwn
         return H;
     }
     if (T >= VWN_GHC_TOKENS_PER_THREAD * nt) {
-        /* many tokens (prefill): whole tokens per thread */
+        /* many tokens (prefill): whole tokens per thread, handed out GHC_CHUNK at a time as the
+         * threads come for them (a static split waits for the slower core; see matmul.c) */
 #ifdef VWN_OPENMP
-#pragma omp parallel for num_threads(nt) schedule(static)
+#pragma omp parallel for num_threads(nt) schedule(dynamic, GHC_CHUNK)
 #endif
         for (int64_t t = 0; t < T; t++) {
 #ifdef VWN_OPENMP

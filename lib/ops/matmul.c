@@ -1,9 +1,9 @@
 /* matmul.c -- the threaded matmul driver the forward pass calls: quantizes the activations to Q8_0
  * once when the weights are Q8_0 or Q4_0, then splits the weight rows over OpenMP threads in
  * 16-row-aligned chunks (small matmuls stay on the calling thread) and runs the kernel of the
- * chosen vwn_ops table on each chunk: a static split for many tokens (prefill, compute-bound), a
- * balanced one for a few (decoding, bound by the weight stream). Every (row, token) result is
- * computed the same way whatever the split, so any thread count gives identical output. */
+ * chosen vwn_ops table on each chunk, the chunks balanced between the threads as they run (below).
+ * Every (row, token) result is computed the same way whatever the split, so any thread count gives
+ * identical output. */
 #include "ops/ops.h"
 #include "vwn.h"
 
@@ -42,20 +42,27 @@ static void thread_rows(int64_t rows, int i, int n, int64_t *r0, int64_t *r1) {
     *r1 = c1 * ROW_ALIGN < rows ? c1 * ROW_ALIGN : rows;
 }
 
-/* ---- the balanced split (a few tokens: decoding, draft verification) --------------------------
+/* ---- the balanced split ------------------------------------------------------------------------
  *
- * A decoded token's products stream their weights from memory, and the halves of a static split
- * seldom finish together: a core slowed for a moment (by the other work of a shared machine, or
- * by where its lines come from) keeps the other waiting at the join -- 5-22% of a product's time
- * was spent so (docs/performance.md, "A balanced split for decoding"). So for a few tokens the
- * chunks of all the call's products are numbered in one sequence (matrix 0's, then matrix 1's,
- * ...) and each thread owns a run of it, its static share. The owner claims the front half of
- * what is left of its run, then half of the rest, and so on; a thread whose run is empty takes
- * the back half of the longest run left and makes it its own. A run is one 64-bit word, [next,
- * end) in chunks, changed only by compare-and-swap: until a steal the owner's claims touch only
- * its own cache line. Each thread still reads long contiguous stretches of rows, which the
- * hardware prefetchers follow. */
-#define BALANCED_MAX_T 4        /* tokens per call that take the balanced split */
+ * The halves of a static split seldom finish together: a core slowed for a moment (by the other
+ * work of a shared machine, or by where its lines come from) keeps the other waiting at the join.
+ * Decoding lost 5-22% of a product's time so (docs/performance.md, "A balanced split for
+ * decoding"); a 256-token prefill on the two vCPUs of a shared Intel host, whose cores ran the
+ * same tile at different speeds, left the second thread waiting 24% of its time (ibid., "A
+ * balanced split for prefill"). So the chunks of all the call's products are numbered in one
+ * sequence (matrix 0's, then matrix 1's, ...) and each thread owns a run of it, its static share.
+ * The owner claims the front half of what is left of its run, then half of the rest, and so on;
+ * a thread whose run is empty takes the back half of the longest run left and makes it its own.
+ * A run is one 64-bit word, [next, end) in chunks, changed only by compare-and-swap: until a steal
+ * the owner's claims touch only its own cache line. Each thread still reads long contiguous
+ * stretches of rows, which the hardware prefetchers follow.
+ *
+ * A claim of many tokens is a GEMM call of its own, which reads its activations once per block of
+ * columns: with many tokens no claim is smaller than PREFILL_MIN_CLAIM chunks (64 rows), whose
+ * weights outweigh the activations' reads from L2 (a claim of single chunks measured 0.86-1.04 of
+ * the static split's speed on Zen 4). */
+#define BALANCED_MAX_T 4        /* up to this many tokens, claims go down to one chunk */
+#define PREFILL_MIN_CLAIM 4     /* chunks; more tokens than BALANCED_MAX_T */
 #define BALANCED_MAX_THREADS 64 /* runs on the calling thread's stack */
 #define BALANCED_MAX_COUNT 8    /* products per call */
 
@@ -74,20 +81,23 @@ typedef struct {
     int64_t T;
     run_slot *runs;
     int n_runs;
+    uint64_t min_claim; /* chunks: 1, or PREFILL_MIN_CLAIM for many tokens */
 } balanced_job;
 
 static uint64_t run_pack(uint64_t next, uint64_t end) { return next | end << 32; }
 
-/* Claims chunks [*c0, *c1) of a run: the front half of what is left for its owner, the back half
- * for a thief (who needs at least two chunks to be left). False if there is nothing to take. */
-static bool run_claim(run_slot *r, bool owner, uint64_t *c0, uint64_t *c1) {
+/* Claims chunks [*c0, *c1) of a run: the front half of what is left for its owner (at least mn
+ * chunks, or all that is left), the back half for a thief (who needs at least 2 mn chunks to be
+ * left). False if there is nothing to take. */
+static bool run_claim(run_slot *r, bool owner, uint64_t mn, uint64_t *c0, uint64_t *c1) {
     uint64_t v = atomic_load_explicit(&r->run, memory_order_relaxed);
     for (;;) {
         const uint64_t next = v & 0xffffffffu, end = v >> 32, left = end > next ? end - next : 0;
-        if (left < (owner ? 1u : 2u)) return false;
+        if (left < (owner ? 1u : 2u * mn)) return false;
         uint64_t nv;
         if (owner) {
-            const uint64_t take = left > 1 ? left / 2 : 1;
+            uint64_t take = left / 2 > mn ? left / 2 : mn;
+            if (take > left) take = left;
             *c0 = next, *c1 = next + take, nv = run_pack(next + take, end);
         } else {
             *c0 = end - left / 2, *c1 = end, nv = run_pack(next, end - left / 2);
@@ -117,20 +127,20 @@ static void run_chunks(const balanced_job *job, int64_t c0, int64_t c1) {
 static void balanced_share(const balanced_job *job, int i, int nt) {
     uint64_t c0, c1;
     for (int own = i; own < job->n_runs; own += nt)
-        while (run_claim(&job->runs[own], true, &c0, &c1)) run_chunks(job, (int64_t)c0, (int64_t)c1);
+        while (run_claim(&job->runs[own], true, job->min_claim, &c0, &c1)) run_chunks(job, (int64_t)c0, (int64_t)c1);
     run_slot *mine = &job->runs[i]; /* empty now: no thief can change it */
     for (;;) {
         int victim = -1;
-        uint64_t most = 1;
+        uint64_t most = 2 * job->min_claim - 1; /* a thief needs 2 min_claim chunks left */
         for (int k = 0; k < job->n_runs; k++) {
             const uint64_t v = atomic_load_explicit(&job->runs[k].run, memory_order_relaxed);
             const uint64_t next = v & 0xffffffffu, end = v >> 32;
             if (end > next && end - next > most) most = end - next, victim = k;
         }
         if (victim < 0) return; /* every run is claimed to its last chunk */
-        if (!run_claim(&job->runs[victim], false, &c0, &c1)) continue; /* raced: look again */
+        if (!run_claim(&job->runs[victim], false, job->min_claim, &c0, &c1)) continue; /* raced: look again */
         atomic_store_explicit(&mine->run, run_pack(c0, c1), memory_order_relaxed);
-        while (run_claim(mine, true, &c0, &c1)) run_chunks(job, (int64_t)c0, (int64_t)c1);
+        while (run_claim(mine, true, job->min_claim, &c0, &c1)) run_chunks(job, (int64_t)c0, (int64_t)c1);
     }
 }
 #endif
@@ -160,11 +170,10 @@ void vwn_matmul_mt_many(const vwn_ops *ops, const vwn_mat *const *W, float *cons
          * (measured: Q8_0 decode 1-13% faster in three A/B pairs) */
         const bool quantize_first = q8 && n_blocks < 256;
         if (quantize_first) ops->quantize_q8_0(X, xq, n_blocks * VWN_QK8_0);
-        /* a few tokens: the balanced split; many: each thread its static rows */
-        const bool balanced = T <= BALANCED_MAX_T && n <= BALANCED_MAX_THREADS && count <= BALANCED_MAX_COUNT &&
-                              chunks < ((int64_t)1 << 32);
+        /* the balanced split; a static one where its tables would not fit (a huge team or call) */
+        const bool balanced = n <= BALANCED_MAX_THREADS && count <= BALANCED_MAX_COUNT && chunks < ((int64_t)1 << 32);
         run_slot runs[BALANCED_MAX_THREADS];
-        balanced_job job = {ops, W, Y, count, {0}, X, xq, T, runs, n};
+        balanced_job job = {ops, W, Y, count, {0}, X, xq, T, runs, n, T <= BALANCED_MAX_T ? 1u : PREFILL_MIN_CLAIM};
         if (balanced) {
             for (int w = 1; w < count; w++) job.first[w] = job.first[w - 1] + (W[w - 1]->rows + ROW_ALIGN - 1) / ROW_ALIGN;
             for (int i = 0; i < n; i++)
