@@ -53,4 +53,10 @@ void cli_json_string(FILE *f, const char *s);
 /* Monotonic clock in microseconds. */
 double cli_time_us(void);
 
+/* The machine's FMA peak (cli/bench_peak.c): T threads of independent FMA chains at the best SIMD
+ * level of this CPU, best of 5 passes, in GFLOP/s; 0 where this CPU or build has no SIMD level. */
+double cli_fma_peak_gflops(int T);
+/* The name of the level cli_fma_peak_gflops measures at, or NULL. */
+const char *cli_fma_peak_level(void);
+
 #endif

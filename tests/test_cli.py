@@ -395,6 +395,15 @@ def test_bench_json(models):
     # (JSON numbers carry 6 significant digits, so compare to 1e-4)
     assert res["bw_efficiency"] == pytest.approx(res["rep_bw_efficiency"][0], rel=1e-4)
     assert res["machine_gbs"] == pytest.approx(sum(res["rep_machine_gbs"]) / 2, rel=1e-4)
+    # the FMA peak brackets the round the same way (measured at the CPU's best level, whatever
+    # level the contexts run at: every x86-64 and AArch64 CI machine has one); the prefill's
+    # efficiency is its GFLOP/s over the round's mean peak
+    assert len(res["rep_machine_gflops"]) == 2 and min(res["rep_machine_gflops"]) > 0
+    assert b"FMA peak" in p.stdout
+    assert res["machine_gflops"] == pytest.approx(sum(res["rep_machine_gflops"]) / 2, rel=1e-4)
+    assert len(res["rep_flop_efficiency"]) == 1
+    assert res["flop_efficiency"] == pytest.approx(res["rep_flop_efficiency"][0], rel=1e-4)
+    assert res["flop_efficiency"] == pytest.approx(res["prefill_gflops"] / res["machine_gflops"], rel=1e-4)
 
 
 def test_bench_two_models(models):
