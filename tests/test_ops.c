@@ -471,10 +471,14 @@ static void test_matmul(const vwn_ops *ops) {
         check_matmul(ops, type, 37, 96, 1, 17, 18, false);
         check_matmul(ops, type, 37, 96, 13, 9, 37, false);
         check_matmul(ops, type, 37, 96, 2, 5, 5, false);
-        /* AVX-512 float panels (gemm_avx512.c): more rows than a 512-row block, a range that
-         * starts and ends inside panels, columns past a 256-column block, token tiles of 12 with
-         * a short last one */
-        if (!takes_q8(type)) check_matmul(ops, type, 1100, 300, 27, 5, 1093, false);
+        /* AVX-512 float panels (gemm_avx512.c): more rows than a row block (30 panels), a range
+         * that starts and ends inside panels, columns past a 256-column block, token tiles of 9
+         * (27: whole tiles; 31: a short last one) and tiles of 3 panels (1070 rows: a row block
+         * ending in a tile of one panel) */
+        if (!takes_q8(type)) {
+            check_matmul(ops, type, 1100, 300, 27, 5, 1093, false);
+            check_matmul(ops, type, 1100, 300, 31, 5, 1070, false);
+        }
         /* whole octs: Q8_0 also packed; chunks of 6 and 7 tokens: one row at a time, then pairs */
         check_matmul(ops, type, 21, 1024, 13, 3, 20, false);
         /* ranges long enough for rows side by side from segments (tile_float.h, seg_rows: 64 KiB
@@ -605,7 +609,8 @@ static void test_matmul_consistent(const vwn_ops *ops) {
 }
 
 /* The threaded driver against one serial matmul call, for every type, thread count and number of
- * tokens: up to 4 tokens take the balanced split (matmul.c), more the static one. */
+ * tokens: the balanced split (matmul.c) in claims down to one chunk up to 4 tokens, down to 4
+ * chunks above. */
 static void test_matmul_mt(const vwn_ops *ops) {
     static const int32_t types[] = {VWN_TYPE_F32, VWN_TYPE_F16, VWN_TYPE_BF16, VWN_TYPE_Q8_0,
                                     VWN_TYPE_Q4_0};

@@ -14,9 +14,12 @@
  * keeps it) needs a register per (row, token) and a full activation vector for every few FMAs,
  * and with the two chains a one-token dot needs for latency its register tile was 4 rows x 3
  * tokens, which streams 16 bytes from L2 per FMA: on a CPU with two 512-bit FMA pipes (Intel
- * Cascade Lake) it ran at 26-45% of the FMA peak. Here a 32-row x 12-token tile holds 24
- * accumulators and each FMA takes one broadcast float: per column, 2 weight vectors and 12
- * broadcasts feed 24 FMAs (docs/performance.md, "Twenty-fourth session").
+ * Cascade Lake) it ran at 26-45% of the FMA peak. Here a 48-row x 9-token tile holds 27
+ * accumulators and each FMA takes one broadcast float: per column, 3 weight vectors and 9
+ * broadcasts feed 27 FMAs (docs/performance.md, "Twenty-fourth session"). Fewer instructions per
+ * FMA than the 2 x 12 tile's 24 (14 loads): where a core's other hardware thread is busy, this one
+ * issues ~2-3 instructions a cycle, and 3 x 9 measured 1.03-1.05x the GEMM speed of 2 x 12 on such
+ * a host ("Twenty-fifth session").
  *
  * The weights are read from the packed panel layout (ops.h): panel p holds rows 16p..16p+15,
  * column-major, so a panel's column is one 64-byte (F32) or 32-byte (F16, BF16) load and a panel
@@ -28,9 +31,9 @@
  *  - larger T: blocked: columns in blocks of KC, and for each block all tokens' activations
  *    copied 1,088 bytes apart (prep_block; once per call for all threads, vwn_ops.prepare_x) and
  *    read in token tiles of NR;
- *    rows in blocks of MC (MC x KC F32 weights stay in the 1 MiB L2), inside which every token
- *    tile runs over every panel pair. F16 and BF16 panels (and any unpacked matrix) are widened
- *    to fp32 per panel pair and column block, once for all tokens. */
+ *    rows in blocks of about MC (MC x KC F32 weights stay in the 1 MiB L2), inside which every
+ *    token tile runs over every GEMM_NP panels. F16 and BF16 panels (and any unpacked matrix) are
+ *    widened to fp32 per GEMM_NP panels and column block, once for all tokens. */
 #include "ops/ops.h"
 #include "vwn.h"
 
@@ -38,10 +41,12 @@
 #include <string.h>
 
 #define PANEL 16     /* rows per panel: one vector                                             */
-#define NR 12        /* tokens per GEMM tile (2 panels x 12 tokens: 24 of the 32 registers)    */
+#define GEMM_NP 3    /* panels per GEMM tile                                                    */
+#define NR 9         /* tokens per GEMM tile (3 panels x 9 tokens: 27 of the 32 registers)     */
 #define KC 256       /* columns per block                                                      */
 #define XS (KC + 16) /* floats between tokens in the activations prepared for a column block    */
 #define MC 512       /* rows per block of packed F32 weights (512 KiB a block, in L2)          */
+#define MC_PANELS (MC / PANEL / GEMM_NP * GEMM_NP) /* a row block in panels: whole tiles          */
 #define PREFETCH_K 16 /* the GEMM tile prefetches its weights this many columns ahead (1 KiB) */
 #define SMALL_T 4    /* up to this many tokens: no blocking, activations read in place         */
 #define STACK_T 24   /* tokens per pass when the call brings no prepared activations          */
@@ -151,23 +156,23 @@ static void widen_block(int type, const char *P, size_t pstride, int np, int64_t
 
 /* ---- many tokens: the blocked product -------------------------------------------------------- */
 
-/* np panels of F32 columns at P (the second pstride floats on), tt tokens at xp (token j's column
- * k at xp[j XS + k]), columns [0, n); chains as in panels_small. */
+/* np (1 to GEMM_NP) panels of F32 columns at P, pstride floats apart, tt tokens at xp (token j's
+ * column k at xp[j XS + k]), columns [0, n); chains as in panels_small. */
 INLINE void panels_tile(int np, int tt, const float *P, int64_t pstride, const float *xp, int64_t n, float *y,
                         int64_t ldy, const __mmask16 *m, bool first) {
-    __m512 a[2][NR];
+    __m512 a[GEMM_NP][NR];
     for (int p = 0; p < np; p++)
         for (int j = 0; j < tt; j++)
             a[p][j] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m[p], y + j * ldy + p * PANEL);
     for (int64_t k = 0; k < n; k++) {
-        _mm_prefetch((const char *)(P + (k + PREFETCH_K) * PANEL), _MM_HINT_T0);
-        if (np > 1) _mm_prefetch((const char *)(P + pstride + (k + PREFETCH_K) * PANEL), _MM_HINT_T0);
-        const __m512 w0 = _mm512_loadu_ps(P + k * PANEL);
-        const __m512 w1 = np > 1 ? _mm512_loadu_ps(P + pstride + k * PANEL) : w0;
+        __m512 w[GEMM_NP];
+        for (int p = 0; p < np; p++) {
+            _mm_prefetch((const char *)(P + p * pstride + (k + PREFETCH_K) * PANEL), _MM_HINT_T0);
+            w[p] = _mm512_loadu_ps(P + p * pstride + k * PANEL);
+        }
         for (int j = 0; j < tt; j++) {
             const __m512 b = _mm512_set1_ps(xp[j * XS + k]);
-            a[0][j] = _mm512_fmadd_ps(w0, b, a[0][j]);
-            if (np > 1) a[1][j] = _mm512_fmadd_ps(w1, b, a[1][j]);
+            for (int p = 0; p < np; p++) a[p][j] = _mm512_fmadd_ps(w[p], b, a[p][j]);
         }
     }
     for (int p = 0; p < np; p++)
@@ -176,22 +181,37 @@ INLINE void panels_tile(int np, int tt, const float *P, int64_t pstride, const f
 
 static void tile_any(int np, int tt, const float *P, int64_t pstride, const float *xp, int64_t n, float *y,
                      int64_t ldy, const __mmask16 *m, bool first) {
+#define NP_MIN(a) ((a) < GEMM_NP ? (a) : GEMM_NP)
 #define TILE_CASE(t_)                                                                                        \
     case t_:                                                                                                 \
-        if (np == 2) panels_tile(2, t_, P, pstride, xp, n, y, ldy, m, first);                              \
-        else panels_tile(1, t_, P, pstride, xp, n, y, ldy, m, first);                                      \
+        if (np >= GEMM_NP) panels_tile(GEMM_NP, t_, P, pstride, xp, n, y, ldy, m, first);                  \
+        else if (np == 1) panels_tile(1, t_, P, pstride, xp, n, y, ldy, m, first);                         \
+        else if (np == 2) panels_tile(NP_MIN(2), t_, P, pstride, xp, n, y, ldy, m, first);                 \
+        else panels_tile(NP_MIN(3), t_, P, pstride, xp, n, y, ldy, m, first);                              \
         break;
     switch (tt) {
-        TILE_CASE(1) TILE_CASE(2) TILE_CASE(3) TILE_CASE(4) TILE_CASE(5) TILE_CASE(6)
-        TILE_CASE(7) TILE_CASE(8) TILE_CASE(9) TILE_CASE(10) TILE_CASE(11)
+        TILE_CASE(1) TILE_CASE(2) TILE_CASE(3) TILE_CASE(4) TILE_CASE(5)
+#if NR > 6
+        TILE_CASE(6) TILE_CASE(7)
+#endif
+#if NR > 8
+        TILE_CASE(8)
+#endif
+#if NR > 9
+        TILE_CASE(9) TILE_CASE(10) TILE_CASE(11)
+#endif
+#if NR > 12
+        TILE_CASE(12) TILE_CASE(13)
+#endif
     default:
-        TILE_CASE(12)
+        TILE_CASE(NR)
     }
 #undef TILE_CASE
+#undef NP_MIN
 }
 
 /* The activations as the tiles read them: for each column block kb (n columns from kb KC), the
- * T tokens' n columns, token t at (kb T + t) XS floats -- rows 1,088 bytes apart, so the 12 rows a
+ * T tokens' n columns, token t at (kb T + t) XS floats -- rows 1,088 bytes apart, so the 9 rows a
  * tile broadcasts from fall in different L1 sets (X's own rows, 2048 floats apart in the FFN's
  * down projection, share one set). matmul.c prepares them once per call for all its threads and
  * matrices (vwn_ops.prepare_x); without that buffer a call prepares STACK_T tokens at a time,
@@ -224,7 +244,7 @@ static void gemm_pass(const vwn_mat *W, const float *X, int64_t ldx, int64_t T, 
     const int64_t cols = W->cols;
     const char *packed = W->packed;
     const size_t psize = (size_t)PANEL * (size_t)cols * (type == VWN_TYPE_F32 ? 4 : 2); /* bytes a panel */
-    float buf[2 * KC * PANEL]; /* a panel pair's column block as F32 (32 KiB) */
+    float buf[GEMM_NP * KC * PANEL]; /* a tile's panels' column block as F32 (16 KiB a panel) */
     for (int64_t k0 = 0; k0 < cols; k0 += KC) {
         const int64_t n = cols - k0 < KC ? cols - k0 : KC;
         const bool first = k0 == 0;
@@ -233,13 +253,14 @@ static void gemm_pass(const vwn_mat *W, const float *X, int64_t ldx, int64_t T, 
         if (packed && type == VWN_TYPE_F32) {
             /* F32 panels in place: a row block's column block stays in L2 while every token tile
              * runs over it (the token tile in L1) */
-            for (int64_t b0 = q0; b0 < q1; b0 += MC / PANEL) {
-                const int64_t b1 = b0 + MC / PANEL < q1 ? b0 + MC / PANEL : q1;
+            for (int64_t b0 = q0; b0 < q1; b0 += MC_PANELS) {
+                const int64_t b1 = b0 + MC_PANELS < q1 ? b0 + MC_PANELS : q1;
                 for (int64_t t0 = 0; t0 < T; t0 += NR) {
                     const int tt = T - t0 < NR ? (int)(T - t0) : NR;
-                    for (int64_t q = b0; q < b1; q += 2) {
-                        const int np = b1 - q >= 2 ? 2 : 1;
-                        const __mmask16 m[2] = {rows_mask(q * PANEL, r0, r1), rows_mask((q + 1) * PANEL, r0, r1)};
+                    for (int64_t q = b0; q < b1; q += GEMM_NP) {
+                        const int np = b1 - q >= GEMM_NP ? GEMM_NP : (int)(b1 - q);
+                        __mmask16 m[GEMM_NP];
+                        for (int p = 0; p < GEMM_NP; p++) m[p] = rows_mask((q + p) * PANEL, r0, r1);
                         const float *P = (const float *)(packed + (size_t)q * psize) + k0 * PANEL;
                         tile_any(np, tt, P, (int64_t)(psize / 4), xp + t0 * XS, n,
                                  Y + t0 * ldy + q * PANEL, ldy, m, first);
@@ -247,11 +268,12 @@ static void gemm_pass(const vwn_mat *W, const float *X, int64_t ldx, int64_t T, 
                 }
             }
         } else {
-            /* F16 / BF16 panels, or no packed copy: each panel pair's column block widened (or
+            /* F16 / BF16 panels, or no packed copy: each tile's panels' column block widened (or
              * packed) into buf once, then every token tile over it */
-            for (int64_t q = q0; q < q1; q += 2) {
-                const int np = q1 - q >= 2 ? 2 : 1;
-                const __mmask16 m[2] = {rows_mask(q * PANEL, r0, r1), rows_mask((q + 1) * PANEL, r0, r1)};
+            for (int64_t q = q0; q < q1; q += GEMM_NP) {
+                const int np = q1 - q >= GEMM_NP ? GEMM_NP : (int)(q1 - q);
+                __mmask16 m[GEMM_NP];
+                for (int p = 0; p < GEMM_NP; p++) m[p] = rows_mask((q + p) * PANEL, r0, r1);
                 if (packed) widen_block(type, packed + (size_t)q * psize, psize, np, k0, n, buf);
                 else pack_block(W, q * PANEL, np, k0, n, buf);
                 for (int64_t t0 = 0; t0 < T; t0 += NR) {
