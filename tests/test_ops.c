@@ -690,13 +690,16 @@ static void test_matmul_mt(const vwn_ops *ops) {
 
 /* The balanced split hands a slow thread's rows to the others. A probe kernel counts how often
  * each row is computed and by which thread; the calling thread (team thread 0, whose static share
- * is rows [0, 128)) stalls in its first chunk until another thread has computed one of its rows,
- * i.e. stolen from its run. Every row must still be computed exactly once, with the same bits. */
+ * is the first half of the rows) stalls in its first chunk until another thread has computed one
+ * of its rows, i.e. stolen from its run. Every row must still be computed exactly once, with the
+ * same bits. One token (claims down to one chunk), and 9 tokens: claims of at least 4 chunks, so
+ * 512 rows -- the caller's first claim is 8 chunks, and 8 are left to steal half of. */
 static struct {
     const vwn_ops *real;
     pthread_t caller;
-    _Atomic int computed[256];
-    _Atomic int others_in_caller_share; /* rows [0, 128) computed by another thread */
+    int64_t caller_share;               /* rows [0, caller_share): the caller's static run */
+    _Atomic int computed[512];
+    _Atomic int others_in_caller_share; /* rows of the caller's run computed by another thread */
     _Atomic int other_threads;          /* calls made by another thread */
 } probe;
 
@@ -706,7 +709,7 @@ static void probe_matmul(const vwn_mat *W, const float *X, int64_t ldx, const vo
     if (!caller) atomic_fetch_add(&probe.other_threads, 1);
     for (int64_t r = r0; r < r1; r++) {
         atomic_fetch_add(&probe.computed[r], 1);
-        if (!caller && r < 128) atomic_fetch_add(&probe.others_in_caller_share, 1);
+        if (!caller && r < probe.caller_share) atomic_fetch_add(&probe.others_in_caller_share, 1);
     }
     if (caller && r0 == 0) { /* the caller's first chunk: wait (up to 5 s) for a steal */
         struct timespec start, now;
@@ -719,34 +722,41 @@ static void probe_matmul(const vwn_mat *W, const float *X, int64_t ldx, const vo
 }
 
 static void test_matmul_steal(const vwn_ops *ops) {
-    const int64_t rows = 256, cols = 1024; /* 16 chunks, 262K multiply-adds: threaded */
-    test_mat m;
-    make_mat(&m, VWN_TYPE_F32, rows, cols, false);
-    vwn_mat w = as_vwn(&m);
-    float *X = malloc(sizeof(float) * (size_t)cols), *Y = malloc(sizeof(float) * (size_t)rows),
-          *Ys = malloc(sizeof(float) * (size_t)rows);
-    vwn_block_q8_0 *xq = malloc(sizeof(vwn_block_q8_0) * (size_t)(cols / 32));
-    make_x(X, cols, xq, 1, cols, false);
-    ops->matmul(&w, X, cols, NULL, 1, Ys, rows, 0, rows);
-    vwn_ops slow = *ops;
-    slow.matmul = probe_matmul;
-    probe.real = ops;
-    probe.caller = pthread_self();
-    for (int64_t r = 0; r < rows; r++) atomic_store(&probe.computed[r], 0);
-    atomic_store(&probe.others_in_caller_share, 0);
-    atomic_store(&probe.other_threads, 0);
-    vwn_matmul_mt(&slow, &w, X, 1, Y, NULL, 2);
-    int wrong = 0;
-    for (int64_t r = 0; r < rows; r++) wrong += atomic_load(&probe.computed[r]) != 1;
-    CHECK_MSG(wrong == 0, "[%s] balanced split: %d rows not computed exactly once", ops->name, wrong);
-    CHECK_MSG(memcmp(Y, Ys, sizeof(float) * (size_t)rows) == 0, "[%s] balanced split differs from serial", ops->name);
-    if (atomic_load(&probe.other_threads) == 0)
-        printf("[%s] balanced split: one thread only (no OpenMP, or a team of one): steal not tested\n", ops->name);
-    else
-        CHECK_MSG(atomic_load(&probe.others_in_caller_share) > 0,
-                  "[%s] balanced split: the stalled thread's rows were not taken by the other", ops->name);
-    free(X), free(xq), free(Y), free(Ys);
-    free_mat(&m);
+    static const int64_t cases[2][2] = {{256, 1}, {512, 9}}; /* rows (16 or 32 chunks), tokens */
+    for (int c = 0; c < 2; c++) {
+        const int64_t rows = cases[c][0], T = cases[c][1], cols = 1024; /* >= 262K multiply-adds: threaded */
+        test_mat m;
+        make_mat(&m, VWN_TYPE_F32, rows, cols, false);
+        vwn_mat w = as_vwn(&m);
+        float *X = malloc(sizeof(float) * (size_t)(T * cols)), *Y = malloc(sizeof(float) * (size_t)(T * rows)),
+              *Ys = malloc(sizeof(float) * (size_t)(T * rows));
+        vwn_block_q8_0 *xq = malloc(sizeof(vwn_block_q8_0) * (size_t)(T * cols / 32));
+        make_x(X, cols, xq, T, cols, false);
+        ops->matmul(&w, X, cols, NULL, T, Ys, rows, 0, rows);
+        vwn_ops slow = *ops;
+        slow.matmul = probe_matmul;
+        probe.real = ops;
+        probe.caller = pthread_self();
+        probe.caller_share = rows / 2;
+        for (int64_t r = 0; r < rows; r++) atomic_store(&probe.computed[r], 0);
+        atomic_store(&probe.others_in_caller_share, 0);
+        atomic_store(&probe.other_threads, 0);
+        vwn_matmul_mt(&slow, &w, X, T, Y, NULL, 2);
+        int wrong = 0;
+        for (int64_t r = 0; r < rows; r++) wrong += atomic_load(&probe.computed[r]) != 1;
+        CHECK_MSG(wrong == 0, "[%s] balanced split, %d tokens: %d rows not computed exactly once", ops->name, (int)T,
+                  wrong);
+        CHECK_MSG(memcmp(Y, Ys, sizeof(float) * (size_t)(T * rows)) == 0, "[%s] balanced split, %d tokens: differs from serial",
+                  ops->name, (int)T);
+        if (atomic_load(&probe.other_threads) == 0)
+            printf("[%s] balanced split: one thread only (no OpenMP, or a team of one): steal not tested\n", ops->name);
+        else
+            CHECK_MSG(atomic_load(&probe.others_in_caller_share) > 0,
+                      "[%s] balanced split, %d tokens: the stalled thread's rows were not taken by the other", ops->name,
+                      (int)T);
+        free(X), free(xq), free(Y), free(Ys);
+        free_mat(&m);
+    }
 }
 
 /* ---- vector helpers and fused kernels ------------------------------------------------------- */
