@@ -1,5 +1,7 @@
 /* ghcpre.c -- the (8,64) prefill GHC module alone: vwn_ghc_before at T = 256 with a pending write,
- * one thread, each call followed by an FMA loop of similar length: GFLOP/s and share of the loop. */
+ * one thread, dynamic and static coefficients, each dynamic call followed by an FMA loop of
+ * similar length: GFLOP/s and share of the loop. COLD=MB streams that many MB between calls;
+ * -DTIMERS with a build of ghc_timers.patch (-DGHC_FN=ghc_var_before) prints the steps' shares. */
 #include "model.h"
 #include "ghc.h"
 #include "common.h"
@@ -8,20 +10,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec * 1e-9; }
-static int cmp(const void *a, const void *b) { double x = *(const double *)a, y = *(const double *)b; return x < y ? -1 : x > y; }
-#define C16(X) X(0)X(1)X(2)X(3)X(4)X(5)X(6)X(7)X(8)X(9)X(10)X(11)X(12)X(13)X(14)X(15)
-static double fma_gflops(long it){ const __m512 b=_mm512_set1_ps(0.9999999f), c=_mm512_set1_ps(1e-7f);
-#define D(k) __m512 a##k=_mm512_set1_ps(0.01f*k);
-#define S(k) a##k=_mm512_fmadd_ps(a##k,b,c);
-#define A(k) s=_mm512_add_ps(s,a##k);
-  C16(D) double t0=now(); for(long i=0;i<it;i++){C16(S)} double t=now()-t0; __m512 s=_mm512_setzero_ps(); C16(A)
-  static volatile float sink; sink=_mm512_reduce_add_ps(s); return it*16.0*32/t*1e-9; }
+#include "fma_loop.h"
 #ifndef GHC_FN
 #define GHC_FN vwn_ghc_before
 #endif
 float *GHC_FN(const vwn_hparams *hp, const vwn_ghc_weights *g, const vwn_ops *ops, const float *y_prev, float *H,
               int32_t T, float *x, float *G, const vwn_ghc_scratch *sc, int n_threads);
+#ifdef TIMERS
+extern double tsc_part[8]; /* ghc_timers.patch */
+#endif
 int main(int argc, char **argv) {
     vwn_model *m; if (vwn_model_load(argv[1], NULL, &m)) return 1;
     const int N = argc > 2 ? atoi(argv[2]) : 20, nt = argc > 3 ? atoi(argv[3]) : 1, T = 256;
@@ -38,6 +35,7 @@ int main(int argc, char **argv) {
     double *g_ = malloc(N * sizeof(double)), *r_ = malloc(N * sizeof(double)), *us_st = malloc(N * sizeof(double)), *us_dy = malloc(N * sizeof(double));
     vwn_hparams hs = *hp; hs.ghc_dynamic = false;
     for (int k = 0; k < N; k++) {
+        if (getenv("COLD")) { static char *junk; const size_t jn = (size_t)atoi(getenv("COLD")) << 20; if (!junk) { junk = malloc(jn); memset(junk, 1, jn); } long sm = 0; for (size_t i = 0; i < jn; i += 64) sm += junk[i]; static volatile long sk; sk = sm; }
         {   /* static GHC (no coefficient projection or tanh): the same call otherwise */
             memcpy(H, H0, T * Dw * 4);
             for (int64_t i = 0; i < T * n * mm; i++) wcoef[i] = 0.01f;
@@ -50,6 +48,7 @@ int main(int argc, char **argv) {
         memcpy(H, H0, T * Dw * 4);
         for (int64_t i = 0; i < T * n * mm; i++) wcoef[i] = 0.01f;
         vwn_ghc_scratch sc = {coef, wcoef, rows, tmp, false};
+        if (getenv("COLD")) { static char *junk; const size_t jn = (size_t)atoi(getenv("COLD")) << 20; if (!junk) { junk = malloc(jn); memset(junk, 1, jn); } long sm = 0; for (size_t i = 0; i < jn; i += 64) sm += junk[i]; static volatile long sk; sk = sm; }
         double t0 = now();
         GHC_FN(hp, g, ops, y, H, T, x, G, &sc, nt);
         double t = now() - t0;
@@ -57,9 +56,14 @@ int main(int argc, char **argv) {
         g_[k] = flop / t * 1e-9; r_[k] = g_[k] / pk; us_dy[k] = t / T * 1e6;
         if (k == 0) printf("first call: %.1f us per token\n", t / T * 1e6);
     }
-    qsort(g_, N, sizeof(double), cmp); qsort(r_, N, sizeof(double), cmp); qsort(us_st, N, sizeof(double), cmp); qsort(us_dy, N, sizeof(double), cmp);
+    qsort(g_, N, sizeof(double), cmpd); qsort(r_, N, sizeof(double), cmpd); qsort(us_st, N, sizeof(double), cmpd); qsort(us_dy, N, sizeof(double), cmpd);
     printf("per token: dynamic %.2f us, static %.2f us (medians)\n", us_dy[N / 2], us_st[N / 2]);
     printf("(8,64) prefill GHC, T=%d, %d thread(s): %.1f GFLOP/s (%.2f us per token), %.0f%% of the FMA loop (q1-q3 %.0f-%.0f%%)\n",
            T, nt, g_[N / 2], flop / T / g_[N / 2] * 1e-3, 100 * r_[N / 2], 100 * r_[N / 4], 100 * r_[3 * N / 4]);
+#ifdef TIMERS
+    double tot = 0; for (int i = 0; i < 8; i++) tot += tsc_part[i];
+    const char *nm[8] = {"prefetch", "coef_rows (all)", "read mix", "carry mix", "carry copy", "  write", "  norms+tanh+wcoef", "  projection mix"};
+    for (int i = 0; i < 8; i++) printf("%-22s %5.1f%%\n", nm[i], 100 * tsc_part[i] / (tot - tsc_part[5] - tsc_part[6] - tsc_part[7]));
+#endif
     return 0;
 }

@@ -6,15 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
-static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec * 1e-9; }
-static int cmp(const void *a, const void *b) { double x = *(const double *)a, y = *(const double *)b; return x < y ? -1 : x > y; }
-#define C16(X) X(0)X(1)X(2)X(3)X(4)X(5)X(6)X(7)X(8)X(9)X(10)X(11)X(12)X(13)X(14)X(15)
-static double fma_gflops(long it){ const __m512 b=_mm512_set1_ps(0.9999999f), c=_mm512_set1_ps(1e-7f);
-#define D(k) __m512 a##k=_mm512_set1_ps(0.01f*k);
-#define S(k) a##k=_mm512_fmadd_ps(a##k,b,c);
-#define A(k) s=_mm512_add_ps(s,a##k);
-  C16(D) double t0=now(); for(long i=0;i<it;i++){C16(S)} double t=now()-t0; __m512 s=_mm512_setzero_ps(); C16(A)
-  static volatile float sink; sink=_mm512_reduce_add_ps(s); return it*16.0*32/t*1e-9; }
+#include "fma_loop.h"
 int main(int argc, char **argv) {
     const vwn_ops *ops = vwn_ops_best();
     const int N = 31, R = 2000;
@@ -34,7 +26,7 @@ int main(int argc, char **argv) {
         g = 2.0 * 16 * 96 * 80 * R * 4 / (now() - t0) * 1e-9;
         r2[k] = g / fma_gflops((long)(2.0 * 16 * 96 * 80 * R * 4 / 512 / 2));
     }
-    qsort(r1, N, 8, cmp); qsort(r2, N, 8, cmp);
+    qsort(r1, N, 8, cmpd); qsort(r2, N, 8, cmpd);
     printf("carry mix (64x64 by 64x96): %.0f%% of the FMA loop (q1-q3 %.0f-%.0f%%); coefficient projection (16x96 by 96x80): %.0f%% (%.0f-%.0f%%)\n",
            100 * r1[N / 2], 100 * r1[N / 4], 100 * r1[3 * N / 4], 100 * r2[N / 2], 100 * r2[N / 4], 100 * r2[3 * N / 4]);
     return 0;

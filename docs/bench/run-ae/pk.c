@@ -15,15 +15,7 @@ typedef void pxfn(const float *X, int64_t ldx, int64_t T, int64_t cols, int64_t 
 extern fn v0, v1, v2, v3;
 extern pbfn v0_pb, v1_pb, v2_pb, v3_pb;
 extern pxfn v0_px, v1_px, v2_px, v3_px;
-static double now(void){struct timespec t;clock_gettime(CLOCK_MONOTONIC,&t);return t.tv_sec+t.tv_nsec/1e9;}
-static int cmpd(const void*a,const void*b){double x=*(const double*)a,y=*(const double*)b;return x<y?-1:x>y;}
-#define C16(X) X(0)X(1)X(2)X(3)X(4)X(5)X(6)X(7)X(8)X(9)X(10)X(11)X(12)X(13)X(14)X(15)
-static double fma_gflops(long it){ const __m512 b=_mm512_set1_ps(0.9999999f), c=_mm512_set1_ps(1e-7f);
-#define D(k) __m512 a##k=_mm512_set1_ps(0.01f*k);
-#define S(k) a##k=_mm512_fmadd_ps(a##k,b,c);
-#define A(k) s=_mm512_add_ps(s,a##k);
-  C16(D) double t0=now(); for(long i=0;i<it;i++){C16(S)} double t=now()-t0; __m512 s=_mm512_setzero_ps(); C16(A)
-  static volatile float sink; sink=_mm512_reduce_add_ps(s); return it*16.0*32/t*1e-9; }
+#include "fma_loop.h"
 int main(int argc,char**argv){
   fn *f[]={v0,v1,v2,v3}; pbfn *pbf[]={v0_pb,v1_pb,v2_pb,v3_pb}; pxfn *pxf[]={v0_px,v1_px,v2_px,v3_px};
   int R=atoi(argv[1]),C=atoi(argv[2]),T=atoi(argv[3]),type=atoi(argv[4]),N=atoi(argv[5]),NV=atoi(argv[6]),RP=argc>7?atoi(argv[7]):1;
