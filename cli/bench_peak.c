@@ -12,9 +12,6 @@
 #define _GNU_SOURCE
 #include "cli.h"
 
-#include <pthread.h>
-#include <sched.h>
-#include <stdatomic.h>
 
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -111,18 +108,13 @@ typedef struct peak_worker {
     fma_loop loop;
     double flop, t0, t1;
     float sink;
-    atomic_int *go; /* 0: wait, 1: start, -1: give up */
 } peak_worker;
 
-static void *peak_thread(void *arg) {
+static void peak_thread(void *arg) {
     peak_worker *w = arg;
-    int go;
-    while ((go = atomic_load(w->go)) == 0) sched_yield();
-    if (go < 0) return NULL;
     w->t0 = cli_time_us();
     w->flop = w->loop(PEAK_ITERS, &w->sink);
     w->t1 = cli_time_us();
-    return NULL;
 }
 
 const char *cli_fma_peak_level(void) {
@@ -135,19 +127,11 @@ double cli_fma_peak_gflops(int T) {
     const fma_loop loop = best_loop(&name);
     if (!loop || T < 1) return 0.0;
     if (T > 256) T = 256;
-    pthread_t th[256];
     peak_worker w[256];
     double best = 0.0;
     for (int pass = 0; pass < PEAK_PASSES; pass++) {
-        atomic_int go = 0;
-        int started = 1;
-        for (int t = 0; t < T; t++) w[t] = (peak_worker){loop, 0, 0, 0, 0.0f, &go};
-        for (int t = 1; t < T && started == t; t++)
-            if (pthread_create(&th[t], NULL, peak_thread, &w[t]) == 0) started++;
-        atomic_store(&go, started == T ? 1 : -1);
-        if (started == T) peak_thread(&w[0]);
-        for (int t = 1; t < started; t++) pthread_join(th[t], NULL);
-        if (started != T) return 0.0;
+        for (int t = 0; t < T; t++) w[t] = (peak_worker){loop, 0, 0, 0, 0.0f};
+        if (!cli_run_together(T, peak_thread, w, sizeof w[0])) return 0.0;
         double first = w[0].t0, last = w[0].t1, flop = 0.0;
         for (int t = 0; t < T; t++) {
             if (w[t].t0 < first) first = w[t].t0;

@@ -4,6 +4,8 @@
 
 #include "vwn.h"
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 
 /* Each subcommand: argv[0] is the subcommand name. Returns the process exit code. */
@@ -52,6 +54,11 @@ int cli_tokenize(const char *cmd, const vwn_model *model, const char *text, size
 void cli_json_string(FILE *f, const char *s);
 /* Monotonic clock in microseconds. */
 double cli_time_us(void);
+
+/* Runs fn on T workers (an array of T structs of `size` bytes at `workers`, 1 <= T <= 256), all
+ * released at once when every thread exists: T - 1 new POSIX threads and the calling thread
+ * (worker 0). Returns false, having run none, if a thread could not be started. */
+bool cli_run_together(int T, void (*fn)(void *), void *workers, size_t size);
 
 /* The machine's FMA peak (cli/bench_peak.c): T threads of independent FMA chains at the best SIMD
  * level of this CPU, best of 5 passes, in GFLOP/s; 0 where this CPU or build has no SIMD level. */

@@ -45,10 +45,7 @@
 
 #include <errno.h>
 #include <math.h>
-#include <pthread.h>
-#include <sched.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -359,17 +356,13 @@ typedef struct bw_worker {
     uint64_t sum;
     double t0, t1;
     int fill;                 /* 1: write the part (first touch), 0: read it */
-    atomic_int *go;           /* 0: wait, 1: start, -1: give up */
 } bw_worker;
 
-static void *bw_thread(void *arg) {
+static void bw_thread(void *arg) {
     bw_worker *w = arg;
-    int go;
-    while ((go = atomic_load(w->go)) == 0) sched_yield();
-    if (go < 0) return NULL;
     if (w->fill) {
         memset((void *)w->p, 0x5a, w->n * sizeof(v4u64));
-        return NULL;
+        return;
     }
     /* 16-byte vectors, the width every x86-64 and AArch64 CPU has: both compilers keep the eight
      * sums in registers. (With 32-byte generic vectors on baseline x86-64, gcc kept them on the
@@ -393,26 +386,17 @@ static void *bw_thread(void *arg) {
     for (int k = 1; k < 8; k++) s[0] += s[k];
     w->sum = s[0][0] + s[0][1];
     w->t1 = cli_time_us();
-    return NULL;
 }
 
 /* One pass of T threads over the buffer, all released at once; returns the seconds from the
  * earliest start to the latest end (0 if the threads could not be started). */
 static double bw_pass(v4u64 *buf, size_t n_vec, int T, int streams, int fill, uint64_t *sum) {
-    pthread_t th[256];
     bw_worker w[256];
-    atomic_int go = 0;
-    int started = 1;
     for (int t = 0; t < T; t++) {
         const size_t lo = n_vec * (size_t)t / (size_t)T, hi = n_vec * (size_t)(t + 1) / (size_t)T;
-        w[t] = (bw_worker){buf + lo, hi - lo, streams, 0, 0, 0, fill, &go};
+        w[t] = (bw_worker){buf + lo, hi - lo, streams, 0, 0, 0, fill};
     }
-    for (int t = 1; t < T && started == t; t++)
-        if (pthread_create(&th[t], NULL, bw_thread, &w[t]) == 0) started++;
-    atomic_store(&go, started == T ? 1 : -1);
-    if (started == T) bw_thread(&w[0]);
-    for (int t = 1; t < started; t++) pthread_join(th[t], NULL);
-    if (started != T) return 0.0;
+    if (!cli_run_together(T, bw_thread, w, sizeof w[0])) return 0.0;
     double first = w[0].t0, last = w[0].t1;
     for (int t = 0; t < T; t++) {
         if (w[t].t0 < first) first = w[t].t0;

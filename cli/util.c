@@ -3,6 +3,9 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
@@ -217,4 +220,35 @@ double cli_time_us(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec * 1e-3;
+}
+
+/* A worker thread of cli_run_together: waits for the release, then runs (or gives up). */
+typedef struct together {
+    void (*fn)(void *);
+    void *arg;
+    atomic_int *go; /* 0: wait, 1: run, -1: give up */
+} together;
+
+static void *together_thread(void *p) {
+    const together *t = p;
+    int go;
+    while ((go = atomic_load(t->go)) == 0) sched_yield();
+    if (go > 0) t->fn(t->arg);
+    return NULL;
+}
+
+bool cli_run_together(int T, void (*fn)(void *), void *workers, size_t size) {
+    pthread_t th[256];
+    together tg[256];
+    atomic_int go = 0;
+    int started = 1;
+    if (T < 1 || T > 256) return false;
+    for (int t = 1; t < T && started == t; t++) {
+        tg[t] = (together){fn, (char *)workers + (size_t)t * size, &go};
+        if (pthread_create(&th[t], NULL, together_thread, &tg[t]) == 0) started++;
+    }
+    atomic_store(&go, started == T ? 1 : -1);
+    if (started == T) fn(workers);
+    for (int t = 1; t < started; t++) pthread_join(th[t], NULL);
+    return started == T;
 }

@@ -13,9 +13,6 @@
 
 #include <math.h>
 #include <string.h>
-#ifdef VWN_OPENMP
-#include <omp.h>
-#endif
 
 /* ---- small helpers -------------------------------------------------------------------------- */
 
