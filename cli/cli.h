@@ -38,8 +38,9 @@ int cli_parse_simd(const char *cmd, const char *s, int32_t *out);
 /* The SIMD level a context made with `requested` runs at: requested itself, or for VWN_SIMD_AUTO the
  * level the VWN_SIMD environment variable names (if this CPU supports it), else the best one. */
 vwn_simd cli_simd_in_effect(int32_t requested);
-/* --kv-type f32|f16 -> VWN_TYPE_F32 / VWN_TYPE_F16 (context param kv_type). */
+/* --kv-type f32|f16|q8_0 -> VWN_TYPE_F32 / F16 / Q8_0 (context param kv_type), and back. */
 int cli_parse_kv_type(const char *cmd, const char *s, int32_t *out);
+const char *cli_kv_type_name(int32_t kv_type);
 /* Prints "vwn <cmd>: <message> (try 'vwn <cmd> --help')" to stderr; returns 2 (usage error). */
 int cli_usage_error(const char *cmd, const char *fmt, ...)
 #if defined(__GNUC__) || defined(__clang__)

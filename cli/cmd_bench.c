@@ -18,7 +18,7 @@
  *
  * Bytes per decoded token = vwn_model_info.weight_bytes_per_token (matrices, embedding row, the
  * fp32 norms and GHC coefficients) + the KV cache a token reads:
- * 2 (K and V) * L * pos * Hkv * hd * e bytes (e = 4, or 2 with --kv-type f16) at the mean number
+ * 2 (K and V) * L * pos * Hkv * hd * e bytes (e = 4, 2 with --kv-type f16, 34/32 with q8_0) at the mean number
  * of attended positions pos = P + (N + 1) / 2. Achieved GB/s = bytes per token * decode tok/s / 1e9.
  *
  * Machine bandwidth: T threads (pthreads, -t) each sum their contiguous share of a 1 GiB buffer
@@ -75,7 +75,7 @@ static void usage(FILE *out) {
             "  -r N           repetitions; the median is reported (default 3)\n"
             "  --spec K|auto  also time greedy speculative generation of N tokens with K drafts\n"
             "  --simd LEVEL   scalar|avx2|avx512|neon|auto (default auto)\n"
-            "  --kv-type T    KV cache element type, f32 or f16 (default f32)\n"
+            "  --kv-type T    KV cache element type, f32, f16 or q8_0 (default f32)\n"
             "  --bw-mb N      buffer of the bandwidth test in MiB (default 1024)\n"
             "  --no-mmap      read the model into (huge-page) memory instead of mapping the file\n"
             "  --json         print every result as one JSON object on the last line\n"
@@ -563,7 +563,7 @@ static void summarise(const options *o, const run_result *runs, double machine_g
     /* KV bytes one decoded token reads: K and V of every layer at the mean attended length */
     const double mean_pos = o->prompt_len + (o->gen_len + 1) / 2.0;
     s->kv_bytes = 2.0 * s->info.n_layer * mean_pos * s->info.n_head_kv * s->info.head_dim *
-                  (o->kv_type == VWN_TYPE_F16 ? 2.0 : 4.0);
+                  (o->kv_type == VWN_TYPE_F16 ? 2.0 : o->kv_type == VWN_TYPE_Q8_0 ? 34.0 / 32.0 : 4.0);
     s->bytes_per_token = (double)s->info.weight_bytes_per_token + s->kv_bytes;
     s->decode_gbs = s->bytes_per_token * s->decode_tok_s / 1e9;
     /* FLOP of the prompt / median prefill time (= P / median tok/s; exact for an odd rep count) */
@@ -742,7 +742,7 @@ int cmd_bench(int argc, char **argv) {
     printf("vwn bench: libvwn %s, SIMD %s, %d thread%s; prompt %d tokens, decode %d tokens, median of %d rep%s; "
            "KV cache %s\n",
            vwn_version(), vwn_simd_name(level), T, T == 1 ? "" : "s", o.prompt_len, o.gen_len, o.reps,
-           o.reps == 1 ? "" : "s", o.kv_type == VWN_TYPE_F16 ? "f16" : "f32");
+           o.reps == 1 ? "" : "s", cli_kv_type_name(o.kv_type));
     printf("machine read bandwidth: %.2f GB/s (%d thread%s summing a %d MiB buffer, 1, 2 and 4 streams a thread, "
            "best of %d passes; measured again after every round of reps)\n", machine_gbs, T, T == 1 ? "" : "s", bw_mb,
            BW_PASSES);
@@ -820,7 +820,7 @@ int cmd_bench(int argc, char **argv) {
         printf("{\"version\": \"%s\", \"simd\": \"%s\", \"threads\": %d, \"prompt_len\": %d, \"gen_len\": %d, "
                "\"reps\": %d, \"kv_type\": \"%s\", ",
                vwn_version(), vwn_simd_name(level), T, o.prompt_len, o.gen_len, o.reps,
-               o.kv_type == VWN_TYPE_F16 ? "f16" : "f32");
+               cli_kv_type_name(o.kv_type));
         /* with one model its keys follow at the top level, machine_gbs among them (the same value) */
         if (o.n_models > 1) printf("\"machine_gbs\": %.6g, ", machine_gbs);
         printf("\"bw_buffer_mb\": %d, \"rep_machine_gbs\": [", bw_mb);

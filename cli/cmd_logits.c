@@ -27,7 +27,7 @@ static void usage(FILE *out) {
             "  --no-bos          with --prompt: do not add BOS\n"
             "  -t N              compute threads (default: the library's)\n"
             "  --simd LEVEL      scalar|avx2|avx512|neon|auto (default auto)\n"
-            "  --kv-type f32|f16 KV cache element type (default f32)\n"
+            "  --kv-type f32|f16|q8_0 KV cache element type (default f32)\n"
             "  -o OUT.npy        output file (required); the MTP files are named after it,\n"
             "                    with a trailing .npy replaced: out.npy -> out.mtp1.npy\n");
 }

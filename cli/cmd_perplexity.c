@@ -34,7 +34,7 @@ static void usage(FILE *out) {
             "  --max-tokens N     use only the first N tokens of the text\n"
             "  -t N               compute threads (default: the library's)\n"
             "  --simd LEVEL       scalar|avx2|avx512|neon|auto (default auto)\n"
-            "  --kv-type f32|f16  KV cache element type (default f32)\n"
+            "  --kv-type f32|f16|q8_0  KV cache element type (default f32)\n"
             "  --json             also print the results as one JSON object on the last line\n"
             "\n"
             "The first token of every window is context only (not scored). Bits per byte divide the\n"

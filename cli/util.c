@@ -157,11 +157,16 @@ vwn_simd cli_simd_in_effect(int32_t requested) {
     return vwn_simd_best();
 }
 
+const char *cli_kv_type_name(int32_t kv_type) {
+    return kv_type == VWN_TYPE_F16 ? "f16" : kv_type == VWN_TYPE_Q8_0 ? "q8_0" : "f32";
+}
+
 int cli_parse_kv_type(const char *cmd, const char *s, int32_t *out) {
     if (!strcmp(s, "f32")) *out = VWN_TYPE_F32;
     else if (!strcmp(s, "f16")) *out = VWN_TYPE_F16;
+    else if (!strcmp(s, "q8_0")) *out = VWN_TYPE_Q8_0;
     else {
-        cli_usage_error(cmd, "--kv-type expects f32 or f16, got '%s'", s);
+        cli_usage_error(cmd, "--kv-type expects f32, f16 or q8_0, got '%s'", s);
         return 1;
     }
     return 0;

@@ -299,11 +299,14 @@ typedef struct vwn_context_params {
     vwn_abort_callback abort_callback; /* may be NULL                                         */
     void *abort_user_data;
     int32_t kv_type;        /* element type of the KV caches (main model and MTP modules):
-                               VWN_TYPE_F32 (0, the default: exact against the reference) or
+                               VWN_TYPE_F32 (0, the default: exact against the reference),
                                VWN_TYPE_F16 (half the memory and half the bytes attention reads
                                per token; keys and values rounded to fp16 when stored, as
-                               llama.cpp's default cache). Saved states are F32 either way and
-                               load into a context of either type. Other types: INVALID_ARG  */
+                               llama.cpp's default cache) or VWN_TYPE_Q8_0 (34 bytes per 32
+                               values, 0.27x F32: each key and value row quantized per 32 values
+                               as ggml's q8_0 cache; needs head_dim % 32 == 0, else UNSUPPORTED).
+                               Saved states are F32 whatever the type and load into a context of
+                               any type. Other types: INVALID_ARG                              */
 } vwn_context_params;
 
 /* Defaults for vwn_context_new. Thread-safe. */

@@ -57,8 +57,8 @@ void vwn_rope_apply(float *v, int32_t n_heads, int32_t hd, const float *cos_p, c
  * docs/performance.md, "Sixteenth session".) */
 
 /* Keys per piece: ~16 KiB of keys (or values) of one head, at least 16. */
-static int32_t piece_keys(int32_t hd, size_t esize) {
-    const int32_t k = (int32_t)(16384 / ((size_t)hd * esize));
+static int32_t piece_keys(size_t row_bytes) {
+    const int32_t k = (int32_t)(16384 / row_bytes);
     return k < 16 ? 16 : k;
 }
 
@@ -82,7 +82,7 @@ static void fold(float *out, float *M, float *L, const float *o, float m, float 
 typedef struct {
     const vwn_ops *ops;
     const float *q;
-    bool half;
+    int32_t type;           /* the cache's kv_type: F32, F16 or Q8_0 */
     size_t row;             /* bytes of one key (value) row */
     const char *K, *V;      /* this KV head's keys and values, position 0 */
     int32_t p0, t0, nt, kvh, n_head, group, hd, r0, nr;
@@ -134,7 +134,7 @@ static void attend_blocks(const chunk *c, int32_t bA, int32_t bB, float *sc, int
     const float inv_sqrt_hd = 1.0f / sqrtf((float)c->hd);
     const int32_t hd = c->hd, last = c->p0 + c->t0 + c->nt; /* keys of the chunk's last token */
     const int32_t j_begin = bA * PB, j_end = bB * PB < last ? bB * PB : last;
-    const int32_t piece = c->nr == 1 ? PB : piece_keys(hd, c->half ? sizeof(uint16_t) : sizeof(float));
+    const int32_t piece = c->nr == 1 ? PB : piece_keys(c->row);
     /* scores of the run, piece by piece (pieces end at block ends) */
     for (int32_t j0 = j_begin; j0 < j_end;) {
         const int32_t be = (j0 / PB + 1) * PB, j1 = j0 + piece < be ? j0 + piece : be;
@@ -149,14 +149,16 @@ static void attend_blocks(const chunk *c, int32_t bA, int32_t bB, float *sc, int
         int32_t done = 0; /* keys every row of the run has, taken together */
         if (run.n > 1 && ops->attn_scores_rows) {
             done = run.common;
-            ops->attn_scores_rows(run.out, run.q, run.n, c->half ? VWN_TYPE_F16 : VWN_TYPE_F32, c->K + j0 * c->row, hd,
-                                  done, hd, inv_sqrt_hd);
+            ops->attn_scores_rows(run.out, run.q, run.n, c->type, c->K + j0 * c->row, hd, done, hd, inv_sqrt_hd);
         }
         for (int32_t k = 0; k < run.n; k++) {
             const int32_t n = run.keys[k] - done;
             if (n <= 0) continue;
             const char *K = c->K + (size_t)(j0 + done) * c->row;
-            if (c->half) ops->attn_scores_f16(run.out[k] + done, run.q[k], (const uint16_t *)K, hd, n, hd, inv_sqrt_hd);
+            if (c->type == VWN_TYPE_F16)
+                ops->attn_scores_f16(run.out[k] + done, run.q[k], (const uint16_t *)K, hd, n, hd, inv_sqrt_hd);
+            else if (c->type == VWN_TYPE_Q8_0)
+                ops->attn_scores_q8_0(run.out[k] + done, run.q[k], (const vwn_block_q8_0 *)K, hd, n, hd, inv_sqrt_hd);
             else ops->attn_scores(run.out[k] + done, run.q[k], (const float *)K, hd, n, hd, inv_sqrt_hd);
         }
         j0 = je;
@@ -187,15 +189,17 @@ static void attend_blocks(const chunk *c, int32_t bA, int32_t bB, float *sc, int
             int32_t done = 0;
             if (run.n > 1 && ops->attn_values_rows) {
                 done = run.common;
-                ops->attn_values_rows(run.out, run.q, run.n, c->half ? VWN_TYPE_F16 : VWN_TYPE_F32, c->V + j0 * c->row,
-                                      hd, done, hd, j0 > b0);
+                ops->attn_values_rows(run.out, run.q, run.n, c->type, c->V + j0 * c->row, hd, done, hd, j0 > b0);
             }
             for (int32_t k = 0; k < run.n; k++) { /* the rest of each row's keys continue its sums */
                 const int32_t n = run.keys[k] - done;
                 if (n <= 0) continue;
                 const char *V = c->V + (size_t)(j0 + done) * c->row;
                 const bool acc = j0 > b0 || done > 0;
-                if (c->half) ops->attn_values_f16(run.out[k], run.q[k] + done, (const uint16_t *)V, hd, n, hd, acc);
+                if (c->type == VWN_TYPE_F16)
+                    ops->attn_values_f16(run.out[k], run.q[k] + done, (const uint16_t *)V, hd, n, hd, acc);
+                else if (c->type == VWN_TYPE_Q8_0)
+                    ops->attn_values_q8_0(run.out[k], run.q[k] + done, (const vwn_block_q8_0 *)V, hd, n, hd, acc);
                 else ops->attn_values(run.out[k], run.q[k] + done, (const float *)V, hd, n, hd, acc);
             }
         }
@@ -207,8 +211,8 @@ static void attend_blocks(const chunk *c, int32_t bA, int32_t bB, float *sc, int
 typedef struct {
     const vwn_ops *ops;
     const float *q;
-    bool half;
-    size_t esize;
+    int32_t type;           /* kv_type */
+    size_t row;             /* bytes of a cache row */
     const char *k_cache, *v_cache;
     int32_t p0, T, n_head, n_head_kv, hd, n_ctx;
     float *out;
@@ -217,8 +221,8 @@ typedef struct {
 } job;
 
 static chunk make_chunk(const job *jb, int32_t t0, int32_t nt, int32_t kvh, int32_t r0, int32_t nr) {
-    const size_t row = (size_t)jb->hd * jb->esize, head = (size_t)jb->n_ctx * row;
-    chunk c = {jb->ops, jb->q, jb->half, row, jb->k_cache + kvh * head, jb->v_cache + kvh * head,
+    const size_t row = jb->row, head = (size_t)jb->n_ctx * row;
+    chunk c = {jb->ops, jb->q, jb->type, row, jb->k_cache + kvh * head, jb->v_cache + kvh * head,
                jb->p0, t0, nt, kvh, jb->n_head, jb->n_head / jb->n_head_kv, jb->hd, r0, nr};
     return c;
 }
@@ -344,7 +348,7 @@ void vwn_attention(const vwn_ops *ops, const float *q, int32_t kv_type, const vo
                    float *out, float *scratch, int32_t n_ctx, int n_threads, int64_t split) {
     const int32_t group = n_head / n_head_kv;
     const size_t per_thread = thread_floats(hd, n_ctx);
-    const job jb = {ops, q, kv_type == VWN_TYPE_F16, vwn_kv_esize(kv_type), (const char *)k_cache,
+    const job jb = {ops, q, kv_type, vwn_kv_row_bytes(kv_type, hd), (const char *)k_cache,
                     (const char *)v_cache, p0, T, n_head, n_head_kv, hd, n_ctx, out, NULL, NULL};
     /* items: (block of tokens, KV head), each folding its blocks of positions as it goes; or, to
      * balance the attention of a few tokens (decoding, draft verification) when their KV heads do

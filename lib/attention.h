@@ -17,18 +17,23 @@ void vwn_rope_apply(float *v, int32_t n_heads, int32_t hd, const float *cos_p, c
  * head's keys (values) are contiguous, so attention reads them as one linear stream (with the
  * heads interleaved per position, [n_ctx][Hkv*hd], every key was a separate 256-byte piece at a
  * stride of Hkv*hd floats, and decode attention ran at 13 GB/s against 28 for a linear read).
- * Elements are fp32 or fp16 (context param kv_type), esize bytes each. The row of KV head kvh at
- * position pos: */
-static inline void *vwn_kv_row(void *cache, size_t esize, int32_t n_ctx, int32_t hd, int32_t kvh, int32_t pos) {
-    return (char *)cache + ((size_t)kvh * (size_t)n_ctx + (size_t)pos) * (size_t)hd * esize;
+ * A row of hd values is fp32, fp16 or Q8_0 blocks (context param kv_type; Q8_0: hd / 32 blocks of
+ * 34 bytes, hd % 32 == 0), row_bytes each (vwn_kv_row_bytes). The row of KV head kvh at position pos: */
+static inline void *vwn_kv_row(void *cache, size_t row_bytes, int32_t n_ctx, int32_t kvh, int32_t pos) {
+    return (char *)cache + ((size_t)kvh * (size_t)n_ctx + (size_t)pos) * row_bytes;
 }
 
-/* Bytes of one cache element of kv_type (F16: 2, else F32: 4). */
-static inline size_t vwn_kv_esize(int32_t kv_type) { return kv_type == VWN_TYPE_F16 ? sizeof(uint16_t) : sizeof(float); }
+/* Bytes of one cache row of hd values of kv_type (F32: 4 hd, F16: 2 hd, Q8_0: 34 hd / 32). */
+static inline size_t vwn_kv_row_bytes(int32_t kv_type, int32_t hd) {
+    if (kv_type == VWN_TYPE_Q8_0) return (size_t)hd / VWN_QK8_0 * sizeof(vwn_block_q8_0);
+    return (size_t)hd * (kv_type == VWN_TYPE_F16 ? sizeof(uint16_t) : sizeof(float));
+}
 
-/* Stores one row of hd floats into a cache row of kv_type (fp32: a copy; fp16: rounded). */
+/* Stores one row of hd floats into a cache row of kv_type (fp32: a copy; fp16: rounded to nearest
+ * even; Q8_0: quantized per 32 values as the Q8_0 activations are, ops.h quantize_q8_0). */
 static inline void vwn_kv_store(const vwn_ops *ops, int32_t kv_type, void *dst, const float *src, int32_t hd) {
     if (kv_type == VWN_TYPE_F16) ops->to_f16((uint16_t *)dst, src, hd);
+    else if (kv_type == VWN_TYPE_Q8_0) ops->quantize_q8_0(src, (vwn_block_q8_0 *)dst, hd);
     else memcpy(dst, src, (size_t)hd * sizeof(float));
 }
 
@@ -42,8 +47,8 @@ static inline void vwn_kv_store(const vwn_ops *ops, int32_t kv_type, void *dst, 
 /* Floats of scratch vwn_attention needs for a cache of n_ctx positions on up to n_threads threads. */
 size_t vwn_attention_scratch_floats(int32_t n_head, int32_t hd, int32_t n_ctx, int n_threads);
 
-/* Causal attention for T queries at positions p0..p0+T-1. q: [T][Hq*hd]; the caches (elements of
- * kv_type, F32 or F16) hold keys and values of positions 0..p0+T-1 (layout above); out: [T][Hq*hd].
+/* Causal attention for T queries at positions p0..p0+T-1. q: [T][Hq*hd]; the caches (rows of
+ * kv_type, F32, F16 or Q8_0) hold keys and values of positions 0..p0+T-1 (layout above); out: [T][Hq*hd].
  * scratch: vwn_attention_scratch_floats(n_head, hd, n_ctx, n_threads) floats. It runs on up to
  * n_threads threads when its work (multiply-adds of the scores, T x positions x Hq x hd) exceeds
  * split (below); the results are the same bits either way. */

@@ -46,16 +46,19 @@ static vwn_status resolve_params(const vwn_model *m, const vwn_context_params *i
     if (out->simd != VWN_SIMD_AUTO && !vwn_simd_supported((vwn_simd)out->simd))
         return vwn_fail(VWN_ERR_UNSUPPORTED, "SIMD level %s is not supported by this CPU or build",
                         vwn_simd_name((vwn_simd)out->simd));
-    if (out->kv_type != VWN_TYPE_F32 && out->kv_type != VWN_TYPE_F16)
-        return vwn_fail(VWN_ERR_INVALID_ARG, "kv_type = %d: the KV cache is F32 (%d) or F16 (%d)", out->kv_type,
-                        VWN_TYPE_F32, VWN_TYPE_F16);
+    if (out->kv_type != VWN_TYPE_F32 && out->kv_type != VWN_TYPE_F16 && out->kv_type != VWN_TYPE_Q8_0)
+        return vwn_fail(VWN_ERR_INVALID_ARG, "kv_type = %d: the KV cache is F32 (%d), F16 (%d) or Q8_0 (%d)",
+                        out->kv_type, VWN_TYPE_F32, VWN_TYPE_F16, VWN_TYPE_Q8_0);
+    if (out->kv_type == VWN_TYPE_Q8_0 && m->hp.head_dim % VWN_QK8_0 != 0)
+        return vwn_fail(VWN_ERR_UNSUPPORTED, "kv_type Q8_0 needs a head size that is a multiple of %d; this model's is %d",
+                        VWN_QK8_0, m->hp.head_dim);
     if (m->hp.mtp_depth == 0) out->mtp = false;
     if (m->hp.seg > 4096)
         return vwn_fail(VWN_ERR_UNSUPPORTED, "segment width s = %d exceeds 4096", m->hp.seg);
     return VWN_OK;
 }
 
-/* ---- memory plan: every buffer of a context, in floats unless noted (KV: in elements) -------- */
+/* ---- memory plan: every buffer of a context, in floats unless noted (KV: in cache rows) ------- */
 
 typedef struct plan {
     size_t kv, rope, tokens, states, state_pos, logits, mtp_logits, mtp_kv;
@@ -76,8 +79,8 @@ static vwn_status make_plan(const vwn_model *m, const vwn_context_params *p, pla
     pl->n_out = p->logits_all ? p->n_batch : 1;
     pl->ring = p->n_batch + pl->n_mtp + 1;
 
-    pl->kv = 2 * (size_t)hp->n_layer * ctx * kv_dim;
-    pl->mtp_kv = 2 * (size_t)pl->n_mtp * ctx * kv_dim;
+    pl->kv = 2 * (size_t)hp->n_layer * ctx * (size_t)hp->n_head_kv;
+    pl->mtp_kv = 2 * (size_t)pl->n_mtp * ctx * (size_t)hp->n_head_kv;
     pl->rope = 2 * ctx * (size_t)(hp->head_dim / 2);
     pl->tokens = ctx; /* int32 */
     pl->states = (size_t)pl->n_mtp * pl->ring * Dw;
@@ -131,7 +134,7 @@ static vwn_status make_plan(const vwn_model *m, const vwn_context_params *p, pla
                     pl->kvb * 2 + pl->ff * 2 + pl->att + pl->emb + pl->mtp_in + pl->head;
     size_t bytes = 0;
     size_t kv_bytes = 0;
-    if (!vwn_mul_size(pl->kv + pl->mtp_kv, vwn_kv_esize(p->kv_type), &kv_bytes) || !vwn_mul_size(floats, sizeof(float), &bytes) ||
+    if (!vwn_mul_size(pl->kv + pl->mtp_kv, vwn_kv_row_bytes(p->kv_type, hp->head_dim), &kv_bytes) || !vwn_mul_size(floats, sizeof(float), &bytes) ||
         !vwn_add_size(bytes, kv_bytes, &bytes) ||
         !vwn_add_size(bytes, (pl->tokens + pl->state_pos + 3 * (size_t)pl->n_mtp + (size_t)pl->n_mtp) * 4, &bytes) ||
         !vwn_add_size(bytes, pl->xq + pl->prow * sizeof(void *) + sizeof(vwn_context) + 64 * 40, &bytes))
@@ -181,10 +184,10 @@ static float *falloc(size_t n, bool *ok) {
     return p;
 }
 
-/* The KV caches (n elements of esize bytes): in huge pages where the OS allows (vwn_big_alloc). */
-static void *falloc_big(size_t n, size_t esize, bool *ok) {
+/* The KV caches (n rows of row_bytes): in huge pages where the OS allows (vwn_big_alloc). */
+static void *falloc_big(size_t n, size_t row_bytes, bool *ok) {
     if (n == 0) return NULL;
-    void *p = vwn_big_alloc(n * esize);
+    void *p = vwn_big_alloc(n * row_bytes);
     if (!p) *ok = false;
     return p;
 }
@@ -223,11 +226,11 @@ vwn_status vwn_context_new(const vwn_model *model, const vwn_context_params *par
 
     bool ok = ctx->ops != NULL;
     const size_t kv_half = pl.kv / 2, mtp_half = pl.mtp_kv / 2;
-    ctx->kv_esize = vwn_kv_esize(p.kv_type);
-    ctx->k_cache = falloc_big(kv_half, ctx->kv_esize, &ok);
-    ctx->v_cache = falloc_big(kv_half, ctx->kv_esize, &ok);
-    ctx->mtp_k = falloc_big(mtp_half, ctx->kv_esize, &ok);
-    ctx->mtp_v = falloc_big(mtp_half, ctx->kv_esize, &ok);
+    ctx->kv_row = vwn_kv_row_bytes(p.kv_type, model->hp.head_dim);
+    ctx->k_cache = falloc_big(kv_half, ctx->kv_row, &ok);
+    ctx->v_cache = falloc_big(kv_half, ctx->kv_row, &ok);
+    ctx->mtp_k = falloc_big(mtp_half, ctx->kv_row, &ok);
+    ctx->mtp_v = falloc_big(mtp_half, ctx->kv_row, &ok);
     ctx->rope_cos = falloc(pl.rope / 2, &ok);
     ctx->rope_sin = falloc(pl.rope / 2, &ok);
     ctx->states = falloc(pl.states, &ok);

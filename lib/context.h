@@ -41,9 +41,9 @@ struct vwn_context {
     /* main model */
     int32_t n_past;                /* tokens in the cache                               */
     int32_t *tokens;               /* [n_ctx] the tokens in the cache                  */
-    /* KV caches: elements of params.kv_type (fp32, or fp16 bits), kv_esize bytes each; per layer
-     * (module) n_ctx * Hkv * hd of them, laid out as attention.h says (vwn_kv_row) */
-    size_t kv_esize;
+    /* KV caches: rows of hd values of params.kv_type (fp32, fp16 bits or Q8_0 blocks), kv_row
+     * bytes each; per layer (module) n_ctx * Hkv rows, laid out as attention.h says (vwn_kv_row) */
+    size_t kv_row;
     void *k_cache, *v_cache;       /* [L] layers                                       */
     float *rope_cos, *rope_sin;    /* [n_ctx][hd/2]                                    */
 

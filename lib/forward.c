@@ -106,9 +106,9 @@ static void rope_store(vwn_context *ctx, int32_t t, int32_t pos, void *k_cache, 
     vwn_rope_apply(s->q + (size_t)t * hp->n_head * hd, hp->n_head, hd, c, sn);
     vwn_rope_apply(s->k + (size_t)t * kv_dim, hp->n_head_kv, hd, c, sn);
     for (int32_t h = 0; h < hp->n_head_kv; h++) { /* layout: attention.h */
-        vwn_kv_store(ctx->ops, kv_type, vwn_kv_row(k_cache, ctx->kv_esize, n_ctx, hd, h, pos),
+        vwn_kv_store(ctx->ops, kv_type, vwn_kv_row(k_cache, ctx->kv_row, n_ctx, h, pos),
                      s->k + (size_t)t * kv_dim + (size_t)h * hd, hd);
-        vwn_kv_store(ctx->ops, kv_type, vwn_kv_row(v_cache, ctx->kv_esize, n_ctx, hd, h, pos),
+        vwn_kv_store(ctx->ops, kv_type, vwn_kv_row(v_cache, ctx->kv_row, n_ctx, h, pos),
                      s->v + (size_t)t * kv_dim + (size_t)h * hd, hd);
     }
 }
@@ -252,7 +252,7 @@ vwn_status vwn_forward_main(vwn_context *ctx, const int32_t *tokens, int32_t n, 
     const vwn_model *m = ctx->model;
     const vwn_hparams *hp = &m->hp;
     const int32_t p0 = ctx->n_past, Dw = hp->n_wide;
-    const size_t kv_layer = (size_t)ctx->params.n_ctx * hp->n_head_kv * hp->head_dim * ctx->kv_esize; /* bytes */
+    const size_t kv_layer = (size_t)ctx->params.n_ctx * hp->n_head_kv * ctx->kv_row; /* bytes */
 
     embed(ctx, tokens, n, ctx->s.wide);
     bool pending = false;
@@ -295,7 +295,7 @@ static void mtp_run(vwn_context *ctx, int32_t j, int32_t pos0, int32_t T, const 
     const vwn_mtp_weights *mw = &m->mtp[j - 1];
     vwn_scratch *s = &ctx->s;
     const int32_t Dw = hp->n_wide, n = hp->ghc_n, sg = hp->seg;
-    const size_t kv_mod = (size_t)ctx->params.n_ctx * hp->n_head_kv * hp->head_dim * ctx->kv_esize; /* bytes */
+    const size_t kv_mod = (size_t)ctx->params.n_ctx * hp->n_head_kv * ctx->kv_row; /* bytes */
 
     /* e = rmsnorm_{D'}(h'_0(tok)) ⊙ enorm, p = rmsnorm_{D'}(P) ⊙ hnorm, rows interleaved [e_c ; p_c] */
     embed(ctx, toks, T, s->emb);

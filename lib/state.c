@@ -176,43 +176,51 @@ static void put_u64(writer *w, uint64_t v) { put(w, &v, 8); }
 static void put_f32(writer *w, const float *p, size_t n) { put(w, p, n * sizeof(float)); }
 
 /* One layer's KV cache (layout: attention.h) as the file stores it, [n_past][Hkv*hd] of fp32
- * whatever the context's kv_type (fp16 widens exactly). `cache` is the layer's first byte. */
+ * whatever the context's kv_type (fp16 widens exactly; Q8_0 dequantizes exactly, d * qs).
+ * `cache` is the layer's first byte. */
 static void put_kv(writer *w, const vwn_context *ctx, const char *cache, int32_t n_past) {
     const int32_t hd = ctx->model->hp.head_dim, n_kv = ctx->model->hp.n_head_kv, n_ctx = ctx->params.n_ctx;
-    const size_t es = ctx->kv_esize;
+    const int32_t type = ctx->params.kv_type;
     for (int32_t p = 0; p < n_past; p++)
         for (int32_t h = 0; h < n_kv; h++) {
-            const void *row = vwn_kv_row((void *)cache, es, n_ctx, hd, h, p);
-            if (ctx->params.kv_type != VWN_TYPE_F16) {
-                put_f32(w, row, (size_t)hd);
+            const char *row = vwn_kv_row((void *)cache, ctx->kv_row, n_ctx, h, p);
+            if (type == VWN_TYPE_F32) {
+                put_f32(w, (const float *)row, (size_t)hd);
                 continue;
             }
-            float buf[64];
+            float buf[64]; /* 64 values: whole Q8_0 blocks */
             for (int32_t i = 0; i < hd; i += 64) {
                 const int32_t n = hd - i < 64 ? hd - i : 64;
-                for (int32_t c = 0; c < n; c++) buf[c] = vwn_fp16_to_fp32(((const uint16_t *)row)[i + c]);
+                if (type == VWN_TYPE_F16)
+                    for (int32_t c = 0; c < n; c++) buf[c] = vwn_fp16_to_fp32(((const uint16_t *)row)[i + c]);
+                else vwn_dequant_row(VWN_TYPE_Q8_0, (const vwn_block_q8_0 *)row + i / VWN_QK8_0, buf, n);
                 put_f32(w, buf, (size_t)n);
             }
         }
 }
 
 /* ... and back: fp32 rows [n_rows][Hkv*hd] from the file (any alignment) into the cache's layout
- * and type (fp16: rounded to nearest even, as when decoding). */
+ * and type, stored as when decoding (fp16: rounded to nearest even; Q8_0: quantized by the
+ * context's kernels -- a Q8_0 row saved and loaded again is the same blocks: its largest value is
+ * d * 127, so the scale comes back as d and every quant as itself). */
 static void get_kv(const vwn_context *ctx, char *cache, const uint8_t *rows, int32_t n_rows) {
     const int32_t hd = ctx->model->hp.head_dim, n_kv = ctx->model->hp.n_head_kv, n_ctx = ctx->params.n_ctx;
-    const size_t row_bytes = (size_t)hd * sizeof(float), es = ctx->kv_esize;
+    const size_t row_bytes = (size_t)hd * sizeof(float);
     for (int32_t p = 0; p < n_rows; p++)
         for (int32_t h = 0; h < n_kv; h++) {
-            void *dst = vwn_kv_row(cache, es, n_ctx, hd, h, p);
+            char *dst = vwn_kv_row(cache, ctx->kv_row, n_ctx, h, p);
             const uint8_t *src = rows + ((size_t)p * n_kv + h) * row_bytes;
-            if (ctx->params.kv_type != VWN_TYPE_F16) {
+            if (ctx->params.kv_type == VWN_TYPE_F32) {
                 memcpy(dst, src, row_bytes);
                 continue;
             }
-            for (int32_t c = 0; c < hd; c++) {
-                float f;
-                memcpy(&f, src + (size_t)c * sizeof(float), sizeof f);
-                ((uint16_t *)dst)[c] = vwn_fp32_to_fp16(f);
+            float buf[64];
+            for (int32_t i = 0; i < hd; i += 64) {
+                const int32_t n = hd - i < 64 ? hd - i : 64;
+                memcpy(buf, src + (size_t)i * sizeof(float), (size_t)n * sizeof(float));
+                if (ctx->params.kv_type == VWN_TYPE_F16)
+                    for (int32_t c = 0; c < n; c++) ((uint16_t *)dst)[i + c] = vwn_fp32_to_fp16(buf[c]);
+                else ctx->ops->quantize_q8_0(buf, (vwn_block_q8_0 *)dst + i / VWN_QK8_0, n);
             }
         }
 }
@@ -236,7 +244,7 @@ static int32_t stage_limit(const vwn_context *ctx, int32_t s) {
 static void write_body(const vwn_context *ctx, uint64_t model_id, writer *w) {
     const vwn_hparams *hp = &ctx->model->hp;
     const size_t kv_dim = (size_t)hp->n_head_kv * hp->head_dim, Dw = (size_t)hp->n_wide, V = (size_t)hp->n_vocab;
-    const size_t kv_layer = (size_t)ctx->params.n_ctx * kv_dim * ctx->kv_esize; /* bytes of one layer's cache */
+    const size_t kv_layer = (size_t)ctx->params.n_ctx * hp->n_head_kv * ctx->kv_row; /* bytes of one layer's cache */
     const int32_t n_past = ctx->n_past;
 
     put_u64(w, model_id);
@@ -563,7 +571,7 @@ static vwn_status parse_body(const vwn_context *ctx, reader *r, parsed *ps) {
 static void apply_body(vwn_context *ctx, const parsed *ps) {
     const vwn_hparams *hp = &ctx->model->hp;
     const size_t kv_dim = (size_t)hp->n_head_kv * hp->head_dim, Dw = (size_t)hp->n_wide, V = (size_t)hp->n_vocab;
-    const size_t kv_layer = (size_t)ctx->params.n_ctx * kv_dim * ctx->kv_esize, n_past = (size_t)ps->n_past;
+    const size_t kv_layer = (size_t)ctx->params.n_ctx * hp->n_head_kv * ctx->kv_row, n_past = (size_t)ps->n_past;
     const size_t layer_bytes = n_past * kv_dim * sizeof(float); /* in the file */
 
     ctx->n_past = ps->n_past;

@@ -46,6 +46,10 @@ for sh in m1n1 m2n8; do
     -t "$T" -p 256 -n 64 -r 5 --kv-type f16 --json | tee "$OUT/types_${sh}_kvf16.txt"
 done
 
+echo "== KV cache types (f32, f16, q8_0) at a 2,000-token context (m1n1 Q8_0)"
+VWN=$VWN docs/bench/run-af/kvab.sh 1 "$M/llama110m_m1n1.q8_0.gguf" 2000 32 > "$OUT/kv_types_p2000.txt" 2>&1
+.venv/bin/python docs/bench/run-af/kvsum.py "$OUT/kv_types_p2000.txt"
+
 echo "== thread scaling (q8_0 and f32, 1 vs $T threads)"
 for ty in f32 q8_0; do
   for t in 1 "$T"; do
@@ -84,7 +88,9 @@ if [ -d runs/long/vwn ] || [ -n "${VWN_DEMO_CKPT:-}" ]; then
   $VWN perplexity "$M/demo.q4_0_pure.gguf" --file "$OUT/heldout.txt" --json | tail -1 > "$OUT/ppl_q4_0_pure.json"
   echo "q4_0 --pure: $(cat "$OUT/ppl_q4_0_pure.json")"
   for ty in f32 q8_0; do
-    $VWN perplexity "$M/demo.$ty.gguf" --file "$OUT/heldout.txt" --kv-type f16 --json | tail -1 > "$OUT/ppl_${ty}_kvf16.json"
-    echo "$ty, fp16 KV cache: $(cat "$OUT/ppl_${ty}_kvf16.json")"
+    for kv in f16 q8_0; do
+      $VWN perplexity "$M/demo.$ty.gguf" --file "$OUT/heldout.txt" --kv-type $kv --json | tail -1 > "$OUT/ppl_${ty}_kv$kv.json"
+      echo "$ty, $kv KV cache: $(cat "$OUT/ppl_${ty}_kv$kv.json")"
+    done
   done
 fi

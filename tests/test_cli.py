@@ -97,6 +97,12 @@ def models(tmp_path_factory):
     zero_tensors(ckpt / "model.safetensors", ["final_norm.weight", "mtp.0.final_norm.weight"])
     convert.convert(str(ckpt), str(base / "zero_head.gguf"))
     out["zero_head"] = (ckpt, base / "zero_head.gguf")
+    # heads of 32 values: a Q8_0 KV cache holds whole blocks (--kv-type q8_0)
+    cfg["head_dim"] = 32
+    ckpt = base / "hd32"
+    rc.make_checkpoint(cfg, str(ckpt), seed=1)
+    convert.convert(str(ckpt), str(base / "hd32.gguf"))
+    out["hd32"] = (ckpt, base / "hd32.gguf")
     return out
 
 
@@ -331,7 +337,25 @@ def test_perplexity_kv_f16(models, tmp_path):
     assert abs(res["bits_per_token"] - bits / scored) <= 1e-4 * bits / scored
     bad = subprocess.run([str(VWN_BIN), "perplexity", str(gguf), "--file", str(tmp_path / "t.txt"),
                           "--kv-type", "bf16"], capture_output=True)
-    assert bad.returncode == 2 and b"--kv-type expects f32 or f16" in bad.stderr
+    assert bad.returncode == 2 and b"--kv-type expects f32, f16 or q8_0" in bad.stderr
+
+
+def test_perplexity_kv_q8_0(models, tmp_path):
+    """--kv-type q8_0 matches the reference run with a Q8_0 KV cache (tools/reference.py kv_q8_0)
+    within 1e-4 of the bits per token (measured: 2.4e-8); on a model whose heads are not whole
+    32-value blocks it fails with the library's message."""
+    ckpt, gguf = models["hd32"]
+    cfg, w = load_checkpoint(str(ckpt))
+    text = b"Virtual width networks widen the residual stream. " * 2
+    (tmp_path / "t.txt").write_bytes(text)
+    res = json.loads(vwn("perplexity", gguf, "--file", tmp_path / "t.txt", "--ctx", 64, "--kv-type", "q8_0",
+                         "--json").stdout.decode().strip().splitlines()[-1])
+    bits, scored = reference_bits(dict(cfg, kv_q8_0=True), w, list(text), 64, 64)
+    assert res["scored_tokens"] == scored
+    assert abs(res["bits_per_token"] - bits / scored) <= 1e-4 * bits / scored
+    bad = subprocess.run([str(VWN_BIN), "perplexity", str(models[MTP_MODEL][1]), "--file", str(tmp_path / "t.txt"),
+                          "--kv-type", "q8_0"], capture_output=True)
+    assert bad.returncode != 0 and b"multiple of 32" in bad.stderr
 
 
 def test_perplexity_max_tokens(models, tmp_path):
@@ -491,13 +515,16 @@ def test_bench_prefill_flops():
 
 
 def test_bench_kv_type(models):
-    """--kv-type f16: the KV bytes per token halve; a bad type is a usage error."""
-    a = models[MTP_MODEL][1]
+    """--kv-type f16 / q8_0: the KV bytes per token are 1/2 / 34/128 of f32's; a bad type is a usage
+    error."""
+    a = models["hd32"][1]
     r32 = json.loads(vwn("bench", a, *BENCH_FAST).stdout.decode().strip().splitlines()[-1])
     r16 = json.loads(vwn("bench", a, *BENCH_FAST, "--kv-type", "f16").stdout.decode().strip().splitlines()[-1])
-    assert r32["kv_type"] == "f32" and r16["kv_type"] == "f16"
+    r8 = json.loads(vwn("bench", a, *BENCH_FAST, "--kv-type", "q8_0").stdout.decode().strip().splitlines()[-1])
+    assert (r32["kv_type"], r16["kv_type"], r8["kv_type"]) == ("f32", "f16", "q8_0")
     assert r16["kv_bytes_per_token"] == pytest.approx(r32["kv_bytes_per_token"] / 2)
-    p = subprocess.run([str(VWN_BIN), "bench", str(a), "--kv-type", "q8_0"], capture_output=True)
+    assert r8["kv_bytes_per_token"] == pytest.approx(r32["kv_bytes_per_token"] * 34 / 128)
+    p = subprocess.run([str(VWN_BIN), "bench", str(a), "--kv-type", "q4_0"], capture_output=True)
     assert p.returncode == 2 and b"--kv-type" in p.stderr
 
 

@@ -1007,6 +1007,97 @@ static void test_kv_f16(const vwn_ops *ops) {
     CHECK_MSG(bad == 0, "[%s] %d fp16-cache attention results differ", ops->name, bad);
 }
 
+/* ---- the Q8_0 KV cache (context param kv_type = Q8_0) ------------------------------------------
+ * attn_scores_q8_0 / attn_values_q8_0 and the rows kernels with kv_type Q8_0 must give, bit for bit,
+ * what the same level's fp32 kernels give on the rows dequantized (d * qs is exact in fp32), and so
+ * differ from the scalar level only by summation order. Head widths 32-256 (a Q8_0 row is whole
+ * blocks), row strides past the head, key counts around the 4-, 8- and 16-key trees, 1-9 rows,
+ * values continued in pieces. Blocks carry random fp16 scales (and a zero block) and quants over
+ * the whole [-127, 127]. */
+static void fill_q8_rows(vwn_block_q8_0 *b, float *f, int64_t n_vals) {
+    for (int64_t i = 0; i < n_vals / VWN_QK8_0; i++) {
+        b[i].d = i % 37 == 5 ? 0 : vwn_fp32_to_fp16(0.002f + 0.05f * fabsf(rnd_unit()));
+        for (int j = 0; j < VWN_QK8_0; j++) b[i].qs[j] = (int8_t)((int)(rnd_u32() % 255) - 127);
+    }
+    vwn_dequant_row(VWN_TYPE_Q8_0, b, f, n_vals);
+}
+
+static void test_kv_q8_0(const vwn_ops *ops) {
+    const vwn_ops *ref = vwn_ops_get(VWN_SIMD_SCALAR);
+    int bad = 0, bad_rows = 0;
+    enum { NKV = 70, MAXW = 256, MAXR = 9 };
+    const int64_t widths[] = {32, 64, 96, 128, 160, 256};
+    static vwn_block_q8_0 Kq[NKV * (MAXW + 32) / 32], Vq[NKV * (MAXW + 32) / 32];
+    static float Kf[NKV * (MAXW + 32)], Vf[NKV * (MAXW + 32)];
+    for (size_t w = 0; w < sizeof widths / sizeof widths[0]; w++) {
+        const int64_t hd = widths[w], ld = hd + (int64_t)(w % 2) * 32, n_kv = 41 + (int64_t)w;
+        fill_q8_rows(Kq, Kf, NKV * ld);
+        fill_q8_rows(Vq, Vf, NKV * ld);
+        float q[MAXW], p[NKV], s1[NKV], s2[NKV], s3[NKV], y1[MAXW], y2[MAXW], y3[MAXW];
+        for (int64_t i = 0; i < hd; i++) q[i] = rnd_unit();
+        for (int64_t j = 0; j < NKV; j++) p[j] = fabsf(rnd_unit());
+        ops->attn_scores_q8_0(s1, q, Kq, ld, n_kv, hd, 0.125f);
+        ops->attn_scores(s2, q, Kf, ld, n_kv, hd, 0.125f);
+        ref->attn_scores_q8_0(s3, q, Kq, ld, n_kv, hd, 0.125f);
+        for (int64_t j = 0; j < n_kv; j++) {
+            bad += fbits(s1[j]) != fbits(s2[j]);
+            bad += fabsf(s1[j] - s3[j]) > 1e-5f * sqrtf((float)hd) * 0.125f * 6.4f * (float)hd;
+        }
+        /* a key's score alone and from another start: the same bits */
+        for (int64_t j = 0; j < n_kv; j++) {
+            float one;
+            ops->attn_scores_q8_0(&one, q, Kq + j * (ld / 32), ld, 1, hd, 0.125f);
+            bad += fbits(one) != fbits(s1[j]);
+        }
+        ops->attn_scores_q8_0(s2, q, Kq + 7 * (ld / 32), ld, n_kv - 7, hd, 0.125f);
+        for (int64_t j = 7; j < n_kv; j++) bad += fbits(s2[j - 7]) != fbits(s1[j]);
+        ops->attn_values_q8_0(y1, p, Vq, ld, n_kv, hd, false);
+        ops->attn_values(y2, p, Vf, ld, n_kv, hd, false);
+        ref->attn_values_q8_0(y3, p, Vq, ld, n_kv, hd, false);
+        for (int64_t i = 0; i < hd; i++) {
+            bad += fbits(y1[i]) != fbits(y2[i]);
+            bad += fabsf(y1[i] - y3[i]) > 1e-5f * sqrtf((float)n_kv) * 6.4f * (float)n_kv;
+        }
+        const int64_t cuts[3] = {1, 17, 40};
+        for (int ci = 0; ci < 3; ci++) {
+            float z1[MAXW], z3[MAXW];
+            const int64_t a = cuts[ci];
+            ops->attn_values_q8_0(z1, p, Vq, ld, a, hd, false);
+            ops->attn_values_q8_0(z1, p + a, Vq + a * (ld / 32), ld, n_kv - a, hd, true);
+            ref->attn_values_q8_0(z3, p, Vq, ld, a, hd, false);
+            ref->attn_values_q8_0(z3, p + a, Vq + a * (ld / 32), ld, n_kv - a, hd, true);
+            for (int64_t i = 0; i < hd; i++) bad += (fbits(z1[i]) != fbits(y1[i])) + (fbits(z3[i]) != fbits(y3[i]));
+        }
+        /* the rows kernels over a Q8_0 cache: each row the bits of the one-row kernels */
+        const int64_t keys[] = {1, 15, 16, 17, 33, 70};
+        for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
+            for (int32_t nr = 1; nr <= MAXR; nr++) {
+                static float qr[MAXR][MAXW], pr[MAXR][NKV], a1[MAXR][NKV], b1[MAXR][MAXW], b2[MAXR][MAXW];
+                float *so[MAXR], *yo[MAXR], a2[NKV];
+                const float *qs[MAXR], *ps[MAXR];
+                const int64_t nk = keys[k];
+                for (int32_t r = 0; r < nr; r++) {
+                    for (int64_t i = 0; i < hd; i++) qr[r][i] = rnd_unit(), b1[r][i] = b2[r][i] = rnd_unit();
+                    for (int64_t j = 0; j < nk; j++) pr[r][j] = fabsf(rnd_unit());
+                    so[r] = a1[r], yo[r] = b1[r], qs[r] = qr[r], ps[r] = pr[r];
+                }
+                const bool acc = (nr + (int)k) % 2 == 1;
+                if (ops->attn_scores_rows) ops->attn_scores_rows(so, qs, nr, VWN_TYPE_Q8_0, Kq, ld, nk, hd, 0.125f);
+                if (ops->attn_values_rows) ops->attn_values_rows(yo, ps, nr, VWN_TYPE_Q8_0, Vq, ld, nk, hd, acc);
+                for (int32_t r = 0; r < nr; r++) {
+                    ops->attn_scores_q8_0(a2, qr[r], Kq, ld, nk, hd, 0.125f);
+                    ops->attn_values_q8_0(b2[r], pr[r], Vq, ld, nk, hd, acc);
+                    if (ops->attn_scores_rows)
+                        for (int64_t j = 0; j < nk; j++) bad_rows += fbits(a1[r][j]) != fbits(a2[j]);
+                    if (ops->attn_values_rows)
+                        for (int64_t i = 0; i < hd; i++) bad_rows += fbits(b1[r][i]) != fbits(b2[r][i]);
+                }
+            }
+    }
+    CHECK_MSG(bad == 0, "[%s] %d Q8_0-cache attention results differ", ops->name, bad);
+    CHECK_MSG(bad_rows == 0, "[%s] %d Q8_0-cache rows-kernel results differ from a row at a time", ops->name, bad_rows);
+}
+
 /* ---- attention scores at the common head widths ----------------------------------------------
  * The widths real models use (multiples of 32, which test_vectors and test_kv_f16 step over): every
  * key of a 53-key call has the bits of the same key scored alone and from another start, for both
@@ -1110,9 +1201,16 @@ static void test_attention_rows(const vwn_ops *ops) {
               ops->name, bad, calls);
 }
 
+/* Whether the library can split work over threads (built with OpenMP, as this test then is). */
+#ifdef _OPENMP
+#define SPLITS 1
+#else
+#define SPLITS 0
+#endif
+
 /* vwn_attention (lib/attention.c) on one thread and split over 2 and 3 (split = 0 forces it at any
  * size): the same bits, for decoding and prefill, with and without GQA, at odd head counts and
- * widths, over fp32 and fp16 caches; and within tolerance of a double-precision softmax attention. */
+ * widths, over fp32, fp16 and Q8_0 caches; and within tolerance of a double-precision softmax attention. */
 static void test_attention_split(const vwn_ops *ops) {
     static const int32_t shapes[][3] = {{12, 12, 64}, {6, 2, 32}, {5, 5, 48}, {8, 1, 16}, {3, 3, 128}};
     /* p0, T: decoding and prefill within one block of positions (VWN_ATT_POS_BLOCK = 512) and across
@@ -1123,28 +1221,34 @@ static void test_attention_split(const vwn_ops *ops) {
     int bad_bits = 0, bad_ref = 0;
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
         for (size_t ri = 0; ri < sizeof runs / sizeof runs[0]; ri++)
-            for (int f16 = 0; f16 < 2; f16++) {
+            for (int ti = 0; ti < 3; ti++) {
                 const int32_t H = shapes[si][0], Hkv = shapes[si][1], hd = shapes[si][2];
                 const int32_t p0 = runs[ri][0], T = runs[ri][1], n_ctx = p0 + T + 3;
-                const int32_t kv_type = f16 ? VWN_TYPE_F16 : VWN_TYPE_F32;
-                const size_t es = vwn_kv_esize(kv_type), cache = (size_t)Hkv * n_ctx * hd;
-                void *K = calloc(cache, es), *V = calloc(cache, es);
+                const int32_t kv_type = ti == 0 ? VWN_TYPE_F32 : ti == 1 ? VWN_TYPE_F16 : VWN_TYPE_Q8_0;
+                if (kv_type == VWN_TYPE_Q8_0 && hd % VWN_QK8_0) continue; /* Q8_0 rows: whole blocks */
+                const size_t rows = (size_t)Hkv * n_ctx, rb = vwn_kv_row_bytes(kv_type, hd), cache = rows * (size_t)hd;
+                void *K = calloc(rows, rb), *V = calloc(rows, rb);
                 float *Kf = malloc(sizeof(float) * cache), *Vf = malloc(sizeof(float) * cache);
                 float *q = malloc(sizeof(float) * (size_t)T * H * hd);
                 float *out[3], *sc = malloc(sizeof(float) * vwn_attention_scratch_floats(H, hd, n_ctx, 3));
                 for (size_t i = 0; i < cache; i++) {
                     float k = rnd_unit() * 2.0f, v = rnd_unit();
-                    if (f16) {
+                    if (kv_type == VWN_TYPE_F16) {
                         ((uint16_t *)K)[i] = vwn_fp32_to_fp16(k), ((uint16_t *)V)[i] = vwn_fp32_to_fp16(v);
                         k = vwn_fp16_to_fp32(((uint16_t *)K)[i]), v = vwn_fp16_to_fp32(((uint16_t *)V)[i]);
-                    } else {
+                    } else if (kv_type == VWN_TYPE_F32) {
                         ((float *)K)[i] = k, ((float *)V)[i] = v;
                     }
                     Kf[i] = k, Vf[i] = v;
                 }
+                if (kv_type == VWN_TYPE_Q8_0) { /* quantized as the context stores them; the reference reads them back */
+                    ops->quantize_q8_0(Kf, K, (int64_t)cache), ops->quantize_q8_0(Vf, V, (int64_t)cache);
+                    vwn_dequant_row(VWN_TYPE_Q8_0, K, Kf, (int64_t)cache), vwn_dequant_row(VWN_TYPE_Q8_0, V, Vf, (int64_t)cache);
+                }
                 for (size_t i = 0; i < (size_t)T * H * hd; i++) q[i] = rnd_unit();
                 for (int th = 0; th < 3; th++) {
                     out[th] = malloc(sizeof(float) * (size_t)T * H * hd);
+                    if (th > 0 && !SPLITS) continue; /* no threads: the same serial pass again */
                     /* NaN scratch: a partial that no thread computed cannot pass on a stale value */
                     memset(sc, 0xff, sizeof(float) * vwn_attention_scratch_floats(H, hd, n_ctx, 3));
                     vwn_attention(ops, q, kv_type, K, V, p0, T, H, Hkv, hd, out[th], sc, n_ctx, th + 1,
@@ -1214,6 +1318,7 @@ static bool test_level(const vwn_ops *ops) {
     test_mix(ops);
     test_ghc_coef(ops);
     test_kv_f16(ops);
+    test_kv_q8_0(ops);
     test_scores_widths(ops);
     test_attention_rows(ops);
     test_attention_split(ops);

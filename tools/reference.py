@@ -114,6 +114,17 @@ def rope(x, positions, theta):
     return np.concatenate([x1 * cos - x2 * sin, x1 * sin + x2 * cos], axis=-1)
 
 
+def kv_q8_0(x):
+    """Rows of x [..., hd] (hd % 32 == 0) through Q8_0 blocks and back, in float32 as libvwn's
+    quantize_q8_0 computes them: d = max|x| / 127, q = round-half-even(x * (1 / d)) clipped to
+    +-127, the value fp16(d) * q."""
+    b = np.asarray(x, dtype=np.float32).reshape(-1, 32)
+    d = (np.abs(b).max(axis=1, keepdims=True) / np.float32(127)).astype(np.float32)
+    inv = np.where(d != 0, np.float32(1) / np.where(d != 0, d, np.float32(1)), np.float32(0)).astype(np.float32)
+    q = np.clip(np.rint((b * inv).astype(np.float32)), -127, 127)
+    return (d.astype(np.float16).astype(np.float32) * q.astype(np.float32)).astype(np.float64).reshape(np.shape(x))
+
+
 def attention(cfg, w, prefix, x, positions):
     """Pre-norm causal self-attention with GQA over the rows of x [T, D]; returns [T, D]."""
     T = x.shape[0]
@@ -129,6 +140,10 @@ def attention(cfg, w, prefix, x, positions):
         # RoPE) and values are rounded to fp16 where they are stored.
         k = k.astype(np.float16).astype(np.float64)
         v = v.astype(np.float16).astype(np.float64)
+    if cfg.get("kv_q8_0"):
+        # [not the spec] emulates a runtime's Q8_0 KV cache (libvwn's kv_type Q8_0): keys (after
+        # RoPE) and values are quantized where they are stored, per 32 values of a head's row.
+        k, v = kv_q8_0(k), kv_q8_0(v)
     future = np.triu(np.ones((T, T), dtype=bool), k=1)        # key j > query i is masked
     heads = []
     for h in range(hq):

@@ -24,41 +24,50 @@ type ContextParams struct {
 	MTP         bool   // run the MTP modules (needed for speculative generation)
 	SIMD        int    // a vwn_simd level, -1 = auto
 	MemoryLimit uint64 // refuse to allocate more than this many bytes (0: no limit)
-	KVType      KVType // element type of the KV caches: KVTypeF32 (default) or KVTypeF16
+	KVType      KVType // element type of the KV caches: KVTypeF32 (default), KVTypeF16 or KVTypeQ8_0
 }
 
 // KVType is the element type of a context's KV caches (main model and MTP modules): a vwn_type.
+// Saved states are f32 whatever the type and load into a context of any type.
 type KVType int32
 
 const (
 	// KVTypeF32 stores keys and values as 32-bit floats: exact against the reference (the default).
 	KVTypeF32 KVType = C.VWN_TYPE_F32
 	// KVTypeF16 stores them as 16-bit floats (rounded when stored): half the cache memory and half
-	// the bytes attention reads per token. Saved states are f32 either way and load into a context
-	// of either type.
+	// the bytes attention reads per token.
 	KVTypeF16 KVType = C.VWN_TYPE_F16
+	// KVTypeQ8_0 stores them as ggml's Q8_0 blocks (an fp16 scale and 32 int8 per 32 values,
+	// quantized when stored): 34 bytes per 32 values, 0.27x the memory of KVTypeF32. A model whose
+	// head size is not a multiple of 32 refuses it: NewContext fails with ErrUnsupported.
+	KVTypeQ8_0 KVType = C.VWN_TYPE_Q8_0
 )
 
-// String is "f32", "f16", or "KVType(n)" for a value the library does not accept.
+// String is "f32", "f16", "q8_0", or "KVType(n)" for a value the library does not accept.
 func (t KVType) String() string {
 	switch t {
 	case KVTypeF32:
 		return "f32"
 	case KVTypeF16:
 		return "f16"
+	case KVTypeQ8_0:
+		return "q8_0"
 	}
 	return fmt.Sprintf("KVType(%d)", int32(t))
 }
 
-// ParseKVType parses "f32" or "f16" (any case); anything else is an *Error with ErrInvalidArg.
+// ParseKVType parses "f32", "f16" or "q8_0" (any case); anything else is an *Error with
+// ErrInvalidArg.
 func ParseKVType(s string) (KVType, error) {
 	switch strings.ToLower(s) {
 	case "f32":
 		return KVTypeF32, nil
 	case "f16":
 		return KVTypeF16, nil
+	case "q8_0":
+		return KVTypeQ8_0, nil
 	}
-	return 0, newError(ErrInvalidArg, "unknown KV cache type %q (f32 or f16)", s)
+	return 0, newError(ErrInvalidArg, "unknown KV cache type %q (f32, f16 or q8_0)", s)
 }
 
 // DefaultContextParams returns the library's defaults.

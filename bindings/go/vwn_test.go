@@ -506,28 +506,107 @@ func kvLogits(t *testing.T, m *vwn.Model, tokens []int32, kv vwn.KVType) [][]flo
 	return out
 }
 
-func TestKVTypeF16IsCloseToF32(t *testing.T) {
-	m := load(t)
-	tokens := parseIDs(t, string(readRef(t, "logits_tokens.txt")))
-	f32s, f16s := kvLogits(t, m, tokens, vwn.KVTypeF32), kvLogits(t, m, tokens, vwn.KVTypeF16)
+// checkKVClose checks max|got - f32s| / max|f32s| of each module's logits against tol, and that
+// got differs from f32s.
+func checkKVClose(t *testing.T, f32s, got [][]float32, tol float64, what string) {
+	t.Helper()
+	if len(f32s) != len(got) {
+		t.Fatalf("%d and %d modules", len(f32s), len(got))
+	}
 	for k := range f32s {
-		if len(f32s[k]) != len(f16s[k]) || len(f32s[k]) == 0 {
-			t.Fatalf("module %d: %d and %d logits", k, len(f32s[k]), len(f16s[k]))
+		if len(f32s[k]) != len(got[k]) || len(f32s[k]) == 0 {
+			t.Fatalf("module %d: %d and %d logits", k, len(f32s[k]), len(got[k]))
 		}
 		diff, scale := 0.0, 0.0
 		for i, a := range f32s[k] {
-			b := float64(f16s[k][i])
+			b := float64(got[k][i])
 			if math.IsNaN(b) || math.IsInf(b, 0) {
 				t.Fatalf("module %d: logit %d is %v", k, i, b)
 			}
 			diff = math.Max(diff, math.Abs(float64(a)-b))
 			scale = math.Max(scale, math.Abs(float64(a)))
 		}
-		t.Logf("kv f16 vs f32, module %d: max diff %.3g, max|logit| %.3g, rel %.3g", k, diff, scale, diff/scale)
+		t.Logf("kv %s vs f32, module %d: max diff %.3g, max|logit| %.3g, rel %.3g", what, k, diff, scale, diff/scale)
 		// > 0: the setting reached the library (an ignored field would give identical logits)
-		if !(diff > 0 && diff < kvF16RelTol*scale) {
-			t.Fatalf("module %d: max diff %g, max|logit| %g", k, diff, scale)
+		if !(diff > 0 && diff < tol*scale) {
+			t.Fatalf("%s, module %d: max diff %g, max|logit| %g", what, k, diff, scale)
 		}
+	}
+}
+
+func TestKVTypeF16IsCloseToF32(t *testing.T) {
+	m := load(t)
+	tokens := parseIDs(t, string(readRef(t, "logits_tokens.txt")))
+	checkKVClose(t, kvLogits(t, m, tokens, vwn.KVTypeF32), kvLogits(t, m, tokens, vwn.KVTypeF16), kvF16RelTol, "f16")
+}
+
+// demoPath is models/demo.gguf of the source tree: a trained model with Q8_0 matrices and head
+// size 32, which the q8_0 KV cache needs (the test model of scripts/test_bindings.sh has head
+// size 4). The test skips when it is not there.
+func demoPath(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join("..", "..", "models", "demo.gguf")
+	if _, err := os.Stat(p); err != nil {
+		t.Skipf("%s is not there: %v", p, err)
+	}
+	return p
+}
+
+func loadDemo(t *testing.T) *vwn.Model {
+	t.Helper()
+	m, err := vwn.Load(demoPath(t))
+	if err != nil {
+		t.Fatalf("load demo: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := m.Close(); err != nil {
+			t.Errorf("demo close: %v", err)
+		}
+	})
+	return m
+}
+
+// kvQ8_0RelTol bounds max|q8_0 - f32| / max|logit| of q8_0 KV caches, which quantize keys and
+// values per 32 values (an fp16 scale and 32 int8): ~16x the rounding error of fp16 per value.
+// They need a head size that is a multiple of 32, so they are measured on models/demo.gguf (head
+// size 32, Q8_0 matrices) with kvDemoTokens, one thread, over the scalar, AVX2 and AVX-512
+// kernels: 9.1e-3 (main), 8.3e-3..8.6e-3 (MTP 1), 9.1e-3..1.2e-2 (MTP 2). (f16 gives
+// 5.4e-3..8.9e-3 there, the demo's Q8_0 matrices dominating both; on random f32-weight models of
+// head size 32, where f16 gives 2.5e-4..6.6e-4, q8_0 gives 7.9e-3..2.4e-2.) The tolerance is ~4x
+// the largest.
+const kvQ8_0RelTol = 5e-2
+
+// kvDemoTokens are the tokens of logits_tokens.txt in scripts/test_bindings.sh.
+var kvDemoTokens = []int32{3, 1, 4, 1, 5, 9, 2, 6, 53, 58, 97, 100, 255, 0, 32}
+
+func TestKVTypeQ8_0IsCloseToF32(t *testing.T) {
+	m := loadDemo(t)
+	if m.Info().HeadDim%32 != 0 {
+		t.Fatalf("demo head size %d", m.Info().HeadDim)
+	}
+	q8s := kvLogits(t, m, kvDemoTokens, vwn.KVTypeQ8_0)
+	checkKVClose(t, kvLogits(t, m, kvDemoTokens, vwn.KVTypeF32), q8s, kvQ8_0RelTol, "q8_0")
+	if reflect.DeepEqual(q8s, kvLogits(t, m, kvDemoTokens, vwn.KVTypeF16)) {
+		t.Fatal("q8_0 logits equal the f16 ones")
+	}
+}
+
+func TestKVTypeQ8_0NeedsHeadSizeMultipleOf32(t *testing.T) {
+	m := load(t)
+	if m.Info().HeadDim%32 == 0 {
+		t.Skipf("the test model's head size is %d", m.Info().HeadDim)
+	}
+	p := vwn.DefaultContextParams()
+	p.NCtx, p.KVType = 64, vwn.KVTypeQ8_0
+	c, err := m.NewContext(&p)
+	if !errors.Is(err, vwn.ErrUnsupported) {
+		if c != nil {
+			c.Close()
+		}
+		t.Fatalf("q8_0 with head size %d: %v, want ErrUnsupported", m.Info().HeadDim, err)
+	}
+	if !strings.Contains(err.Error(), "kv_type") {
+		t.Fatalf("the message does not name kv_type: %v", err)
 	}
 }
 
@@ -535,7 +614,7 @@ func TestKVTypeParamsRoundTrip(t *testing.T) {
 	if got := vwn.DefaultContextParams().KVType; got != vwn.KVTypeF32 {
 		t.Fatalf("default KVType %v, want f32", got)
 	}
-	for _, kv := range []vwn.KVType{vwn.KVTypeF32, vwn.KVTypeF16} {
+	for _, kv := range []vwn.KVType{vwn.KVTypeF32, vwn.KVTypeF16, vwn.KVTypeQ8_0} {
 		if back, err := vwn.ParseKVType(kv.String()); err != nil || back != kv {
 			t.Fatalf("ParseKVType(%q) = %v, %v", kv.String(), back, err)
 		}
@@ -543,8 +622,13 @@ func TestKVTypeParamsRoundTrip(t *testing.T) {
 	if kv, err := vwn.ParseKVType("F16"); err != nil || kv != vwn.KVTypeF16 {
 		t.Fatalf("ParseKVType(F16) = %v, %v", kv, err)
 	}
-	m := load(t)
-	for _, kv := range []vwn.KVType{vwn.KVTypeF32, vwn.KVTypeF16} {
+	if kv, err := vwn.ParseKVType("Q8_0"); err != nil || kv != vwn.KVTypeQ8_0 || kv.String() != "q8_0" {
+		t.Fatalf("ParseKVType(Q8_0) = %v, %v", kv, err)
+	}
+	if vwn.KVTypeQ8_0 != 8 { // VWN_TYPE_Q8_0
+		t.Fatalf("KVTypeQ8_0 = %d", int32(vwn.KVTypeQ8_0))
+	}
+	roundTrip := func(m *vwn.Model, kv vwn.KVType) {
 		p := vwn.DefaultContextParams()
 		p.NCtx, p.NBatch, p.NThreads, p.KVType = 64, 64, 1, kv
 		c, err := m.NewContext(&p)
@@ -559,16 +643,21 @@ func TestKVTypeParamsRoundTrip(t *testing.T) {
 			t.Fatalf("Params() of a closed context = %+v", got)
 		}
 	}
+	m := load(t)
+	for _, kv := range []vwn.KVType{vwn.KVTypeF32, vwn.KVTypeF16} {
+		roundTrip(m, kv)
+	}
+	roundTrip(loadDemo(t), vwn.KVTypeQ8_0) // q8_0 needs a head size that is a multiple of 32
 }
 
 func TestKVTypeInvalid(t *testing.T) {
-	for _, s := range []string{"q8_0", "bf16", "f64", "", "fp16"} {
+	for _, s := range []string{"q4_0", "q8", "q8_1", "bf16", "f64", "", "fp16"} {
 		if _, err := vwn.ParseKVType(s); !errors.Is(err, vwn.ErrInvalidArg) {
 			t.Fatalf("ParseKVType(%q): %v, want ErrInvalidArg", s, err)
 		}
 	}
 	m := load(t)
-	for _, kv := range []vwn.KVType{8, 30, -1, 2} { // Q8_0, BF16, nonsense and Q4_0: the library refuses them
+	for _, kv := range []vwn.KVType{30, -1, 2, 3} { // BF16, nonsense, Q4_0 and Q4_1: the library refuses them
 		p := vwn.DefaultContextParams()
 		p.NCtx, p.KVType = 64, kv
 		c, err := m.NewContext(&p)
@@ -584,19 +673,22 @@ func TestKVTypeInvalid(t *testing.T) {
 	}
 }
 
+// kvContext is a 256-position, one-thread context of m with a KV cache of type kv, closed with the test.
+func kvContext(t *testing.T, m *vwn.Model, kv vwn.KVType) *vwn.Context {
+	p := vwn.DefaultContextParams()
+	p.NCtx, p.NThreads, p.KVType = 256, 1, kv
+	c, err := m.NewContext(&p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
 func TestKVTypeStatesLoadAcrossTypes(t *testing.T) {
 	// saved states are f32 whatever the cache type, and load into a context of either type
 	m := load(t)
-	ctx := func(kv vwn.KVType) *vwn.Context {
-		p := vwn.DefaultContextParams()
-		p.NCtx, p.NThreads, p.KVType = 256, 1, kv
-		c, err := m.NewContext(&p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		return c
-	}
+	ctx := func(kv vwn.KVType) *vwn.Context { return kvContext(t, m, kv) }
 	h, f := ctx(vwn.KVTypeF16), ctx(vwn.KVTypeF32)
 	ids, _ := m.Tokenize("state across types", true, false)
 	if err := h.Decode(ids); err != nil {
@@ -621,6 +713,63 @@ func TestKVTypeStatesLoadAcrossTypes(t *testing.T) {
 	}
 	if !reflect.DeepEqual(h.Tokens(), f.Tokens()) {
 		t.Fatalf("tokens %v, want %v", h.Tokens(), f.Tokens())
+	}
+}
+
+func TestKVTypeQ8_0StatesLoadAcrossTypes(t *testing.T) {
+	// a q8_0 context saves f32 rows (dequantized exactly) and loads states of any type
+	m := loadDemo(t)
+	ctx := func(kv vwn.KVType) *vwn.Context { return kvContext(t, m, kv) }
+	q, f, h := ctx(vwn.KVTypeQ8_0), ctx(vwn.KVTypeF32), ctx(vwn.KVTypeF16)
+	ids, _ := m.Tokenize("state across types", true, false)
+	if err := q.Decode(ids); err != nil {
+		t.Fatal(err)
+	}
+	saved, err := q.StateSave()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.StateLoad(saved); err != nil {
+		t.Fatalf("q8_0 state into an f32 context: %v", err)
+	}
+	// the f32 context holds exactly the dequantized rows: it saves the same state
+	if again, err := f.StateSave(); err != nil || !bytes.Equal(again, saved) {
+		t.Fatalf("the f32 context saves another state (%v)", err)
+	}
+	if err := f.Decode([]int32{1}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := f.StateSave()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.StateLoad(s); err != nil {
+		t.Fatalf("f32 state into an f16 context: %v", err)
+	}
+	if err := h.Decode([]int32{2}); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = h.StateSave(); err != nil {
+		t.Fatal(err)
+	}
+	q.Clear()
+	if err := q.StateLoad(s); err != nil {
+		t.Fatalf("f16 state into a q8_0 context: %v", err)
+	}
+	if !reflect.DeepEqual(q.Tokens(), h.Tokens()) {
+		t.Fatalf("tokens %v, want %v", q.Tokens(), h.Tokens())
+	}
+	if err := q.Decode([]int32{3}); err != nil {
+		t.Fatal(err)
+	}
+	l, err := q.Logits(-1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, x := range l {
+		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			t.Fatalf("logit %d is %v", i, x)
+		}
 	}
 }
 

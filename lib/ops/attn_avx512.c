@@ -16,7 +16,15 @@
 
 /* The vwn_avx512_attn_* functions below are declared in ops_avx512.c, whose tables hold them. */
 
-/* Keys and values are fp32 or fp16 (kv_type F16): `type` is F32 or F16, the loads widen (load_w). */
+/* Keys and values are fp32, fp16 (kv_type F16) or Q8_0 blocks (kv_type Q8_0): `type` is F32, F16
+ * or Q8_0, the loads widen or dequantize exactly (load_w), so every kernel gives over fp16 or Q8_0
+ * rows the bits it gives over the same rows in fp32. Tables of tiles are indexed by kv_index. */
+INLINE size_t kv_row_bytes(int type, int64_t ld) {
+    if (type == VWN_TYPE_Q8_0) return (size_t)ld / 32 * sizeof(vwn_block_q8_0);
+    return (size_t)ld * (type == VWN_TYPE_F32 ? sizeof(float) : sizeof(uint16_t));
+}
+static int kv_index(int32_t kv_type) { return kv_type == VWN_TYPE_F16 ? 1 : kv_type == VWN_TYPE_Q8_0 ? 2 : 0; }
+static const int kv_types[3] = {VWN_TYPE_F32, VWN_TYPE_F16, VWN_TYPE_Q8_0};
 
 /* The horizontal sum of a score, in one fixed tree -- a_i = v_i + v_(i+8), b_i = a_i + a_(i+4),
  * c_i = b_i + b_(i+2), c_0 + c_1 -- written out, so that the 16-key transposing sum of
@@ -59,7 +67,7 @@ INLINE float dot_kv(const float *q, int type, const void *k, int64_t n) { return
  * output is the same fma chain over the keys as before, in the same order. Columns c0.. of V. */
 INLINE void values_block(int nv, int type, float *out, const float *p, const void *V, int64_t c0,
                          int64_t ldv, int64_t n_kv, int64_t width, bool accumulate) {
-    const size_t esize = type == VWN_TYPE_F32 ? sizeof(float) : sizeof(uint16_t);
+    const size_t vrow = kv_row_bytes(type, ldv);
     __m512 acc[8];
     __mmask16 m[8];
     for (int v = 0; v < nv; v++) {
@@ -68,7 +76,7 @@ INLINE void values_block(int nv, int type, float *out, const float *p, const voi
     }
     for (int64_t j = 0; j < n_kv; j++) {
         const __m512 pj = _mm512_set1_ps(p[j]);
-        const void *row = (const char *)V + (size_t)j * (size_t)ldv * esize;
+        const void *row = (const char *)V + (size_t)j * vrow;
         for (int v = 0; v < nv; v++)
             acc[v] = _mm512_fmadd_ps(pj, load_w_tail(type, row, c0 + v * VL, m[v]), acc[v]);
     }
@@ -100,6 +108,11 @@ void vwn_avx512_attn_values(float *out, const float *p, const float *V, int64_t 
 void vwn_avx512_attn_values_f16(float *out, const float *p, const uint16_t *V, int64_t ldv, int64_t n_kv,
                                    int64_t head_dim, bool accumulate) {
     values_kv(VWN_TYPE_F16, out, p, V, ldv, n_kv, head_dim, accumulate);
+}
+
+void vwn_avx512_attn_values_q8_0(float *out, const float *p, const vwn_block_q8_0 *V, int64_t ldv, int64_t n_kv,
+                                 int64_t head_dim, bool accumulate) {
+    values_kv(VWN_TYPE_Q8_0, out, p, V, ldv, n_kv, head_dim, accumulate);
 }
 
 /* ---- attention over several query rows at once (ops.h: attn_scores_rows, attn_values_rows) ---- */
@@ -188,7 +201,7 @@ INLINE void keys_16(KEYS_ARGS, __m512 out[]) {
 /* rt rows (out[r], q[r]) over n_kv keys: 16 at a time through the tree, the rest one by one. */
 INLINE void scores_tile(int rt, int nv, int type, float *const *out, const float *const *q, const void *K,
                         int64_t ldk, int64_t n_kv, int64_t hd, float scale) {
-    const size_t krow = (size_t)ldk * (type == VWN_TYPE_F32 ? sizeof(float) : sizeof(uint16_t));
+    const size_t krow = kv_row_bytes(type, ldk);
     const __mmask16 mlast = hd % VL ? tail_mask(hd % VL) : (__mmask16)0xffff;
     __m512 qr[4][ROWS_MAX_NV];
     for (int r = 0; r < rt; r++)
@@ -209,7 +222,7 @@ INLINE void scores_tile(int rt, int nv, int type, float *const *out, const float
  * L1 for every key (dot_kv_lanes), 16 keys summed by the same tree. */
 static void scores_wide(int type, float *out, const float *q, const void *K, int64_t ldk, int64_t n_kv, int64_t hd,
                         float scale) {
-    const size_t krow = (size_t)ldk * (type == VWN_TYPE_F32 ? sizeof(float) : sizeof(uint16_t));
+    const size_t krow = kv_row_bytes(type, ldk);
     const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
     int64_t j = 0;
     for (; j + 16 <= n_kv; j += 16) {
@@ -263,39 +276,55 @@ SCORES_TILE(2, 7, VWN_TYPE_F32, scores_f32_2x7)
 SCORES_TILE(2, 7, VWN_TYPE_F16, scores_f16_2x7)
 SCORES_TILE(2, 8, VWN_TYPE_F32, scores_f32_2x8)
 SCORES_TILE(2, 8, VWN_TYPE_F16, scores_f16_2x8)
+/* Q8_0 rows are whole 32-value blocks: an even vector count */
+SCORES_TILE(4, 2, VWN_TYPE_Q8_0, scores_q8_4x2)
+SCORES_TILE(4, 4, VWN_TYPE_Q8_0, scores_q8_4x4)
+SCORES_TILE(2, 2, VWN_TYPE_Q8_0, scores_q8_2x2)
+SCORES_TILE(2, 4, VWN_TYPE_Q8_0, scores_q8_2x4)
+SCORES_TILE(2, 6, VWN_TYPE_Q8_0, scores_q8_2x6)
+SCORES_TILE(2, 8, VWN_TYPE_Q8_0, scores_q8_2x8)
+SCORES_TILE(1, 2, VWN_TYPE_Q8_0, scores_q8_1x2)
+SCORES_TILE(1, 4, VWN_TYPE_Q8_0, scores_q8_1x4)
+SCORES_TILE(1, 6, VWN_TYPE_Q8_0, scores_q8_1x6)
+SCORES_TILE(1, 8, VWN_TYPE_Q8_0, scores_q8_1x8)
 #undef SCORES_TILES
 #undef SCORES_TILE
 
-/* [type is F16][nv - 1]: the tiles of 4 rows (NULL past 4 vectors) and of 2 */
-static const scores_tile_fn scores_4rows[2][ROWS_MAX_NV] = {
+/* [kv_index][nv - 1]: the tiles of 4 rows (NULL past 4 vectors) and of 2, and of 1; NULL where a
+ * cache type has no such width (Q8_0: odd vector counts) */
+static const scores_tile_fn scores_4rows[3][ROWS_MAX_NV] = {
     {scores_f32_4x1, scores_f32_4x2, scores_f32_4x3, scores_f32_4x4, NULL, NULL, NULL, NULL},
-    {scores_f16_4x1, scores_f16_4x2, scores_f16_4x3, scores_f16_4x4, NULL, NULL, NULL, NULL}};
-static const scores_tile_fn scores_2rows[2][ROWS_MAX_NV] = {
+    {scores_f16_4x1, scores_f16_4x2, scores_f16_4x3, scores_f16_4x4, NULL, NULL, NULL, NULL},
+    {NULL, scores_q8_4x2, NULL, scores_q8_4x4, NULL, NULL, NULL, NULL}};
+static const scores_tile_fn scores_2rows[3][ROWS_MAX_NV] = {
     {scores_f32_2x1, scores_f32_2x2, scores_f32_2x3, scores_f32_2x4, scores_f32_2x5, scores_f32_2x6, scores_f32_2x7,
      scores_f32_2x8},
     {scores_f16_2x1, scores_f16_2x2, scores_f16_2x3, scores_f16_2x4, scores_f16_2x5, scores_f16_2x6, scores_f16_2x7,
-     scores_f16_2x8}};
+     scores_f16_2x8},
+    {NULL, scores_q8_2x2, NULL, scores_q8_2x4, NULL, scores_q8_2x6, NULL, scores_q8_2x8}};
 
-static const scores_tile_fn scores_1row[2][ROWS_MAX_NV] = {
+static const scores_tile_fn scores_1row[3][ROWS_MAX_NV] = {
     {scores_f32_1x1, scores_f32_1x2, scores_f32_1x3, scores_f32_1x4, scores_f32_1x5, scores_f32_1x6, scores_f32_1x7,
      scores_f32_1x8},
     {scores_f16_1x1, scores_f16_1x2, scores_f16_1x3, scores_f16_1x4, scores_f16_1x5, scores_f16_1x6, scores_f16_1x7,
-     scores_f16_1x8}};
+     scores_f16_1x8},
+    {NULL, scores_q8_1x2, NULL, scores_q8_1x4, NULL, scores_q8_1x6, NULL, scores_q8_1x8}};
 
 /* Rows in tiles of 4 (queries up to 4 vectors), 2 (up to 8), then 1; every row of a head wider
  * than 8 vectors by scores_wide. */
 void vwn_avx512_attn_scores_rows(float *const *out, const float *const *q, int32_t nr, int32_t kv_type,
                                     const void *K, int64_t ldk, int64_t n_kv, int64_t head_dim, float scale) {
-    const int f16 = kv_type == VWN_TYPE_F16, type = f16 ? VWN_TYPE_F16 : VWN_TYPE_F32;
+    const int ti = kv_index(kv_type), type = kv_types[ti];
     const int64_t nv = (head_dim + VL - 1) / VL;
     int32_t r = 0;
     if (nv <= ROWS_MAX_NV) {
-        const scores_tile_fn t4 = scores_4rows[f16][nv - 1], t2 = scores_2rows[f16][nv - 1],
-                             t1 = scores_1row[f16][nv - 1];
+        const scores_tile_fn t4 = scores_4rows[ti][nv - 1], t2 = scores_2rows[ti][nv - 1], t1 = scores_1row[ti][nv - 1];
         if (t4)
             for (; r + 4 <= nr; r += 4) t4(out + r, q + r, K, ldk, n_kv, head_dim, scale);
-        for (; r + 2 <= nr; r += 2) t2(out + r, q + r, K, ldk, n_kv, head_dim, scale);
-        for (; r < nr; r++) t1(out + r, q + r, K, ldk, n_kv, head_dim, scale);
+        if (t2)
+            for (; r + 2 <= nr; r += 2) t2(out + r, q + r, K, ldk, n_kv, head_dim, scale);
+        if (t1)
+            for (; r < nr; r++) t1(out + r, q + r, K, ldk, n_kv, head_dim, scale);
     }
     for (; r < nr; r++) scores_wide(type, out[r], q[r], K, ldk, n_kv, head_dim, scale);
 }
@@ -312,11 +341,16 @@ void vwn_avx512_attn_scores_f16(float *out, const float *q, const uint16_t *K, i
     vwn_avx512_attn_scores_rows(&out, &q, 1, VWN_TYPE_F16, K, ldk, n_kv, head_dim, scale);
 }
 
+void vwn_avx512_attn_scores_q8_0(float *out, const float *q, const vwn_block_q8_0 *K, int64_t ldk, int64_t n_kv,
+                                 int64_t head_dim, float scale) {
+    vwn_avx512_attn_scores_rows(&out, &q, 1, VWN_TYPE_Q8_0, K, ldk, n_kv, head_dim, scale);
+}
+
 /* rt rows' weighted values over columns c0 .. c0 + width of V (nv vectors), each value vector
  * loaded once for the rt rows; every output the same chain over the keys as values_block's. */
 INLINE void values_tile(int rt, int nv, int type, float *const *out, const float *const *p, const void *V, int64_t c0,
                         int64_t ldv, int64_t n_kv, int64_t width, bool accumulate) {
-    const size_t esize = type == VWN_TYPE_F32 ? sizeof(float) : sizeof(uint16_t);
+    const size_t vrow = kv_row_bytes(type, ldv);
     __m512 acc[4][8];
     __mmask16 m[8];
     for (int v = 0; v < nv; v++) m[v] = width - v * VL >= VL ? (__mmask16)0xffff : tail_mask(width - v * VL);
@@ -324,7 +358,7 @@ INLINE void values_tile(int rt, int nv, int type, float *const *out, const float
         for (int v = 0; v < nv; v++)
             acc[r][v] = accumulate ? _mm512_maskz_loadu_ps(m[v], out[r] + c0 + v * VL) : _mm512_setzero_ps();
     for (int64_t j = 0; j < n_kv; j++) {
-        const void *row = (const char *)V + (size_t)j * (size_t)ldv * esize;
+        const void *row = (const char *)V + (size_t)j * vrow;
         __m512 w[8];
         for (int v = 0; v < nv; v++) w[v] = load_w_tail(type, row, c0 + v * VL, m[v]);
         for (int r = 0; r < rt; r++) {
@@ -360,31 +394,39 @@ VALUES_TILE(2, 7, VWN_TYPE_F32, values_f32_2x7)
 VALUES_TILE(2, 7, VWN_TYPE_F16, values_f16_2x7)
 VALUES_TILE(2, 8, VWN_TYPE_F32, values_f32_2x8)
 VALUES_TILE(2, 8, VWN_TYPE_F16, values_f16_2x8)
+VALUES_TILE(4, 2, VWN_TYPE_Q8_0, values_q8_4x2)
+VALUES_TILE(4, 4, VWN_TYPE_Q8_0, values_q8_4x4)
+VALUES_TILE(2, 2, VWN_TYPE_Q8_0, values_q8_2x2)
+VALUES_TILE(2, 4, VWN_TYPE_Q8_0, values_q8_2x4)
+VALUES_TILE(2, 6, VWN_TYPE_Q8_0, values_q8_2x6)
+VALUES_TILE(2, 8, VWN_TYPE_Q8_0, values_q8_2x8)
 #undef VALUES_TILES
 #undef VALUES_TILE
 
-static const values_tile_fn values_4rows[2][8] = {
+static const values_tile_fn values_4rows[3][8] = {
     {values_f32_4x1, values_f32_4x2, values_f32_4x3, values_f32_4x4, NULL, NULL, NULL, NULL},
-    {values_f16_4x1, values_f16_4x2, values_f16_4x3, values_f16_4x4, NULL, NULL, NULL, NULL}};
-static const values_tile_fn values_2rows[2][8] = {
+    {values_f16_4x1, values_f16_4x2, values_f16_4x3, values_f16_4x4, NULL, NULL, NULL, NULL},
+    {NULL, values_q8_4x2, NULL, values_q8_4x4, NULL, NULL, NULL, NULL}};
+static const values_tile_fn values_2rows[3][8] = {
     {values_f32_2x1, values_f32_2x2, values_f32_2x3, values_f32_2x4, values_f32_2x5, values_f32_2x6, values_f32_2x7,
      values_f32_2x8},
     {values_f16_2x1, values_f16_2x2, values_f16_2x3, values_f16_2x4, values_f16_2x5, values_f16_2x6, values_f16_2x7,
-     values_f16_2x8}};
+     values_f16_2x8},
+    {NULL, values_q8_2x2, NULL, values_q8_2x4, NULL, values_q8_2x6, NULL, values_q8_2x8}};
 
 /* Columns in blocks of 128 lanes (as values_kv); rows in tiles of 4 (blocks up to 4 vectors) or
  * 2 (up to 8); a last odd row alone (values_kv: the same chains). */
 void vwn_avx512_attn_values_rows(float *const *out, const float *const *p, int32_t nr, int32_t kv_type,
                                     const void *V, int64_t ldv, int64_t n_kv, int64_t head_dim, bool accumulate) {
-    const int f16 = kv_type == VWN_TYPE_F16, type = f16 ? VWN_TYPE_F16 : VWN_TYPE_F32;
+    const int ti = kv_index(kv_type), type = kv_types[ti];
     int32_t r0 = 0;
     for (int64_t i = 0; i < head_dim; i += 8 * VL) {
         const int64_t width = head_dim - i < 8 * VL ? head_dim - i : 8 * VL, nv = (width + VL - 1) / VL;
-        const values_tile_fn t4 = values_4rows[f16][nv - 1], t2 = values_2rows[f16][nv - 1];
+        const values_tile_fn t4 = values_4rows[ti][nv - 1], t2 = values_2rows[ti][nv - 1];
         int32_t r = 0;
         if (t4)
             for (; r + 4 <= nr; r += 4) t4(out + r, p + r, V, i, ldv, n_kv, width, accumulate);
-        for (; r + 2 <= nr; r += 2) t2(out + r, p + r, V, i, ldv, n_kv, width, accumulate);
+        for (; r + 2 <= nr; r += 2) t2(out + r, p + r, V, i, ldv, n_kv, width, accumulate); /* every width has one */
         r0 = r;
     }
     for (int32_t r = r0; r < nr; r++) values_kv(type, out[r], p[r], V, ldv, n_kv, head_dim, accumulate);

@@ -134,10 +134,21 @@ typedef struct vwn_ops {
                             int64_t head_dim, float scale);
     void (*attn_values_f16)(float *out, const float *p, const uint16_t *V, int64_t ldv, int64_t n_kv,
                             int64_t head_dim, bool accumulate);
+    /* The same two over a Q8_0 KV cache (context param kv_type = Q8_0): a cache row of head_dim
+     * values is head_dim / 32 blocks (vwn_block_q8_0; head_dim % 32 == 0), and ldk / ldv count
+     * values (multiples of 32: row j starts at block j * ldk / 32). A value is d * qs[i] with d
+     * the block's fp16 scale widened -- exact in fp32 (11 x 8 significant bits) -- so, as for fp16,
+     * each result is bit-identical to the fp32 kernel of the same table run on the rows
+     * dequantized (vwn_dequant_row). */
+    void (*attn_scores_q8_0)(float *out, const float *q, const vwn_block_q8_0 *K, int64_t ldk, int64_t n_kv,
+                             int64_t head_dim, float scale);
+    void (*attn_values_q8_0)(float *out, const float *p, const vwn_block_q8_0 *V, int64_t ldv, int64_t n_kv,
+                             int64_t head_dim, bool accumulate);
     /* The two above for nr query rows that share their keys and values (a prefill's block of
      * tokens, a GQA group's heads): row r is out[r] and q[r] (scores) or p[r] (values), the cache
-     * rows are fp32 or fp16 bits as kv_type says (VWN_TYPE_F32 or VWN_TYPE_F16), and every row's
-     * results are the bits of attn_scores / attn_values (_f16) of this table on that row alone.
+     * rows are fp32, fp16 bits or Q8_0 blocks as kv_type says (VWN_TYPE_F32, VWN_TYPE_F16 or
+     * VWN_TYPE_Q8_0, ld in values as above), and every row's results are the bits of attn_scores /
+     * attn_values (_f16, _q8_0) of this table on that row alone.
      * Optional: NULL in a table that has no faster way than a row at a time (lib/attention.c then
      * calls the one-row kernels). */
     void (*attn_scores_rows)(float *const *out, const float *const *q, int32_t nr, int32_t kv_type, const void *K,

@@ -683,7 +683,31 @@ static float softmax_exp_avx2(float *x, int64_t n, float *max_out) {
     return s;
 }
 
-/* Keys and values are fp32 or fp16 (kv_type F16): `type` is F32 or F16, the loads widen (load_w). */
+/* Keys and values are fp32, fp16 or Q8_0 blocks (kv_type F16, Q8_0): `type` is F32, F16 or Q8_0,
+ * the loads widen (load_kv). A Q8_0 value d * qs is exact in fp32 (11 x 8 significant bits), as is
+ * the fp16 widening, so every kernel below gives the bits of its fp32 form on the rows widened. */
+
+/* Bytes of a cache row of ld values (Q8_0: ld / 32 blocks of 34 bytes). */
+INLINE size_t kv_row_bytes(int type, int64_t ld) {
+    if (type == VWN_TYPE_Q8_0) return (size_t)(ld / VWN_QK8_0) * sizeof(vwn_block_q8_0);
+    return (size_t)ld * (type == VWN_TYPE_F32 ? sizeof(float) : sizeof(uint16_t));
+}
+
+/* Values c.. c + 7 of a Q8_0 row (c a multiple of 8: one block's quarter), d * qs. */
+INLINE __m256 load_q8(const void *row, int64_t c) {
+    const vwn_block_q8_0 *b = (const vwn_block_q8_0 *)row + c / VWN_QK8_0;
+    const __m128i qs = _mm_loadl_epi64((const __m128i *)(b->qs + c % VWN_QK8_0));
+    return _mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(b->d)), _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(qs)));
+}
+INLINE __m256 load_kv(int type, const void *row, int64_t c) {
+    return type == VWN_TYPE_Q8_0 ? load_q8(row, c) : load_w(type, row, c);
+}
+/* The last n < 8 values zero-padded. (Q8_0 rows are whole blocks, so never partial; were one, the
+ * 8 bytes read would still lie inside the block, and the lanes past n are cleared.) */
+INLINE __m256 load_kv_tail(int type, const void *row, int64_t c, int64_t n) {
+    if (type == VWN_TYPE_Q8_0) return _mm256_and_ps(load_q8(row, c), _mm256_castsi256_ps(tail_mask8(n)));
+    return load_w_tail(type, row, c, n);
+}
 
 /* A key's dot with q over n lanes: ceil(n / 8) vectors (the last one zero-padded if n is not a
  * multiple of 8), in pairs on two chains, an odd last one on the first; then hsum. The chains
@@ -694,15 +718,15 @@ INLINE __m256 dot_kv_lanes_as(bool full, const float *q, int type, const void *k
     int64_t v = 0;
     for (; v + 2 < nv; v += 2) { /* both vectors whole */
         const int64_t i = v * VL;
-        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), load_w(type, k, i), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + VL), load_w(type, k, i + VL), acc1);
+        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), load_kv(type, k, i), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + VL), load_kv(type, k, i + VL), acc1);
     }
     /* the last one or two vectors: the last whole if full, else of n % 8 lanes */
     const int64_t i = v * VL, tail = n - (nv - 1) * VL;
     const __m256 ql = full ? _mm256_loadu_ps(q + (nv - 1) * VL) : load_x_tail(q + (nv - 1) * VL, tail);
-    const __m256 kl = full ? load_w(type, k, (nv - 1) * VL) : load_w_tail(type, k, (nv - 1) * VL, tail);
+    const __m256 kl = full ? load_kv(type, k, (nv - 1) * VL) : load_kv_tail(type, k, (nv - 1) * VL, tail);
     if (v + 2 == nv) {
-        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), load_w(type, k, i), acc0);
+        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), load_kv(type, k, i), acc0);
         acc1 = _mm256_fmadd_ps(ql, kl, acc1);
     } else if (v < nv) {
         acc0 = _mm256_fmadd_ps(ql, kl, acc0);
@@ -731,18 +755,23 @@ static void attn_scores_f16_avx2(float *out, const float *q, const uint16_t *K, 
     attn_scores_rows_avx2(&out, &q, 1, VWN_TYPE_F16, K, ldk, n_kv, head_dim, scale);
 }
 
+static void attn_scores_q8_0_avx2(float *out, const float *q, const vwn_block_q8_0 *K, int64_t ldk, int64_t n_kv,
+                                  int64_t head_dim, float scale) {
+    attn_scores_rows_avx2(&out, &q, 1, VWN_TYPE_Q8_0, K, ldk, n_kv, head_dim, scale);
+}
+
 /* Up to 64 output lanes in registers over all keys (each value row read once, in key order); a
  * tail of fewer than 8 lanes in plain C. Each output is one fma chain over the keys, in order.
- * Columns c0.. of V (fp32 or fp16 by `type`). */
+ * Columns c0.. of V (fp32, fp16 or Q8_0 by `type`). */
 INLINE void values_block(int nv, int type, float *out, const float *p, const void *V, int64_t c0, int64_t ldv,
                          int64_t n_kv, bool accumulate) {
-    const size_t esize = type == VWN_TYPE_F32 ? sizeof(float) : sizeof(uint16_t);
+    const size_t vrow = kv_row_bytes(type, ldv);
     __m256 acc[8];
     for (int v = 0; v < nv; v++) acc[v] = accumulate ? _mm256_loadu_ps(out + v * VL) : _mm256_setzero_ps();
     for (int64_t j = 0; j < n_kv; j++) {
         const __m256 pj = _mm256_set1_ps(p[j]);
-        const void *row = (const char *)V + (size_t)j * (size_t)ldv * esize;
-        for (int v = 0; v < nv; v++) acc[v] = _mm256_fmadd_ps(pj, load_w(type, row, c0 + v * VL), acc[v]);
+        const void *row = (const char *)V + (size_t)j * vrow;
+        for (int v = 0; v < nv; v++) acc[v] = _mm256_fmadd_ps(pj, load_kv(type, row, c0 + v * VL), acc[v]);
     }
     for (int v = 0; v < nv; v++) _mm256_storeu_ps(out + v * VL, acc[v]);
 }
@@ -768,6 +797,11 @@ INLINE void values_kv(int type, float *out, const float *p, const void *V, int64
         float s = accumulate ? out[i] : 0.0f;
         if (type == VWN_TYPE_F32)
             for (int64_t j = 0; j < n_kv; j++) s += p[j] * ((const float *)V)[j * ldv + i];
+        else if (type == VWN_TYPE_Q8_0) /* (not reached: Q8_0 rows are whole blocks) */
+            for (int64_t j = 0; j < n_kv; j++) {
+                const vwn_block_q8_0 *b = (const vwn_block_q8_0 *)V + (j * ldv + i) / VWN_QK8_0;
+                s += p[j] * (vwn_fp16_to_fp32(b->d) * (float)b->qs[(j * ldv + i) % VWN_QK8_0]);
+            }
         else
             for (int64_t j = 0; j < n_kv; j++) s += p[j] * vwn_fp16_to_fp32(((const uint16_t *)V)[j * ldv + i]);
         out[i] = s;
@@ -782,6 +816,11 @@ static void attn_values_avx2(float *out, const float *p, const float *V, int64_t
 static void attn_values_f16_avx2(float *out, const float *p, const uint16_t *V, int64_t ldv, int64_t n_kv,
                                  int64_t head_dim, bool accumulate) {
     values_kv(VWN_TYPE_F16, out, p, V, ldv, n_kv, head_dim, accumulate);
+}
+
+static void attn_values_q8_0_avx2(float *out, const float *p, const vwn_block_q8_0 *V, int64_t ldv, int64_t n_kv,
+                                  int64_t head_dim, bool accumulate) {
+    values_kv(VWN_TYPE_Q8_0, out, p, V, ldv, n_kv, head_dim, accumulate);
 }
 
 /* ---- attention over several query rows at once (ops.h: attn_scores_rows, attn_values_rows) ---- */
@@ -816,15 +855,15 @@ INLINE void key_dots(int rt, int nv, int type, const __m256 q[][ROWS_MAX_NV], co
     for (int r = 0; r < rt; r++) a0[r] = a1[r] = _mm256_setzero_ps();
     int v = 0;
     for (; v + 2 <= nv; v += 2) {
-        const __m256 k0 = load_w(type, k, v * VL);
-        const __m256 k1 = v + 2 == nv && last < VL ? load_w_tail(type, k, (v + 1) * VL, last) : load_w(type, k, (v + 1) * VL);
+        const __m256 k0 = load_kv(type, k, v * VL);
+        const __m256 k1 = v + 2 == nv && last < VL ? load_kv_tail(type, k, (v + 1) * VL, last) : load_kv(type, k, (v + 1) * VL);
         for (int r = 0; r < rt; r++) {
             a0[r] = _mm256_fmadd_ps(q[r][v], k0, a0[r]);
             a1[r] = _mm256_fmadd_ps(q[r][v + 1], k1, a1[r]);
         }
     }
     if (v < nv) {
-        const __m256 k0 = last < VL ? load_w_tail(type, k, v * VL, last) : load_w(type, k, v * VL);
+        const __m256 k0 = last < VL ? load_kv_tail(type, k, v * VL, last) : load_kv(type, k, v * VL);
         for (int r = 0; r < rt; r++) a0[r] = _mm256_fmadd_ps(q[r][v], k0, a0[r]);
     }
     for (int r = 0; r < rt; r++) out[r] = _mm256_add_ps(a0[r], a1[r]);
@@ -856,7 +895,7 @@ INLINE void keys_8(KEYS_ARGS, __m256 out[]) {
 /* rt rows over n_kv keys: 8 at a time through the tree, the rest one by one. */
 INLINE void scores_tile(int rt, int nv, int type, float *const *out, const float *const *q, const void *K,
                         int64_t ldk, int64_t n_kv, int64_t hd, float scale) {
-    const size_t krow = (size_t)ldk * (type == VWN_TYPE_F32 ? sizeof(float) : sizeof(uint16_t));
+    const size_t krow = kv_row_bytes(type, ldk);
     const int64_t last = hd - (int64_t)(nv - 1) * VL; /* lanes of the last vector */
     __m256 qr[2][ROWS_MAX_NV];
     for (int r = 0; r < rt; r++)
@@ -885,7 +924,7 @@ INLINE void scores_tile(int rt, int nv, int type, float *const *out, const float
  * L1 for every key (dot_kv_lanes), 8 keys summed by the same tree. */
 INLINE void scores_wide_as(bool full, int type, float *out, const float *q, const void *K, int64_t ldk, int64_t n_kv,
                            int64_t hd, float scale) {
-    const size_t krow = (size_t)ldk * (type == VWN_TYPE_F32 ? sizeof(float) : sizeof(uint16_t));
+    const size_t krow = kv_row_bytes(type, ldk);
     const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
     int64_t j = 0;
     for (; j + 8 <= n_kv; j += 8) {
@@ -915,7 +954,8 @@ typedef void (*scores_tile_fn)(float *const *out, const float *const *q, const v
     }
 #define SCORES_TILES(rt, nv)                                  \
     SCORES_TILE(rt, nv, VWN_TYPE_F32, scores_f32_##rt##x##nv) \
-    SCORES_TILE(rt, nv, VWN_TYPE_F16, scores_f16_##rt##x##nv)
+    SCORES_TILE(rt, nv, VWN_TYPE_F16, scores_f16_##rt##x##nv) \
+    SCORES_TILE(rt, nv, VWN_TYPE_Q8_0, scores_q8_##rt##x##nv)
 SCORES_TILES(2, 1)
 SCORES_TILES(2, 2)
 SCORES_TILES(2, 3)
@@ -931,23 +971,28 @@ SCORES_TILES(1, 8)
 #undef SCORES_TILES
 #undef SCORES_TILE
 
-/* [type is F16][nv - 1]: 2-row tiles up to 4 vectors (NULL past them), 1-row tiles up to 8 */
-static const scores_tile_fn scores_2rows[2][ROWS_MAX_NV] = {
+/* [cache type: F32, F16, Q8_0 (kv_types)][nv - 1]: 2-row tiles up to 4 vectors (NULL past them),
+ * 1-row tiles up to 8 */
+static const int kv_types[3] = {VWN_TYPE_F32, VWN_TYPE_F16, VWN_TYPE_Q8_0};
+static const scores_tile_fn scores_2rows[3][ROWS_MAX_NV] = {
     {scores_f32_2x1, scores_f32_2x2, scores_f32_2x3, scores_f32_2x4, NULL, NULL, NULL, NULL},
-    {scores_f16_2x1, scores_f16_2x2, scores_f16_2x3, scores_f16_2x4, NULL, NULL, NULL, NULL}};
-static const scores_tile_fn scores_1row[2][ROWS_MAX_NV] = {
+    {scores_f16_2x1, scores_f16_2x2, scores_f16_2x3, scores_f16_2x4, NULL, NULL, NULL, NULL},
+    {scores_q8_2x1, scores_q8_2x2, scores_q8_2x3, scores_q8_2x4, NULL, NULL, NULL, NULL}};
+static const scores_tile_fn scores_1row[3][ROWS_MAX_NV] = {
     {scores_f32_1x1, scores_f32_1x2, scores_f32_1x3, scores_f32_1x4, scores_f32_1x5, scores_f32_1x6, scores_f32_1x7,
      scores_f32_1x8},
     {scores_f16_1x1, scores_f16_1x2, scores_f16_1x3, scores_f16_1x4, scores_f16_1x5, scores_f16_1x6, scores_f16_1x7,
-     scores_f16_1x8}};
+     scores_f16_1x8},
+    {scores_q8_1x1, scores_q8_1x2, scores_q8_1x3, scores_q8_1x4, scores_q8_1x5, scores_q8_1x6, scores_q8_1x7,
+     scores_q8_1x8}};
 
 static void attn_scores_rows_avx2(float *const *out, const float *const *q, int32_t nr, int32_t kv_type, const void *K,
                                   int64_t ldk, int64_t n_kv, int64_t head_dim, float scale) {
-    const int f16 = kv_type == VWN_TYPE_F16, type = f16 ? VWN_TYPE_F16 : VWN_TYPE_F32;
+    const int t = kv_type == VWN_TYPE_F16 ? 1 : kv_type == VWN_TYPE_Q8_0 ? 2 : 0, type = kv_types[t];
     const int64_t nv = (head_dim + VL - 1) / VL;
     int32_t r = 0;
     if (nv <= ROWS_MAX_NV) {
-        const scores_tile_fn t2 = scores_2rows[f16][nv - 1], t1 = scores_1row[f16][nv - 1];
+        const scores_tile_fn t2 = scores_2rows[t][nv - 1], t1 = scores_1row[t][nv - 1];
         if (t2)
             for (; r + 2 <= nr; r += 2) t2(out + r, q + r, K, ldk, n_kv, head_dim, scale);
         for (; r < nr; r++) t1(out + r, q + r, K, ldk, n_kv, head_dim, scale);
@@ -1050,6 +1095,8 @@ const vwn_ops vwn_ops_avx2 = {
     .attn_values = attn_values_avx2,
     .attn_scores_f16 = attn_scores_f16_avx2,
     .attn_values_f16 = attn_values_f16_avx2,
+    .attn_scores_q8_0 = attn_scores_q8_0_avx2,
+    .attn_values_q8_0 = attn_values_q8_0_avx2,
     .attn_scores_rows = attn_scores_rows_avx2,
     .attn_values_rows = NULL, /* 2-row tiles of 32 lanes measured 0.86x the one-row 64-lane blocks */
     .to_f16 = to_f16_avx2,

@@ -54,6 +54,10 @@ void vwn_avx512_attn_values(float *out, const float *p, const float *V, int64_t 
                             bool accumulate);
 void vwn_avx512_attn_values_f16(float *out, const float *p, const uint16_t *V, int64_t ldv, int64_t n_kv,
                                 int64_t head_dim, bool accumulate);
+void vwn_avx512_attn_scores_q8_0(float *out, const float *q, const vwn_block_q8_0 *K, int64_t ldk, int64_t n_kv,
+                                 int64_t head_dim, float scale);
+void vwn_avx512_attn_values_q8_0(float *out, const float *p, const vwn_block_q8_0 *V, int64_t ldv, int64_t n_kv,
+                                 int64_t head_dim, bool accumulate);
 void vwn_avx512_attn_scores_rows(float *const *out, const float *const *q, int32_t nr, int32_t kv_type, const void *K,
                                  int64_t ldk, int64_t n_kv, int64_t head_dim, float scale);
 void vwn_avx512_attn_values_rows(float *const *out, const float *const *p, int32_t nr, int32_t kv_type, const void *V,
@@ -720,6 +724,8 @@ static void mix_avx512(float *out, int64_t ldo, const float *A, int64_t ao, int6
         .attn_values = vwn_avx512_attn_values,             \
         .attn_scores_f16 = vwn_avx512_attn_scores_f16,     \
         .attn_values_f16 = vwn_avx512_attn_values_f16,     \
+        .attn_scores_q8_0 = vwn_avx512_attn_scores_q8_0,   \
+        .attn_values_q8_0 = vwn_avx512_attn_values_q8_0,   \
         .attn_scores_rows = vwn_avx512_attn_scores_rows,   \
         .attn_values_rows = vwn_avx512_attn_values_rows,   \
         .to_f16 = to_f16_avx512,                       \

@@ -30,8 +30,22 @@
 
 /* ---- loads -------------------------------------------------------------------------------------- */
 
+INLINE float fp16_scale(uint16_t d) {
+    return vgetq_lane_f32(vcvt_f32_f16(vreinterpret_f16_u16(vdup_n_u16(d))), 0);
+}
+
+/* 4 values of a row from column c (a multiple of 4). A Q8_0 row (a KV cache's, ops.h) is blocks of
+ * 32: 4 quants of block c / 32 widened to int32 and converted (exact), times the block's scale (the
+ * product exact too: 8 x 11 significant bits), the bits of the row dequantized. */
 INLINE float32x4_t load_w(int type, const void *row, int64_t c) {
     if (type == VWN_TYPE_F32) return vld1q_f32((const float *)row + c);
+    if (type == VWN_TYPE_Q8_0) {
+        const vwn_block_q8_0 *b = (const vwn_block_q8_0 *)row + c / VWN_QK8_0;
+        int32_t q4;
+        memcpy(&q4, b->qs + c % VWN_QK8_0, sizeof q4);
+        const int16x8_t q = vmovl_s8(vreinterpret_s8_s32(vdup_n_s32(q4)));
+        return vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_low_s16(q))), fp16_scale(b->d));
+    }
     uint16x4_t h = vld1_u16((const uint16_t *)row + c);
     if (type == VWN_TYPE_F16) return vcvt_f32_f16(vreinterpret_f16_u16(h));
     return vreinterpretq_f32_u32(vshll_n_u16(h, 16)); /* bf16 */
@@ -42,6 +56,12 @@ INLINE float32x4_t load_w_tail(int type, const void *row, int64_t c, int64_t n) 
         float buf[VL] = {0};
         memcpy(buf, (const float *)row + c, (size_t)n * sizeof(float));
         return vld1q_f32(buf);
+    }
+    if (type == VWN_TYPE_Q8_0) { /* never reached by the attention kernels (head_dim % 32 == 0) */
+        const vwn_block_q8_0 *b = (const vwn_block_q8_0 *)row + c / VWN_QK8_0;
+        vwn_block_q8_0 buf = {.d = b->d};
+        memcpy(buf.qs, b->qs + c % VWN_QK8_0, (size_t)n);
+        return load_w(type, &buf, 0);
     }
     uint16_t buf[VL] = {0};
     memcpy(buf, (const uint16_t *)row + c, (size_t)n * sizeof(uint16_t));
@@ -137,10 +157,6 @@ INLINE int32x4_t block_dot(int8x16_t w0, int8x16_t w1, int8x16_t x0, int8x16_t x
     s = vpadalq_s16(s, p2);
     return vpadalq_s16(s, p3);
 #endif
-}
-
-INLINE float fp16_scale(uint16_t d) {
-    return vgetq_lane_f32(vcvt_f32_f16(vreinterpret_f16_u16(vdup_n_u16(d))), 0);
 }
 
 /* The quants of block k of a weight row as two signed vectors (values 0..15 and 16..31) and its
@@ -416,7 +432,23 @@ static float softmax_exp_neon(float *x, int64_t n, float *max_out) {
     return s;
 }
 
-/* Keys and values are fp32 or fp16 (kv_type F16): `type` is F32 or F16, the loads widen (load_w). */
+/* Keys and values are fp32, fp16 (kv_type F16) or Q8_0 blocks (kv_type Q8_0): `type` is F32, F16
+ * or Q8_0, the loads widen or dequantize (load_w), exactly, so every type gives the fp32 bits. */
+
+/* The bytes from one cache row to the next, ld counting values (Q8_0: a multiple of 32). */
+INLINE size_t kv_row_bytes(int type, int64_t ld) {
+    if (type == VWN_TYPE_Q8_0) return (size_t)(ld / VWN_QK8_0) * sizeof(vwn_block_q8_0);
+    return (size_t)ld * (type == VWN_TYPE_F32 ? sizeof(float) : sizeof(uint16_t));
+}
+
+/* Value i of a cache row, widened or dequantized. */
+INLINE float kv_value(int type, const void *row, int64_t i) {
+    if (type == VWN_TYPE_F32) return ((const float *)row)[i];
+    if (type == VWN_TYPE_F16) return vwn_fp16_to_fp32(((const uint16_t *)row)[i]);
+    const vwn_block_q8_0 *b = (const vwn_block_q8_0 *)row + i / VWN_QK8_0;
+    return fp16_scale(b->d) * (float)b->qs[i % VWN_QK8_0];
+}
+
 /* A score's lane sum in one fixed tree, (v0 + v1) + (v2 + v3), written out so that the 4-key
  * transposing sum of the row tiles below (vpaddq twice) takes the same pairs. */
 INLINE float hsum_tree(float32x4_t v) { return vpadds_f32(vget_low_f32(vpaddq_f32(v, v))); }
@@ -460,6 +492,11 @@ static void attn_scores_f16_neon(float *out, const float *q, const uint16_t *K, 
     attn_scores_rows_neon(&out, &q, 1, VWN_TYPE_F16, K, ldk, n_kv, head_dim, scale);
 }
 
+static void attn_scores_q8_0_neon(float *out, const float *q, const vwn_block_q8_0 *K, int64_t ldk, int64_t n_kv,
+                                  int64_t head_dim, float scale) {
+    attn_scores_rows_neon(&out, &q, 1, VWN_TYPE_Q8_0, K, ldk, n_kv, head_dim, scale);
+}
+
 /* ---- attention over several query rows at once (ops.h: attn_scores_rows) --------------------------
  * As on x86 (ops_avx512.c): the queries of a tile stay in registers -- 2 rows of up to 8 vectors
  * (head_dim 32) or 1 of up to 16 (64) of the 32 -- each key's vectors are loaded once for the
@@ -495,7 +532,7 @@ INLINE void key_dots(int rt, int nv, int type, const float32x4_t q[][ROWS_MAX_NV
 /* rt rows over n_kv keys: 4 at a time through the tree, the rest one by one. */
 INLINE void scores_tile(int rt, int nv, int type, float *const *out, const float *const *q, const void *K,
                         int64_t ldk, int64_t n_kv, int64_t hd, float scale) {
-    const size_t krow = (size_t)ldk * (type == VWN_TYPE_F32 ? sizeof(float) : sizeof(uint16_t));
+    const size_t krow = kv_row_bytes(type, ldk);
     const int64_t last = hd - (int64_t)(nv - 1) * VL;
     float32x4_t qr[2][ROWS_MAX_NV];
     for (int r = 0; r < rt; r++)
@@ -526,7 +563,8 @@ typedef void (*scores_tile_fn)(float *const *out, const float *const *q, const v
     }
 #define SCORES_TILES(rt, nv)                                  \
     SCORES_TILE(rt, nv, VWN_TYPE_F32, scores_f32_##rt##x##nv) \
-    SCORES_TILE(rt, nv, VWN_TYPE_F16, scores_f16_##rt##x##nv)
+    SCORES_TILE(rt, nv, VWN_TYPE_F16, scores_f16_##rt##x##nv) \
+    SCORES_TILE(rt, nv, VWN_TYPE_Q8_0, scores_q8_##rt##x##nv)
 SCORES_TILES(2, 1)
 SCORES_TILES(2, 2)
 SCORES_TILES(2, 3)
@@ -558,7 +596,7 @@ SCORES_TILES(1, 16)
  * from L1 for every key (dot_kv_lanes), 4 keys summed by the same pairwise adds. */
 static void scores_wide(int type, float *out, const float *q, const void *K, int64_t ldk, int64_t n_kv, int64_t hd,
                         float scale) {
-    const size_t krow = (size_t)ldk * (type == VWN_TYPE_F32 ? sizeof(float) : sizeof(uint16_t));
+    const size_t krow = kv_row_bytes(type, ldk);
     int64_t j = 0;
     for (; j + 4 <= n_kv; j += 4) {
         const char *k = (const char *)K + (size_t)j * krow;
@@ -569,27 +607,33 @@ static void scores_wide(int type, float *out, const float *q, const void *K, int
     for (; j < n_kv; j++) out[j] = scale * dot_kv(q, type, (const char *)K + (size_t)j * krow, hd);
 }
 
-/* [type is F16][nv - 1]: 2-row tiles up to 8 vectors (NULL past them), 1-row tiles up to 16 */
-static const scores_tile_fn scores_2rows[2][ROWS_MAX_NV] = {
+/* [type: F32, F16, Q8_0][nv - 1]: 2-row tiles up to 8 vectors (NULL past them), 1-row tiles up to 16 */
+static const scores_tile_fn scores_2rows[3][ROWS_MAX_NV] = {
     {scores_f32_2x1, scores_f32_2x2, scores_f32_2x3, scores_f32_2x4, scores_f32_2x5, scores_f32_2x6, scores_f32_2x7,
      scores_f32_2x8},
     {scores_f16_2x1, scores_f16_2x2, scores_f16_2x3, scores_f16_2x4, scores_f16_2x5, scores_f16_2x6, scores_f16_2x7,
-     scores_f16_2x8}};
-static const scores_tile_fn scores_1row[2][ROWS_MAX_NV] = {
+     scores_f16_2x8},
+    {scores_q8_2x1, scores_q8_2x2, scores_q8_2x3, scores_q8_2x4, scores_q8_2x5, scores_q8_2x6, scores_q8_2x7,
+     scores_q8_2x8}};
+static const scores_tile_fn scores_1row[3][ROWS_MAX_NV] = {
     {scores_f32_1x1, scores_f32_1x2, scores_f32_1x3, scores_f32_1x4, scores_f32_1x5, scores_f32_1x6, scores_f32_1x7,
      scores_f32_1x8, scores_f32_1x9, scores_f32_1x10, scores_f32_1x11, scores_f32_1x12, scores_f32_1x13,
      scores_f32_1x14, scores_f32_1x15, scores_f32_1x16},
     {scores_f16_1x1, scores_f16_1x2, scores_f16_1x3, scores_f16_1x4, scores_f16_1x5, scores_f16_1x6, scores_f16_1x7,
      scores_f16_1x8, scores_f16_1x9, scores_f16_1x10, scores_f16_1x11, scores_f16_1x12, scores_f16_1x13,
-     scores_f16_1x14, scores_f16_1x15, scores_f16_1x16}};
+     scores_f16_1x14, scores_f16_1x15, scores_f16_1x16},
+    {scores_q8_1x1, scores_q8_1x2, scores_q8_1x3, scores_q8_1x4, scores_q8_1x5, scores_q8_1x6, scores_q8_1x7,
+     scores_q8_1x8, scores_q8_1x9, scores_q8_1x10, scores_q8_1x11, scores_q8_1x12, scores_q8_1x13, scores_q8_1x14,
+     scores_q8_1x15, scores_q8_1x16}};
 
 static void attn_scores_rows_neon(float *const *out, const float *const *q, int32_t nr, int32_t kv_type, const void *K,
                                   int64_t ldk, int64_t n_kv, int64_t head_dim, float scale) {
-    const int f16 = kv_type == VWN_TYPE_F16, type = f16 ? VWN_TYPE_F16 : VWN_TYPE_F32;
+    const int t = kv_type == VWN_TYPE_F16 ? 1 : kv_type == VWN_TYPE_Q8_0 ? 2 : 0;
+    const int type = t == 1 ? VWN_TYPE_F16 : t == 2 ? VWN_TYPE_Q8_0 : VWN_TYPE_F32;
     const int64_t nv = (head_dim + VL - 1) / VL;
     int32_t r = 0;
     if (nv <= ROWS_MAX_NV) {
-        const scores_tile_fn t2 = scores_2rows[f16][nv - 1], t1 = scores_1row[f16][nv - 1];
+        const scores_tile_fn t2 = scores_2rows[t][nv - 1], t1 = scores_1row[t][nv - 1];
         if (t2)
             for (; r + 2 <= nr; r += 2) t2(out + r, q + r, K, ldk, n_kv, head_dim, scale);
         for (; r < nr; r++) t1(out + r, q + r, K, ldk, n_kv, head_dim, scale);
@@ -599,7 +643,7 @@ static void attn_scores_rows_neon(float *const *out, const float *const *q, int3
 
 INLINE void values_kv(int type, float *out, const float *p, const void *V, int64_t ldv, int64_t n_kv,
                       int64_t head_dim, bool accumulate) {
-    const size_t esize = type == VWN_TYPE_F32 ? sizeof(float) : sizeof(uint16_t);
+    const size_t vrow = kv_row_bytes(type, ldv);
     int64_t i = 0;
     for (; i + 4 * VL <= head_dim; i += 4 * VL) { /* 16 output lanes in registers over all keys */
         float32x4_t a0 = vdupq_n_f32(0.0f), a1 = a0, a2 = a0, a3 = a0;
@@ -610,7 +654,7 @@ INLINE void values_kv(int type, float *out, const float *p, const void *V, int64
             a3 = vld1q_f32(out + i + 12);
         }
         for (int64_t j = 0; j < n_kv; j++) {
-            const void *row = (const char *)V + (size_t)j * (size_t)ldv * esize;
+            const void *row = (const char *)V + (size_t)j * vrow;
             a0 = vfmaq_n_f32(a0, load_w(type, row, i), p[j]);
             a1 = vfmaq_n_f32(a1, load_w(type, row, i + 4), p[j]);
             a2 = vfmaq_n_f32(a2, load_w(type, row, i + 8), p[j]);
@@ -623,10 +667,7 @@ INLINE void values_kv(int type, float *out, const float *p, const void *V, int64
     }
     for (; i < head_dim; i++) {
         float s = accumulate ? out[i] : 0.0f;
-        if (type == VWN_TYPE_F32)
-            for (int64_t j = 0; j < n_kv; j++) s += p[j] * ((const float *)V)[j * ldv + i];
-        else
-            for (int64_t j = 0; j < n_kv; j++) s += p[j] * vwn_fp16_to_fp32(((const uint16_t *)V)[j * ldv + i]);
+        for (int64_t j = 0; j < n_kv; j++) s += p[j] * kv_value(type, (const char *)V + (size_t)j * vrow, i);
         out[i] = s;
     }
 }
@@ -639,6 +680,11 @@ static void attn_values_neon(float *out, const float *p, const float *V, int64_t
 static void attn_values_f16_neon(float *out, const float *p, const uint16_t *V, int64_t ldv, int64_t n_kv,
                                  int64_t head_dim, bool accumulate) {
     values_kv(VWN_TYPE_F16, out, p, V, ldv, n_kv, head_dim, accumulate);
+}
+
+static void attn_values_q8_0_neon(float *out, const float *p, const vwn_block_q8_0 *V, int64_t ldv, int64_t n_kv,
+                                  int64_t head_dim, bool accumulate) {
+    values_kv(VWN_TYPE_Q8_0, out, p, V, ldv, n_kv, head_dim, accumulate);
 }
 
 static void to_f16_neon(uint16_t *out, const float *x, int64_t n) {
@@ -723,6 +769,8 @@ const vwn_ops vwn_ops_neon = {
     .attn_values = attn_values_neon,
     .attn_scores_f16 = attn_scores_f16_neon,
     .attn_values_f16 = attn_values_f16_neon,
+    .attn_scores_q8_0 = attn_scores_q8_0_neon,
+    .attn_values_q8_0 = attn_values_q8_0_neon,
     .attn_scores_rows = attn_scores_rows_neon,
     .to_f16 = to_f16_neon,
     .mix = mix_neon,

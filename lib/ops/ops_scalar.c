@@ -167,6 +167,34 @@ static void attn_values_f16_scalar(float *out, const float *p, const uint16_t *V
         for (int64_t i = 0; i < head_dim; i++) out[i] += p[j] * vwn_fp16_to_fp32(V[j * ldv + i]);
 }
 
+/* Over a Q8_0 cache row the fp32 kernels' loops run a block at a time, the block's scale widened
+ * once: value i = d * qs[i % 32], exact in fp32, in the same order as over the row dequantized. */
+static void attn_scores_q8_0_scalar(float *out, const float *q, const vwn_block_q8_0 *K, int64_t ldk, int64_t n_kv,
+                                    int64_t head_dim, float scale) {
+    for (int64_t j = 0; j < n_kv; j++) {
+        const vwn_block_q8_0 *k = K + j * (ldk / VWN_QK8_0);
+        float sum = 0.0f;
+        for (int64_t b = 0; b < head_dim / VWN_QK8_0; b++) {
+            const float d = vwn_fp16_to_fp32(k[b].d);
+            for (int i = 0; i < VWN_QK8_0; i++) sum += q[b * VWN_QK8_0 + i] * (d * (float)k[b].qs[i]);
+        }
+        out[j] = scale * sum;
+    }
+}
+
+static void attn_values_q8_0_scalar(float *out, const float *p, const vwn_block_q8_0 *V, int64_t ldv, int64_t n_kv,
+                                    int64_t head_dim, bool accumulate) {
+    if (!accumulate)
+        for (int64_t i = 0; i < head_dim; i++) out[i] = 0.0f;
+    for (int64_t j = 0; j < n_kv; j++) {
+        const vwn_block_q8_0 *v = V + j * (ldv / VWN_QK8_0);
+        for (int64_t b = 0; b < head_dim / VWN_QK8_0; b++) {
+            const float d = vwn_fp16_to_fp32(v[b].d);
+            for (int i = 0; i < VWN_QK8_0; i++) out[b * VWN_QK8_0 + i] += p[j] * (d * (float)v[b].qs[i]);
+        }
+    }
+}
+
 static void to_f16_scalar(uint16_t *out, const float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) out[i] = vwn_fp32_to_fp16(x[i]);
 }
@@ -221,6 +249,8 @@ const vwn_ops vwn_ops_scalar = {
     .attn_values = attn_values_scalar,
     .attn_scores_f16 = attn_scores_f16_scalar,
     .attn_values_f16 = attn_values_f16_scalar,
+    .attn_scores_q8_0 = attn_scores_q8_0_scalar,
+    .attn_values_q8_0 = attn_values_q8_0_scalar,
     .to_f16 = to_f16_scalar,
     .mix = mix_scalar,
     .ghc_coef = ghc_coef_scalar,

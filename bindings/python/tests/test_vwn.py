@@ -645,6 +645,60 @@ def test_kv_type_f16_decodes_close_to_f32():
             assert 0 < diff < KV_F16_REL_TOL * scale, "%s: max diff %g, max|logit| %g" % (name, diff, scale)
 
 
+# q8_0 KV caches quantize keys and values per 32 values (an fp16 scale and 32 int8), ~16x the
+# rounding error of fp16 per value. Measured on models/demo.gguf with TOKENS (scalar, AVX2 and
+# AVX-512, n_threads 2): max|q8_0 - f32| / max|logit| = 5.2e-3 (main), 8.8e-3..9.4e-3 (MTP 1),
+# 4.6e-3..5.8e-3 (MTP 2); up to 1.1e-2 on two other prompts. On the demo that is no larger than
+# the f16 difference above, because the demo's Q8_0 matrices already dominate it; on random
+# f32-weight models with head size 32 (where f16 gives 2.5e-4..6.6e-4) q8_0 gives
+# 7.9e-3..2.4e-2. The tolerance is ~5x the difference measured with TOKENS (4.5x the largest on
+# other prompts); the bound is not tighter than f16's, the q8_0 cache being the coarser one.
+KV_Q8_0_REL_TOL = 5e-2
+
+
+def _kv_outputs(m, kv):
+    """Every main and MTP logit of TOKENS in a context with this KV cache type (module by
+    module); generation runs too."""
+    with vwn.Context(m, n_ctx=64, logits_all=True, n_threads=THREADS, kv_type=kv) as ctx:
+        assert ctx.params.kv_type == vwn._kv_type_value(kv)
+        ctx.decode(TOKENS)
+        outs = [ctx.all_logits()] + [
+            np.stack([ctx.mtp_logits(j, p) for p in range(len(TOKENS) - j)])
+            for j in range(1, m.mtp_depth + 1)]
+        assert ctx.generate_tokens([], n_predict=8, greedy=True)
+    return outs
+
+
+def test_kv_type_q8_0_decodes_close_to_f32():
+    if not DEMO.exists():
+        pytest.skip("models/demo.gguf is not there")
+    with vwn.Model(DEMO) as m:
+        assert m.head_dim % 32 == 0
+        f32s, q8s, f16s = _kv_outputs(m, "f32"), _kv_outputs(m, "q8_0"), _kv_outputs(m, "f16")
+        assert len(q8s) == 1 + m.mtp_depth
+        for name, a, b, h in zip(["main"] + ["mtp%d" % j for j in range(1, m.mtp_depth + 1)],
+                                 f32s, q8s, f16s):
+            assert a.shape == b.shape and np.isfinite(b).all()
+            diff = float(np.abs(a - b).max())
+            scale = float(np.abs(a).max())
+            # > 0: the q8_0 setting reached the library (an ignored field would give identical
+            # logits), and it is not the f16 cache either
+            assert 0 < diff < KV_Q8_0_REL_TOL * scale, "%s: max diff %g, max|logit| %g" % (name, diff, scale)
+            assert not np.array_equal(b, h), name
+        for kv in ("Q8_0", vwn.TensorType.Q8_0, 8):  # the other spellings make the same context
+            for a, b in zip(q8s, _kv_outputs(m, kv)):
+                assert np.array_equal(a, b)
+
+
+def test_kv_type_q8_0_needs_head_size_multiple_of_32(models):
+    m = models["mtp2"]  # head size 8
+    assert m.head_dim % 32 != 0
+    with pytest.raises(vwn.VwnError) as e:
+        vwn.Context(m, n_ctx=32, n_threads=1, kv_type="q8_0")
+    assert e.value.status == vwn.Status.UNSUPPORTED
+    assert "kv_type" in e.value.message, e.value.message
+
+
 def test_kv_type_params_round_trip(models):
     m = models["mtp2"]
     with vwn.Context(m, n_ctx=32, n_threads=1) as ctx:
@@ -658,12 +712,21 @@ def test_kv_type_params_round_trip(models):
             assert ctx.params.kv_type.name.lower() in ("f32", "f16")
             ctx.n_threads = 1  # rebuilding params keeps the other fields
             assert ctx.params.kv_type == want and ctx.params.n_threads == 1
+    if not DEMO.exists():
+        return
+    with vwn.Model(DEMO) as d:  # q8_0 needs a head size that is a multiple of 32
+        for kv in ("q8_0", "Q8_0", vwn.TensorType.Q8_0, 8):
+            with vwn.Context(d, n_ctx=32, n_threads=2, kv_type=kv) as ctx:
+                assert ctx.params.kv_type == vwn.TensorType.Q8_0
+                assert isinstance(ctx.params.kv_type, vwn.TensorType)
+                ctx.n_threads = 1
+                assert ctx.params.kv_type == vwn.TensorType.Q8_0 and ctx.params.n_threads == 1
 
 
 def test_kv_type_invalid_raises_before_the_library(models):
     m = models["mtp2"]
-    for bad in ("q8_0", "bf16", "f64", "", "fp16", None, True, 8, vwn.TensorType.Q8_0,
-                vwn.TensorType.BF16, -1, 2.0):
+    for bad in ("q4_0", "q8", "q8_1", "bf16", "f64", "", "fp16", None, True, 2, 30,
+                vwn.TensorType.Q4_0, vwn.TensorType.BF16, -1, 2.0, 8.0):
         with pytest.raises(ValueError, match="KV cache type"):
             vwn.Context(m, n_ctx=32, n_threads=1, kv_type=bad)
 
@@ -682,3 +745,32 @@ def test_kv_type_states_load_across_types(models):
         assert h.tokens == TOKENS + [1]
         h.decode([2])
         assert np.isfinite(h.logits()).all()
+
+
+def test_kv_type_q8_0_states_load_across_types():
+    # a q8_0 context saves f32 rows (dequantized exactly) and loads states of any type
+    if not DEMO.exists():
+        pytest.skip("models/demo.gguf is not there")
+    with vwn.Model(DEMO) as m, \
+            vwn.Context(m, n_ctx=64, n_threads=THREADS, kv_type="q8_0") as q, \
+            vwn.Context(m, n_ctx=64, n_threads=THREADS, kv_type="f32") as f, \
+            vwn.Context(m, n_ctx=64, n_threads=THREADS, kv_type="f16") as h:
+        q.decode(TOKENS)
+        saved = q.save_state()
+        f.load_state(saved)
+        assert f.tokens == TOKENS
+        # the f32 context holds exactly the dequantized rows: saving it gives the same state
+        assert f.save_state() == saved
+        # and both contexts continue alike: the next logits agree to the q8_0 tolerance
+        q.decode([1])
+        f.decode([1])
+        a, b = f.logits_copy(), q.logits_copy()
+        assert np.isfinite(b).all()
+        assert float(np.abs(a - b).max()) < KV_Q8_0_REL_TOL * float(np.abs(a).max())
+        h.load_state(q.save_state())
+        assert h.tokens == TOKENS + [1]
+        q.clear()
+        q.load_state(h.save_state())
+        assert q.tokens == TOKENS + [1]
+        q.decode([2])
+        assert np.isfinite(q.logits()).all()

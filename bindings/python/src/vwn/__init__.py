@@ -168,19 +168,19 @@ def _simd_value(simd: Union[None, Simd, int, str]) -> int:
     return int(simd)
 
 
-_KV_TYPES = {"f32": TensorType.F32, "f16": TensorType.F16}
+_KV_TYPES = {"f32": TensorType.F32, "f16": TensorType.F16, "q8_0": TensorType.Q8_0}
 
 
 def _kv_type_value(kv_type: Union[str, TensorType, int]) -> int:
-    """The vwn_type of a KV cache: "f32" / "f16" (any case) or TensorType.F32 / F16. Anything else
-    raises ValueError here, before the library sees it."""
+    """The vwn_type of a KV cache: "f32" / "f16" / "q8_0" (any case) or TensorType.F32 / F16 /
+    Q8_0. Anything else raises ValueError here, before the library sees it."""
     t: Optional[int] = None
     if isinstance(kv_type, str):
         t = _KV_TYPES.get(kv_type.lower())
     elif isinstance(kv_type, (int, np.integer)) and not isinstance(kv_type, (bool, np.bool_)):
-        t = int(kv_type) if int(kv_type) in (TensorType.F32, TensorType.F16) else None
+        t = int(kv_type) if int(kv_type) in _KV_TYPES.values() else None
     if t is None:
-        raise ValueError("unknown KV cache type %r (\"f32\" or \"f16\")" % (kv_type,))
+        raise ValueError("unknown KV cache type %r (\"f32\", \"f16\" or \"q8_0\")" % (kv_type,))
     return int(t)
 
 
@@ -614,7 +614,7 @@ class ContextParams:
     simd: int
     memory_limit: int
     kv_type: TensorType = TensorType.F32
-    """Element type of the KV caches: TensorType.F32 or TensorType.F16."""
+    """Element type of the KV caches: TensorType.F32, TensorType.F16 or TensorType.Q8_0."""
 
 
 @dataclass(frozen=True)
@@ -680,10 +680,13 @@ class Context:
         "scalar", "avx2", "avx512", "neon" or a Simd (None: auto). memory_limit: refuse to
         allocate more bytes than this (0: no limit). abort_callback: called between units of work
         during decode (with the GIL); return True to abort the call (VwnError ABORTED, the context
-        is rolled back). kv_type: element type of the KV caches, "f32" (default, exact) or "f16"
+        is rolled back). kv_type: element type of the KV caches, "f32" (default, exact), "f16"
         (half the cache memory and the bytes attention reads; keys and values rounded to fp16 when
-        stored; saved states are f32 either way and load into a context of either type), or a
-        TensorType F32 / F16; anything else raises ValueError."""
+        stored) or "q8_0" (0.27x the memory of f32: keys and values quantized per 32 values as
+        ggml's Q8_0, an fp16 scale and 32 int8; a model whose head size is not a multiple of 32
+        refuses it with VwnError UNSUPPORTED), or a TensorType F32 / F16 / Q8_0; anything else
+        raises ValueError. Saved states are f32 whatever the type and load into a context of any
+        type."""
         self._h: Optional[_Handle] = None
         self.model = model
         kv = _kv_type_value(kv_type)  # ValueError before anything is allocated

@@ -148,7 +148,7 @@ pub struct vwn_context_params {
     pub memory_limit: u64,
     pub abort_callback: vwn_abort_callback,
     pub abort_user_data: *mut c_void,
-    /// Element type of the KV caches: `VWN_TYPE_F32` (default) or `VWN_TYPE_F16`.
+    /// Element type of the KV caches: `VWN_TYPE_F32` (default), `VWN_TYPE_F16` or `VWN_TYPE_Q8_0`.
     pub kv_type: i32,
 }
 

@@ -34,24 +34,31 @@ pub struct ContextParams {
 }
 
 /// Element type of a context's KV caches (`kv_type` in `vwn_context_params`). Parses from and
-/// displays as `"f32"` / `"f16"`.
+/// displays as `"f32"` / `"f16"` / `"q8_0"`. Saved states are f32 whatever the type and load into
+/// a context of any type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum KvType {
     /// 32-bit floats: exact against the reference (the default).
     #[default]
     F32,
     /// 16-bit floats: half the cache memory and half the bytes attention reads per token; keys
-    /// and values are rounded to fp16 when stored. Saved states are f32 either way and load into
-    /// a context of either type.
+    /// and values are rounded to fp16 when stored.
     F16,
+    /// ggml's Q8_0 blocks (an fp16 scale and 32 int8 per 32 values): 34 bytes per 32 values,
+    /// 0.27x the memory of [`KvType::F32`]; keys and values are quantized when stored. A model
+    /// whose head size is not a multiple of 32 refuses it ([`Status::Unsupported`] when the
+    /// context is made).
+    #[allow(non_camel_case_types)]
+    Q8_0,
 }
 
 impl KvType {
-    /// The `vwn_type` value (`VWN_TYPE_F32` / `VWN_TYPE_F16`).
+    /// The `vwn_type` value (`VWN_TYPE_F32` / `VWN_TYPE_F16` / `VWN_TYPE_Q8_0`).
     pub fn to_raw(self) -> sys::vwn_type {
         match self {
             KvType::F32 => sys::VWN_TYPE_F32,
             KvType::F16 => sys::VWN_TYPE_F16,
+            KvType::Q8_0 => sys::VWN_TYPE_Q8_0,
         }
     }
 
@@ -60,15 +67,17 @@ impl KvType {
         match t {
             sys::VWN_TYPE_F32 => Some(KvType::F32),
             sys::VWN_TYPE_F16 => Some(KvType::F16),
+            sys::VWN_TYPE_Q8_0 => Some(KvType::Q8_0),
             _ => None,
         }
     }
 
-    /// `"f32"` or `"f16"`.
+    /// `"f32"`, `"f16"` or `"q8_0"`.
     pub fn as_str(self) -> &'static str {
         match self {
             KvType::F32 => "f32",
             KvType::F16 => "f16",
+            KvType::Q8_0 => "q8_0",
         }
     }
 }
@@ -82,14 +91,16 @@ impl fmt::Display for KvType {
 impl FromStr for KvType {
     type Err = Error;
 
-    /// `"f32"` or `"f16"` (any case); anything else is an `InvalidArg` error.
+    /// `"f32"`, `"f16"` or `"q8_0"` (any case); anything else is an `InvalidArg` error.
     fn from_str(s: &str) -> Result<KvType> {
         if s.eq_ignore_ascii_case("f32") {
             Ok(KvType::F32)
         } else if s.eq_ignore_ascii_case("f16") {
             Ok(KvType::F16)
+        } else if s.eq_ignore_ascii_case("q8_0") {
+            Ok(KvType::Q8_0)
         } else {
-            Err(Error::new(Status::InvalidArg, format!("unknown KV cache type '{s}' (f32 or f16)")))
+            Err(Error::new(Status::InvalidArg, format!("unknown KV cache type '{s}' (f32, f16 or q8_0)")))
         }
     }
 }
@@ -110,7 +121,7 @@ impl ContextParams {
             mtp: p.mtp,
             simd: p.simd,
             memory_limit: p.memory_limit,
-            // The library makes contexts of these two types only (others are INVALID_ARG).
+            // The library makes contexts of these three types only (others are INVALID_ARG).
             kv_type: KvType::from_raw(p.kv_type).unwrap_or_default(),
         }
     }

@@ -15,6 +15,12 @@ fn load() -> Option<Model> {
     Some(Model::load(&path).unwrap_or_else(|e| panic!("cannot load {}: {e}", path.display())))
 }
 
+/// models/demo.gguf (head size 32), for the q8_0 KV cache; `None` when it is not there.
+fn load_demo() -> Option<Model> {
+    let path = demo_path()?;
+    Some(Model::load(&path).unwrap_or_else(|e| panic!("cannot load {}: {e}", path.display())))
+}
+
 fn small_ctx(model: &Model) -> Context<'_> {
     let p = ContextParams { n_ctx: 256, n_threads: 1, ..Default::default() };
     model.new_context(&p).expect("context")
@@ -286,74 +292,128 @@ fn state_save_and_load_round_trip() {
 /// to 8e-4. The tolerance is ~6-9x that.
 const KV_F16_REL_TOL: f32 = 5e-3;
 
+/// Every main and MTP logit of the tokens in a context with this KV cache type, module by module
+/// (generation runs too).
+fn kv_logits(model: &Model, tokens: &[i32], kv_type: KvType) -> Vec<Vec<f32>> {
+    let p = ContextParams { n_ctx: 256, n_threads: 1, logits_all: true, kv_type, ..Default::default() };
+    let mut ctx = model.new_context(&p).unwrap();
+    assert_eq!(ctx.params().kv_type, kv_type);
+    ctx.decode(tokens).unwrap();
+    let n = tokens.len() as i32;
+    let mut out = vec![(0..n).flat_map(|i| ctx.logits(i).unwrap().to_vec()).collect::<Vec<f32>>()];
+    for j in 1..=model.info().mtp_depth {
+        out.push((0..n - j).flat_map(|i| ctx.mtp_logits(j, i).unwrap().to_vec()).collect());
+    }
+    let gp = GenerateParams { n_predict: 8, ..Default::default() };
+    let stats = ctx.generate_tokens_with(&[], &gp, None, |_| true).unwrap(); // generation runs too
+    assert!(stats.n_generated <= 8);
+    out
+}
+
+/// Checks max|b - a| / max|a| of each module's logits against tol, and that b differs from a.
+fn assert_kv_close(a: &[Vec<f32>], b: &[Vec<f32>], tol: f32, what: &str) {
+    assert_eq!(a.len(), b.len());
+    for (k, (a, b)) in a.iter().zip(b).enumerate() {
+        assert_eq!(a.len(), b.len());
+        assert!(!a.is_empty());
+        assert!(b.iter().all(|x| x.is_finite()));
+        let diff = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+        let scale = a.iter().map(|x| x.abs()).fold(0f32, f32::max);
+        eprintln!(
+            "kv {what} vs f32, module {k}: max diff {diff:e}, max|logit| {scale}, rel {:e}",
+            diff / scale
+        );
+        // > 0: the setting reached the library (an ignored field would give identical logits)
+        assert!(diff > 0.0 && diff < tol * scale, "{what}, module {k}: max diff {diff}, max|logit| {scale}");
+    }
+}
+
 #[test]
 fn kv_type_f16_decodes_close_to_f32() {
     let (Some(model), Some(dir)) = (load(), ref_dir()) else { return };
     let tokens = parse_ids(&read_ref_str(&dir, "logits_tokens.txt"));
-    let depth = model.info().mtp_depth;
-    // every main and MTP logit of the tokens, module by module
-    let run = |kv_type: KvType| -> Vec<Vec<f32>> {
-        let p = ContextParams { n_ctx: 256, n_threads: 1, logits_all: true, kv_type, ..Default::default() };
-        let mut ctx = model.new_context(&p).unwrap();
-        assert_eq!(ctx.params().kv_type, kv_type);
-        ctx.decode(&tokens).unwrap();
-        let n = tokens.len() as i32;
-        let mut out = vec![(0..n).flat_map(|i| ctx.logits(i).unwrap().to_vec()).collect::<Vec<f32>>()];
-        for j in 1..=depth {
-            out.push((0..n - j).flat_map(|i| ctx.mtp_logits(j, i).unwrap().to_vec()).collect());
-        }
-        let gp = GenerateParams { n_predict: 8, ..Default::default() };
-        let stats = ctx.generate_tokens_with(&[], &gp, None, |_| true).unwrap(); // generation runs too
-        assert!(stats.n_generated <= 8);
-        out
-    };
-    let (f32s, f16s) = (run(KvType::F32), run(KvType::F16));
-    assert_eq!(f16s.len(), 1 + depth as usize);
-    for (k, (a, b)) in f32s.iter().zip(&f16s).enumerate() {
-        assert_eq!(a.len(), b.len());
-        assert!(b.iter().all(|x| x.is_finite()));
-        let diff = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
-        let scale = a.iter().map(|x| x.abs()).fold(0f32, f32::max);
-        eprintln!("kv f16 vs f32, module {k}: max diff {diff:e}, max|logit| {scale}, rel {:e}", diff / scale);
-        // > 0: the setting reached the library (an ignored field would give identical logits)
-        assert!(
-            diff > 0.0 && diff < KV_F16_REL_TOL * scale,
-            "module {k}: max diff {diff}, max|logit| {scale}"
-        );
-    }
+    let (f32s, f16s) = (kv_logits(&model, &tokens, KvType::F32), kv_logits(&model, &tokens, KvType::F16));
+    assert_eq!(f16s.len(), 1 + model.info().mtp_depth as usize);
+    assert_kv_close(&f32s, &f16s, KV_F16_REL_TOL, "f16");
     // the f16 caches are smaller
     let est = |kv_type| model.context_estimate(&ContextParams { n_ctx: 256, kv_type, ..Default::default() });
     assert!(est(KvType::F16).unwrap() < est(KvType::F32).unwrap());
+}
+
+/// q8_0 KV caches quantize keys and values per 32 values (an fp16 scale and 32 int8), ~16x the
+/// rounding error of fp16 per value, and need a head size that is a multiple of 32: the test model
+/// (head size 4) refuses them, so they are measured on models/demo.gguf (head size 32, Q8_0
+/// matrices) with the tokens of logits_tokens.txt, one thread: max|q8_0 - f32| / max|logit| =
+/// 9.1e-3 (main), 8.3e-3..8.6e-3 (MTP 1), 9.1e-3..1.2e-2 (MTP 2) over the scalar, AVX2 and AVX-512
+/// kernels. (f16 gives 5.4e-3..8.9e-3 there, the demo's Q8_0 matrices dominating both; on random
+/// f32-weight models of head size 32, where f16 gives 2.5e-4..6.6e-4, q8_0 gives 7.9e-3..2.4e-2.)
+/// The tolerance is ~4x the largest.
+const KV_Q8_0_REL_TOL: f32 = 5e-2;
+
+/// The tokens of logits_tokens.txt in scripts/test_bindings.sh (the demo's vocabulary has them).
+const KV_DEMO_TOKENS: [i32; 15] = [3, 1, 4, 1, 5, 9, 2, 6, 53, 58, 97, 100, 255, 0, 32];
+
+#[test]
+fn kv_type_q8_0_decodes_close_to_f32() {
+    let Some(model) = load_demo() else { return };
+    assert_eq!(model.info().head_dim % 32, 0);
+    let tokens = KV_DEMO_TOKENS;
+    let (f32s, q8s) = (kv_logits(&model, &tokens, KvType::F32), kv_logits(&model, &tokens, KvType::Q8_0));
+    assert_eq!(q8s.len(), 1 + model.info().mtp_depth as usize);
+    assert_kv_close(&f32s, &q8s, KV_Q8_0_REL_TOL, "q8_0");
+    // not the f16 cache either
+    assert_ne!(q8s, kv_logits(&model, &tokens, KvType::F16));
+    // the q8_0 caches are the smallest
+    let est = |kv_type| model.context_estimate(&ContextParams { n_ctx: 256, kv_type, ..Default::default() });
+    assert!(est(KvType::Q8_0).unwrap() < est(KvType::F16).unwrap());
+}
+
+#[test]
+fn kv_type_q8_0_needs_head_size_multiple_of_32() {
+    let Some(model) = load() else { return };
+    assert_ne!(model.info().head_dim % 32, 0);
+    let p = ContextParams { n_ctx: 64, kv_type: KvType::Q8_0, ..Default::default() };
+    let Err(err) = model.new_context(&p) else { panic!("a q8_0 context of a model with head size 4") };
+    assert_eq!(err.status(), Status::Unsupported, "{err}");
+    assert!(err.message().contains("kv_type"), "{err}");
 }
 
 #[test]
 fn kv_type_params_round_trip() {
     assert_eq!(ContextParams::default().kv_type, KvType::F32);
     assert_eq!(KvType::default(), KvType::F32);
-    for kv in [KvType::F32, KvType::F16] {
+    for kv in [KvType::F32, KvType::F16, KvType::Q8_0] {
         assert_eq!(KvType::from_raw(kv.to_raw()), Some(kv));
         assert_eq!(kv.to_string().parse::<KvType>().unwrap(), kv);
     }
     assert_eq!(
-        (KvType::F32.to_raw(), KvType::F16.to_raw()),
-        (vwn::sys::VWN_TYPE_F32, vwn::sys::VWN_TYPE_F16)
+        (KvType::F32.to_raw(), KvType::F16.to_raw(), KvType::Q8_0.to_raw()),
+        (vwn::sys::VWN_TYPE_F32, vwn::sys::VWN_TYPE_F16, vwn::sys::VWN_TYPE_Q8_0)
     );
+    assert_eq!(KvType::Q8_0.to_string(), "q8_0");
     assert_eq!("F16".parse::<KvType>().unwrap(), KvType::F16);
-    let Some(model) = load() else { return };
-    for kv in [KvType::F32, KvType::F16] {
-        let p = ContextParams { n_ctx: 64, n_batch: 64, n_threads: 1, kv_type: kv, ..Default::default() };
-        let ctx = model.new_context(&p).unwrap();
-        assert_eq!(ctx.params(), p);
+    assert_eq!("Q8_0".parse::<KvType>().unwrap(), KvType::Q8_0);
+    if let Some(model) = load() {
+        for kv in [KvType::F32, KvType::F16] {
+            let p = ContextParams { n_ctx: 64, n_batch: 64, n_threads: 1, kv_type: kv, ..Default::default() };
+            let ctx = model.new_context(&p).unwrap();
+            assert_eq!(ctx.params(), p);
+        }
     }
+    let Some(demo) = load_demo() else { return }; // q8_0 needs a head size that is a multiple of 32
+    let p =
+        ContextParams { n_ctx: 64, n_batch: 64, n_threads: 1, kv_type: KvType::Q8_0, ..Default::default() };
+    let ctx = demo.new_context(&p).unwrap();
+    assert_eq!(ctx.params(), p);
 }
 
 #[test]
 fn kv_type_invalid_is_an_error() {
-    for bad in ["q8_0", "bf16", "f64", "", "fp16"] {
+    for bad in ["q4_0", "q8", "q8_1", "bf16", "f64", "", "fp16"] {
         let err = bad.parse::<KvType>().unwrap_err();
         assert_eq!(err.status(), Status::InvalidArg, "{err}");
     }
-    for raw in [vwn::sys::VWN_TYPE_Q8_0, vwn::sys::VWN_TYPE_BF16, -1, 2] {
+    for raw in [vwn::sys::VWN_TYPE_Q4_0, vwn::sys::VWN_TYPE_BF16, -1, 3] {
         assert_eq!(KvType::from_raw(raw), None);
     }
     // the library refuses other types in the raw struct
@@ -366,9 +426,16 @@ fn kv_type_invalid_is_an_error() {
     let mut p = unsafe { sys::vwn_context_default_params() };
     assert_eq!(p.kv_type, sys::VWN_TYPE_F32);
     p.n_ctx = 64;
+    for raw in [sys::VWN_TYPE_BF16, sys::VWN_TYPE_Q4_0, -1] {
+        p.kv_type = raw;
+        let mut c = std::ptr::null_mut();
+        assert_eq!(unsafe { sys::vwn_context_new(m, &p, &mut c) }, sys::VWN_ERR_INVALID_ARG, "kv_type {raw}");
+        assert!(c.is_null());
+    }
+    // Q8_0 is a KV cache type, but not for this model's head size (4)
     p.kv_type = sys::VWN_TYPE_Q8_0;
     let mut c = std::ptr::null_mut();
-    assert_eq!(unsafe { sys::vwn_context_new(m, &p, &mut c) }, sys::VWN_ERR_INVALID_ARG);
+    assert_eq!(unsafe { sys::vwn_context_new(m, &p, &mut c) }, sys::VWN_ERR_UNSUPPORTED);
     assert!(c.is_null());
     unsafe { sys::vwn_model_free(m) };
 }
@@ -390,6 +457,30 @@ fn kv_type_states_load_across_types() {
     assert_eq!(h.tokens(), f.tokens());
     h.decode(&[2]).unwrap();
     assert!(h.logits(-1).unwrap().iter().all(|x| x.is_finite()));
+}
+
+#[test]
+fn kv_type_q8_0_states_load_across_types() {
+    // a q8_0 context saves f32 rows (dequantized exactly) and loads states of any type
+    let Some(model) = load_demo() else { return };
+    let ctx_of = |kv_type| {
+        model.new_context(&ContextParams { n_ctx: 256, n_threads: 1, kv_type, ..Default::default() }).unwrap()
+    };
+    let (mut q, mut f, mut h) = (ctx_of(KvType::Q8_0), ctx_of(KvType::F32), ctx_of(KvType::F16));
+    q.decode(&model.tokenize("state across types", true, false).unwrap()).unwrap();
+    let saved = q.state_save().unwrap();
+    f.state_load(&saved).unwrap();
+    assert_eq!(f.tokens(), q.tokens());
+    // the f32 context holds exactly the dequantized rows: it saves the same state
+    assert_eq!(f.state_save().unwrap(), saved);
+    f.decode(&[1]).unwrap();
+    h.state_load(&f.state_save().unwrap()).unwrap();
+    h.decode(&[2]).unwrap();
+    q.clear().unwrap();
+    q.state_load(&h.state_save().unwrap()).unwrap();
+    assert_eq!(q.tokens(), h.tokens());
+    q.decode(&[3]).unwrap();
+    assert!(q.logits(-1).unwrap().iter().all(|x| x.is_finite()));
 }
 
 /// What one worker computes: greedy text and the last-position logits of its prompt.

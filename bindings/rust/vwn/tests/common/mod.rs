@@ -43,6 +43,26 @@ pub fn ref_dir() -> Option<PathBuf> {
     }
 }
 
+/// models/demo.gguf of the source tree (a trained model with Q8_0 matrices and head size 32, which
+/// the q8_0 KV cache needs; the test model of scripts/test_bindings.sh has head size 4). `None`
+/// (and a note on stderr) when it is not there.
+pub fn demo_path() -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../models/demo.gguf");
+    if p.is_file() {
+        Some(p)
+    } else {
+        static ONCE: Once = Once::new();
+        ONCE.call_once(|| {
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED: {} is not there; the tests that need it pass without checking anything",
+                p.display()
+            );
+        });
+        None
+    }
+}
+
 pub fn read_ref(dir: &Path, name: &str) -> Vec<u8> {
     fs::read(dir.join(name))
         .unwrap_or_else(|e| panic!("cannot read reference {}: {e}", dir.join(name).display()))
