@@ -954,8 +954,11 @@ typedef void (*scores_tile_fn)(float *const *out, const float *const *q, const v
     }
 #define SCORES_TILES(rt, nv)                                  \
     SCORES_TILE(rt, nv, VWN_TYPE_F32, scores_f32_##rt##x##nv) \
-    SCORES_TILE(rt, nv, VWN_TYPE_F16, scores_f16_##rt##x##nv) \
-    SCORES_TILE(rt, nv, VWN_TYPE_Q8_0, scores_q8_##rt##x##nv)
+    SCORES_TILE(rt, nv, VWN_TYPE_F16, scores_f16_##rt##x##nv)
+/* Q8_0 rows are whole 32-value blocks: 4 or 8 vectors (heads of 32 and 64; wider ones: scores_wide) */
+SCORES_TILE(2, 4, VWN_TYPE_Q8_0, scores_q8_2x4)
+SCORES_TILE(1, 4, VWN_TYPE_Q8_0, scores_q8_1x4)
+SCORES_TILE(1, 8, VWN_TYPE_Q8_0, scores_q8_1x8)
 SCORES_TILES(2, 1)
 SCORES_TILES(2, 2)
 SCORES_TILES(2, 3)
@@ -972,19 +975,18 @@ SCORES_TILES(1, 8)
 #undef SCORES_TILE
 
 /* [cache type: F32, F16, Q8_0 (kv_types)][nv - 1]: 2-row tiles up to 4 vectors (NULL past them),
- * 1-row tiles up to 8 */
+ * 1-row tiles up to 8; NULL where a type has no rows of that width (the rest go to scores_wide) */
 static const int kv_types[3] = {VWN_TYPE_F32, VWN_TYPE_F16, VWN_TYPE_Q8_0};
 static const scores_tile_fn scores_2rows[3][ROWS_MAX_NV] = {
     {scores_f32_2x1, scores_f32_2x2, scores_f32_2x3, scores_f32_2x4, NULL, NULL, NULL, NULL},
     {scores_f16_2x1, scores_f16_2x2, scores_f16_2x3, scores_f16_2x4, NULL, NULL, NULL, NULL},
-    {scores_q8_2x1, scores_q8_2x2, scores_q8_2x3, scores_q8_2x4, NULL, NULL, NULL, NULL}};
+    {NULL, NULL, NULL, scores_q8_2x4, NULL, NULL, NULL, NULL}};
 static const scores_tile_fn scores_1row[3][ROWS_MAX_NV] = {
     {scores_f32_1x1, scores_f32_1x2, scores_f32_1x3, scores_f32_1x4, scores_f32_1x5, scores_f32_1x6, scores_f32_1x7,
      scores_f32_1x8},
     {scores_f16_1x1, scores_f16_1x2, scores_f16_1x3, scores_f16_1x4, scores_f16_1x5, scores_f16_1x6, scores_f16_1x7,
      scores_f16_1x8},
-    {scores_q8_1x1, scores_q8_1x2, scores_q8_1x3, scores_q8_1x4, scores_q8_1x5, scores_q8_1x6, scores_q8_1x7,
-     scores_q8_1x8}};
+    {NULL, NULL, NULL, scores_q8_1x4, NULL, NULL, NULL, scores_q8_1x8}};
 
 static void attn_scores_rows_avx2(float *const *out, const float *const *q, int32_t nr, int32_t kv_type, const void *K,
                                   int64_t ldk, int64_t n_kv, int64_t head_dim, float scale) {
@@ -995,7 +997,8 @@ static void attn_scores_rows_avx2(float *const *out, const float *const *q, int3
         const scores_tile_fn t2 = scores_2rows[t][nv - 1], t1 = scores_1row[t][nv - 1];
         if (t2)
             for (; r + 2 <= nr; r += 2) t2(out + r, q + r, K, ldk, n_kv, head_dim, scale);
-        for (; r < nr; r++) t1(out + r, q + r, K, ldk, n_kv, head_dim, scale);
+        if (t1)
+            for (; r < nr; r++) t1(out + r, q + r, K, ldk, n_kv, head_dim, scale);
     }
     for (; r < nr; r++) scores_wide(type, out[r], q[r], K, ldk, n_kv, head_dim, scale);
 }

@@ -563,8 +563,11 @@ typedef void (*scores_tile_fn)(float *const *out, const float *const *q, const v
     }
 #define SCORES_TILES(rt, nv)                                  \
     SCORES_TILE(rt, nv, VWN_TYPE_F32, scores_f32_##rt##x##nv) \
-    SCORES_TILE(rt, nv, VWN_TYPE_F16, scores_f16_##rt##x##nv) \
-    SCORES_TILE(rt, nv, VWN_TYPE_Q8_0, scores_q8_##rt##x##nv)
+    SCORES_TILE(rt, nv, VWN_TYPE_F16, scores_f16_##rt##x##nv)
+/* Q8_0 rows are whole 32-value blocks: 8 or 16 vectors (heads of 32 and 64; wider: scores_wide) */
+SCORES_TILE(2, 8, VWN_TYPE_Q8_0, scores_q8_2x8)
+SCORES_TILE(1, 8, VWN_TYPE_Q8_0, scores_q8_1x8)
+SCORES_TILE(1, 16, VWN_TYPE_Q8_0, scores_q8_1x16)
 SCORES_TILES(2, 1)
 SCORES_TILES(2, 2)
 SCORES_TILES(2, 3)
@@ -607,14 +610,14 @@ static void scores_wide(int type, float *out, const float *q, const void *K, int
     for (; j < n_kv; j++) out[j] = scale * dot_kv(q, type, (const char *)K + (size_t)j * krow, hd);
 }
 
-/* [type: F32, F16, Q8_0][nv - 1]: 2-row tiles up to 8 vectors (NULL past them), 1-row tiles up to 16 */
+/* [type: F32, F16, Q8_0][nv - 1]: 2-row tiles up to 8 vectors (NULL past them), 1-row tiles up to 16;
+ * NULL where a type has no rows of that width (the rest go to scores_wide) */
 static const scores_tile_fn scores_2rows[3][ROWS_MAX_NV] = {
     {scores_f32_2x1, scores_f32_2x2, scores_f32_2x3, scores_f32_2x4, scores_f32_2x5, scores_f32_2x6, scores_f32_2x7,
      scores_f32_2x8},
     {scores_f16_2x1, scores_f16_2x2, scores_f16_2x3, scores_f16_2x4, scores_f16_2x5, scores_f16_2x6, scores_f16_2x7,
      scores_f16_2x8},
-    {scores_q8_2x1, scores_q8_2x2, scores_q8_2x3, scores_q8_2x4, scores_q8_2x5, scores_q8_2x6, scores_q8_2x7,
-     scores_q8_2x8}};
+    {NULL, NULL, NULL, NULL, NULL, NULL, NULL, scores_q8_2x8}};
 static const scores_tile_fn scores_1row[3][ROWS_MAX_NV] = {
     {scores_f32_1x1, scores_f32_1x2, scores_f32_1x3, scores_f32_1x4, scores_f32_1x5, scores_f32_1x6, scores_f32_1x7,
      scores_f32_1x8, scores_f32_1x9, scores_f32_1x10, scores_f32_1x11, scores_f32_1x12, scores_f32_1x13,
@@ -622,9 +625,8 @@ static const scores_tile_fn scores_1row[3][ROWS_MAX_NV] = {
     {scores_f16_1x1, scores_f16_1x2, scores_f16_1x3, scores_f16_1x4, scores_f16_1x5, scores_f16_1x6, scores_f16_1x7,
      scores_f16_1x8, scores_f16_1x9, scores_f16_1x10, scores_f16_1x11, scores_f16_1x12, scores_f16_1x13,
      scores_f16_1x14, scores_f16_1x15, scores_f16_1x16},
-    {scores_q8_1x1, scores_q8_1x2, scores_q8_1x3, scores_q8_1x4, scores_q8_1x5, scores_q8_1x6, scores_q8_1x7,
-     scores_q8_1x8, scores_q8_1x9, scores_q8_1x10, scores_q8_1x11, scores_q8_1x12, scores_q8_1x13, scores_q8_1x14,
-     scores_q8_1x15, scores_q8_1x16}};
+    {NULL, NULL, NULL, NULL, NULL, NULL, NULL, scores_q8_1x8, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+     scores_q8_1x16}};
 
 static void attn_scores_rows_neon(float *const *out, const float *const *q, int32_t nr, int32_t kv_type, const void *K,
                                   int64_t ldk, int64_t n_kv, int64_t head_dim, float scale) {
@@ -636,7 +638,8 @@ static void attn_scores_rows_neon(float *const *out, const float *const *q, int3
         const scores_tile_fn t2 = scores_2rows[t][nv - 1], t1 = scores_1row[t][nv - 1];
         if (t2)
             for (; r + 2 <= nr; r += 2) t2(out + r, q + r, K, ldk, n_kv, head_dim, scale);
-        for (; r < nr; r++) t1(out + r, q + r, K, ldk, n_kv, head_dim, scale);
+        if (t1)
+            for (; r < nr; r++) t1(out + r, q + r, K, ldk, n_kv, head_dim, scale);
     }
     for (; r < nr; r++) scores_wide(type, out[r], q[r], K, ldk, n_kv, head_dim, scale);
 }
