@@ -23,7 +23,9 @@ suite() {  # suite NAME COMMAND...
 cmake --build build >/dev/null || { echo "build failed"; exit 1; }
 
 suite "ctest (C unit tests)" ctest --test-dir build --output-on-failure -j2
-suite "pytest (tools, loader, forward, tokenizers, CLI, trainer)" $PY -m pytest -q tests --ignore=tests/independent
+# pytest's files on two workers (pytest-xdist; a file's module fixtures stay in one worker)
+PYTEST_J="-n ${VWN_TEST_JOBS:-2} --dist loadfile"
+suite "pytest (tools, loader, forward, tokenizers, CLI, trainer)" $PY -m pytest -q $PYTEST_J tests --ignore=tests/independent
 suite "gcc -Wall -Wextra -Werror build + ctest" bash -c '
   cmake -S . -B build-gcc -G Ninja -DCMAKE_C_COMPILER=gcc >/dev/null &&
   cmake --build build-gcc >/dev/null && ctest --test-dir build-gcc -j2 2>&1 | tail -3'
@@ -38,7 +40,7 @@ fi
 # (tests/independent, written against the binding's API)
 [ -d bindings/python ] && suite "Python binding (pip install + pytest) + independent spec reference" bash -c "
   $PY -m pip install -q --disable-pip-version-check ./bindings/python &&
-  cd /tmp && $PY -m pytest -q $ROOT/bindings/python/tests $ROOT/tests/independent"
+  cd /tmp && $PY -m pytest -q $PYTEST_J $ROOT/bindings/python/tests $ROOT/tests/independent"
 [ -x scripts/test_bindings.sh ] && suite "C/C++ consumers, Rust and Go bindings" scripts/test_bindings.sh
 
 echo
