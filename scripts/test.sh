@@ -24,7 +24,9 @@ cmake --build build >/dev/null || { echo "build failed"; exit 1; }
 
 suite "ctest (C unit tests)" ctest --test-dir build --output-on-failure -j2
 # pytest's files on two workers (pytest-xdist; a file's module fixtures stay in one worker)
-PYTEST_J="-n ${VWN_TEST_JOBS:-2} --dist loadfile"
+# (serially where pytest-xdist is missing: a venv made before it was in tools/requirements.txt)
+PYTEST_J=""
+$PY -c "import xdist" 2>/dev/null && PYTEST_J="-n ${VWN_TEST_JOBS:-2} --dist loadfile"
 suite "pytest (tools, loader, forward, tokenizers, CLI, trainer)" $PY -m pytest -q $PYTEST_J tests --ignore=tests/independent
 suite "gcc -Wall -Wextra -Werror build + ctest" bash -c '
   cmake -S . -B build-gcc -G Ninja -DCMAKE_C_COMPILER=gcc >/dev/null &&
